@@ -1,0 +1,39 @@
+# Every target bootstraps .venv from nothing (python3 + the package registries).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PARAMS ?= params/demo.yaml
+
+.PHONY: install demo test bench lab status clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## make demo: build the demo league and warehouse, run the whole runbook, print the report path
+demo: $(STAMP)
+	$(BIN)/runbook demo --params $(PARAMS)
+
+## make test: the whole test suite, notebooks included (nbval)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --nbval-lax notebooks/
+
+## make bench: one JSON object of timings at full demo scale
+bench: $(STAMP)
+	$(BIN)/python -m nbcore.bench
+
+## make lab: JupyterLab on notebooks/
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+status: $(STAMP)
+	$(BIN)/runbook status --params $(PARAMS)
+
+clean:
+	rm -rf runs warehouse bucket .pytest_cache

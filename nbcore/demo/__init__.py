@@ -1,0 +1,1 @@
+"""The demo league (see build.py)."""

@@ -1,0 +1,224 @@
+"""One parameter schema for a run: YAML files in ``params/``, papermill, the CLI and tests.
+
+Unknown keys and inconsistent values fail before any work starts, with a message that
+names the field and says how to fix it.
+"""
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from . import schema
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PARAMS = PROJECT_ROOT / "params" / "demo.yaml"
+
+# Seasons are named by the year they start (2021 = 2021-22).
+KNOWN_SEASONS = tuple(range(2021, 2026))
+STAGES = ("validate", "load", "gate", "derive", "predict", "grade", "report")
+SECRET_FIELDS = ("credentials_path",)
+
+
+class ParamsError(ValueError):
+    """Bad run parameters; the message names the file, the field and the fix."""
+
+
+class BigQueryParams(BaseModel):
+    """Where the BigQuery backend points. ``credentials_path`` is a secret: never archived."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str = Field(description="GCP project that holds the datasets and runs the jobs")
+    location: str = "US"
+    dataset_suffix: str = Field("", description="appended to every dataset name, e.g. _dev")
+    credentials_path: Optional[SecretStr] = Field(
+        None, description="service-account JSON; empty = Application Default Credentials"
+    )
+    api_endpoint: Optional[str] = Field(None, description="override the API address (tests)")
+    maximum_bytes_billed: Optional[int] = Field(None, gt=0)
+    max_plan_bytes: Optional[int] = Field(None, gt=0)
+
+
+class DemoParams(BaseModel):
+    """How the demo league is generated (``runbook demo``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 7
+    scale: Literal["full", "small"] = "full"
+    transient_faults: int = Field(1, ge=0, description="bucket reads that fail once, to exercise retry")
+
+
+class RunParams(BaseModel):
+    """Everything a run needs. The same model is read from YAML, papermill and the CLI."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    run_name: str = Field("backfill", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    backend: Literal["duckdb", "bigquery"] = "duckdb"
+    duckdb_path: Path = Path("warehouse/demo.duckdb")
+    bigquery: Optional[BigQueryParams] = None
+    bucket: str = Field("bucket/demo", description="phase 1 files: a local folder or gs://bucket/prefix")
+    seasons: Optional[list[int]] = Field(None, description="season start years; empty = every known season")
+    start_date: Optional[date] = None
+    end_date: Optional[date] = None
+    tables: Optional[list[str]] = Field(None, description="limit to these tables (bare names); empty = all")
+    backfill_mode: bool = False
+    strict_mode: bool = True
+    chunk_days: int = Field(30, ge=1, le=3660)
+    archive_dir: Path = Path("runs")
+    stages: list[str] = Field(default_factory=lambda: list(STAGES))
+    demo: DemoParams = Field(default_factory=DemoParams)
+
+    @field_validator("seasons")
+    @classmethod
+    def _known_seasons(cls, v):
+        if v is None:
+            return v
+        bad = [s for s in v if s not in KNOWN_SEASONS]
+        if bad:
+            raise ValueError(
+                f"unknown season(s) {bad}; seasons are start years, one of {list(KNOWN_SEASONS)} "
+                f"(2021 means 2021-22)"
+            )
+        return sorted(set(v))
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, v):
+        if v is None:
+            return v
+        known = {t.name for t in schema.all_tables()}
+        bad = [name.split(".")[-1] for name in v if name.split(".")[-1] not in known]
+        if bad:
+            raise ValueError(f"unknown table(s) {bad}; known: {sorted(known)}")
+        return [name.split(".")[-1] for name in v]
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, v):
+        bad = [s for s in v if s not in STAGES]
+        if bad:
+            raise ValueError(f"unknown stage(s) {bad}; stages are {list(STAGES)}")
+        return [s for s in STAGES if s in v]
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError(
+                f"end_date {self.end_date} is before start_date {self.start_date}; swap them or fix the typo"
+            )
+        if self.backend == "bigquery" and self.bigquery is None:
+            raise ValueError("backend is bigquery but the 'bigquery:' section (project, ...) is missing")
+        return self
+
+    # -- derived values --------------------------------------------------------
+    @property
+    def season_list(self) -> list[int]:
+        return list(self.seasons) if self.seasons else list(KNOWN_SEASONS)
+
+    def table_selected(self, name: str) -> bool:
+        return not self.tables or name.split(".")[-1] in self.tables
+
+    def date_bounds(self) -> tuple[date, date]:
+        """The inclusive date window of the run (seasons further restrict it)."""
+        return (self.start_date or date(1900, 1, 1), self.end_date or date(2999, 12, 31))
+
+    def public_dict(self) -> dict[str, Any]:
+        """JSON-able parameters with every secret removed (what gets archived)."""
+        data = self.model_dump(mode="json")
+        _strip_secrets(data)
+        return data
+
+    def check_bucket(self) -> None:
+        """A local bucket folder must exist (gs:// is checked when first read)."""
+        if "://" not in self.bucket and not Path(self.bucket).is_dir():
+            raise ParamsError(
+                f"bucket: folder {self.bucket} does not exist; run `runbook demo` to build the demo "
+                f"bucket, or point 'bucket' at the folder (or gs:// URL) holding the phase 1 files"
+            )
+
+
+def _strip_secrets(data: Any) -> None:
+    if isinstance(data, dict):
+        for key in list(data):
+            if is_secret_name(key):
+                data.pop(key)
+            else:
+                _strip_secrets(data[key])
+    elif isinstance(data, list):
+        for item in data:
+            _strip_secrets(item)
+
+
+def is_secret_name(key: str) -> bool:
+    k = key.lower()
+    return any(word in k for word in ("password", "secret", "token", "credential", "api_key", "apikey", "private_key"))
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid run parameters in {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key; remove it or check the spelling (allowed: {', '.join(RunParams.model_fields)})"
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _resolve_paths(params: RunParams, base: Path) -> RunParams:
+    updates = {}
+    for name in ("duckdb_path", "archive_dir"):
+        p = getattr(params, name)
+        if not p.is_absolute():
+            updates[name] = (base / p).resolve()
+    if "://" not in params.bucket and not Path(params.bucket).is_absolute():
+        updates["bucket"] = str((base / params.bucket).resolve())
+    return params.model_copy(update=updates)
+
+
+def base_dir_for(path: Path) -> Path:
+    """Relative paths in a params file resolve against the project that holds it."""
+    for parent in [path.resolve().parent, *path.resolve().parents]:
+        if (parent / "pyproject.toml").is_file():
+            return parent
+    return path.resolve().parent
+
+
+def build_params(data: dict[str, Any], source: str = "parameters", base: Path | None = None) -> RunParams:
+    """Validate a dict of parameters; relative paths resolve against ``base``."""
+    try:
+        params = RunParams.model_validate(data)
+    except ValidationError as e:
+        raise ParamsError(_format_errors(e, source)) from None
+    return _resolve_paths(params, base or PROJECT_ROOT)
+
+
+def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunParams:
+    """Read a params YAML (default ``params/demo.yaml``) and apply overrides."""
+    path = Path(path) if path else DEFAULT_PARAMS
+    if not path.is_file():
+        raise ParamsError(f"params file {path} not found; pass --params params/demo.yaml or another file in params/")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"params file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"params file {path} must hold a mapping of keys to values")
+    data.update(overrides or {})
+    secret = os.environ.get("RUNBOOK_CREDENTIALS_PATH")
+    if secret and isinstance(data.get("bigquery"), dict) and not data["bigquery"].get("credentials_path"):
+        data["bigquery"]["credentials_path"] = secret
+    return build_params(data, str(path), base_dir_for(path))
+
+
+def params_from_notebook(params_file: str | None, namespace: dict[str, Any]) -> RunParams:
+    """What a notebook's parameters cell resolves to: the file, then any field papermill injected."""
+    overrides = {k: namespace[k] for k in RunParams.model_fields if k in namespace}
+    return load_params(params_file, overrides)

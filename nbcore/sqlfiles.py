@@ -1,0 +1,72 @@
+"""SQL files: BigQuery Standard SQL kept in ``nbcore/sql/<stage>/<name>.sql``.
+
+One transformation per file. Values are always query parameters (``@start_date``),
+never formatted into the text. Backends ask this module for the text in their dialect:
+BigQuery runs it as written, DuckDB gets it through sqlglot.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+SQL_DIR = Path(__file__).parent / "sql"
+_PARAM = re.compile(r"(?<![@\w])@(\w+)")
+
+
+class SqlFileError(ValueError):
+    """A .sql file is missing or cannot be translated."""
+
+
+def sql_path(name: str) -> Path:
+    """``validate/present_games`` -> the file ``nbcore/sql/validate/present_games.sql``."""
+    path = SQL_DIR / (name if name.endswith(".sql") else f"{name}.sql")
+    if not path.is_file():
+        known = sorted(str(p.relative_to(SQL_DIR))[:-4] for p in SQL_DIR.rglob("*.sql"))
+        raise SqlFileError(f"no SQL file {path}; known: {', '.join(known)}")
+    return path
+
+
+@lru_cache(maxsize=None)
+def read_sql(name: str) -> str:
+    """The BigQuery text of a SQL file."""
+    return sql_path(name).read_text()
+
+
+def parameter_names(bigquery_sql: str) -> set[str]:
+    """Names of the ``@query_parameters`` a BigQuery statement uses."""
+    stripped = re.sub(r"--[^\n]*|'(?:[^'\\]|\\.)*'", "", bigquery_sql)
+    return set(_PARAM.findall(stripped))
+
+
+@lru_cache(maxsize=512)
+def to_duckdb(bigquery_sql: str) -> str:
+    """Translate BigQuery Standard SQL to DuckDB with sqlglot (``@p`` becomes ``$p``)."""
+    try:
+        statements = sqlglot.parse(bigquery_sql, read="bigquery")
+    except sqlglot.errors.ParseError as e:
+        raise SqlFileError(f"cannot parse BigQuery SQL: {e}\n{bigquery_sql[:500]}") from e
+    out = []
+    for statement in statements:
+        if statement is None:
+            continue
+        out.append(statement.sql(dialect="duckdb"))
+    return ";\n".join(out)
+
+
+def qualify_tables(bigquery_sql: str, project: str | None, dataset_suffix: str = "") -> str:
+    """Give every ``dataset.table`` a project and a dataset suffix, for BigQuery."""
+    from .schema import DATASET_ORDER
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.db in DATASET_ORDER:
+            node.set("db", exp.to_identifier(node.db + dataset_suffix))
+            if project:
+                node.set("catalog", exp.to_identifier(project))
+        return node
+
+    statements = sqlglot.parse(bigquery_sql, read="bigquery")
+    return ";\n".join(s.transform(fix).sql(dialect="bigquery") for s in statements if s is not None)

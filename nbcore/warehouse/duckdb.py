@@ -1,0 +1,178 @@
+"""The embedded default: a DuckDB file, one DuckDB schema per BigQuery dataset.
+
+SQL arrives in BigQuery Standard SQL and is translated by sqlglot
+(``nbcore.sqlfiles.to_duckdb``); ``@param`` query parameters become DuckDB ``$param``.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import duckdb
+import pandas as pd
+
+from .. import schema
+from ..sqlfiles import parameter_names, to_duckdb
+from .base import Warehouse, WarehouseError, conform_frame
+
+
+class DuckDBWarehouse(Warehouse):
+    name = "duckdb"
+
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._in_tx = 0
+        self._lock = threading.RLock()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            try:
+                self._con = duckdb.connect(self.path, read_only=self.read_only)
+            except duckdb.IOException as e:
+                raise WarehouseError(
+                    f"cannot open DuckDB file {self.path}: {e}. Another process (a running "
+                    "notebook or runbook) may hold it; close it and retry."
+                ) from e
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    # -- queries -----------------------------------------------------------
+    def _run(self, sql: str, params: Mapping[str, Any] | None, label: str):
+        duck_sql = to_duckdb(sql)
+        wanted = parameter_names(sql)
+        params = dict(params or {})
+        missing = wanted - params.keys()
+        if missing:
+            raise WarehouseError(f"{label or 'query'}: missing query parameters {sorted(missing)}")
+        bound = {k: _py(params[k]) for k in wanted}
+        try:
+            return self.con.execute(duck_sql, bound) if bound else self.con.execute(duck_sql)
+        except duckdb.Error as e:
+            raise WarehouseError(f"{label or 'query'} failed on DuckDB: {e}") from e
+
+    def query(self, sql, params=None, *, label=""):
+        with self._lock:
+            return self._run(sql, params, label).df()
+
+    def execute(self, sql, params=None, *, label=""):
+        with self._lock:
+            self._run(sql, params, label)
+
+    # -- schema --------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        if self.read_only:
+            return
+        with self._lock:
+            for dataset in schema.datasets():
+                self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {dataset}")
+            for t in schema.all_tables():
+                self.con.execute(t.duckdb_ddl())
+
+    def table_exists(self, fqn: str) -> bool:
+        dataset, name = fqn.split(".")
+        n = self.con.execute(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [dataset, name],
+        ).fetchone()[0]
+        return bool(n)
+
+    # -- writes --------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            outer = self._in_tx == 0
+            if outer:
+                self.con.execute("BEGIN TRANSACTION")
+            self._in_tx += 1
+            try:
+                yield
+            except BaseException:
+                self._in_tx -= 1
+                if outer:
+                    self.con.execute("ROLLBACK")
+                raise
+            else:
+                self._in_tx -= 1
+                if outer:
+                    self.con.execute("COMMIT")
+
+    def replace_range(self, table, start, end, *, sql=None, params=None, frame=None, where=None):
+        t = schema.table(table)
+        if (sql is None) == (frame is None):
+            raise WarehouseError(f"replace_range({t.fqn}): give exactly one of sql= or frame=")
+        p = dict(params or {})
+        p.update(_rr_start=start, _rr_end=end)
+        cond = f"{t.date_column} BETWEEN @_rr_start AND @_rr_end" + (f" AND ({where})" if where else "")
+        cols = ", ".join(t.columns)
+        with self.transaction():
+            self._run(f"DELETE FROM {t.fqn} WHERE {cond}", p, f"replace {t.fqn}")
+            if frame is not None:
+                if frame.empty:
+                    return 0
+                data = conform_frame(t, frame)
+                _check_range(t, data, start, end)
+                self.con.register("_incoming", data)
+                try:
+                    casts = ", ".join(f"CAST({c} AS {schema.DUCKDB_TYPES[typ]}) AS {c}" for c, typ in t.columns.items())
+                    self.con.execute(f"INSERT INTO {t.fqn} ({cols}) SELECT {casts} FROM _incoming")
+                finally:
+                    self.con.unregister("_incoming")
+                return len(data)
+            before = self._count(t, cond, p)
+            select = sql.strip().rstrip(";")
+            self._run(
+                f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({select}) AS _new "
+                f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end",
+                p,
+                f"replace {t.fqn}",
+            )
+            return self._count(t, cond, p) - before
+
+    def _count(self, t: schema.Table, cond: str, p: dict) -> int:
+        return int(self._run(f"SELECT COUNT(*) FROM {t.fqn} WHERE {cond}", p, "count").fetchone()[0])
+
+    def append(self, table: str, frame: pd.DataFrame) -> int:
+        t = schema.table(table)
+        if frame.empty:
+            return 0
+        data = conform_frame(t, frame)
+        with self._lock:
+            self.con.register("_incoming", data)
+            try:
+                casts = ", ".join(f"CAST({c} AS {schema.DUCKDB_TYPES[typ]}) AS {c}" for c, typ in t.columns.items())
+                self.con.execute(f"INSERT INTO {t.fqn} SELECT {casts} FROM _incoming")
+            except duckdb.Error as e:
+                raise WarehouseError(f"append to {t.fqn} failed: {e}") from e
+            finally:
+                self.con.unregister("_incoming")
+        return len(data)
+
+
+def _py(value: Any) -> Any:
+    """DuckDB binds python dates, numbers, strings and lists directly; tuples/sets become lists."""
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    return value
+
+
+def _check_range(t: schema.Table, data: pd.DataFrame, start: date, end: date) -> None:
+    dates = pd.to_datetime(data[t.date_column]).dt.date
+    outside = data[(dates < start) | (dates > end)]
+    if len(outside):
+        raise WarehouseError(
+            f"replace {t.fqn} [{start}..{end}]: {len(outside)} rows fall outside the range "
+            f"(first: {outside[t.date_column].iloc[0]}); nothing was written"
+        )
