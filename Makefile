@@ -22,7 +22,8 @@ demo: $(STAMP)
 ## make test: the whole test suite, notebooks included (nbval)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
-	$(BIN)/python -m pytest -q --nbval-lax notebooks/
+	$(BIN)/runbook demo --build-only --params params/nbval.yaml
+	RUNBOOK_PARAMS=params/nbval.yaml $(BIN)/python -m pytest -q --nbval-lax notebooks/
 
 ## make bench: one JSON object of timings at full demo scale
 bench: $(STAMP)

@@ -200,9 +200,17 @@ def build_params(data: dict[str, Any], source: str = "parameters", base: Path | 
     return _resolve_paths(params, base or PROJECT_ROOT)
 
 
+def default_params_file() -> Path:
+    """``$RUNBOOK_PARAMS`` if set (tests point notebooks at a small demo), else ``params/demo.yaml``."""
+    env = os.environ.get("RUNBOOK_PARAMS")
+    return Path(env) if env else DEFAULT_PARAMS
+
+
 def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunParams:
     """Read a params YAML (default ``params/demo.yaml``) and apply overrides."""
-    path = Path(path) if path else DEFAULT_PARAMS
+    path = Path(path) if path else default_params_file()
+    if not path.is_absolute() and not path.is_file() and (PROJECT_ROOT / path).is_file():
+        path = PROJECT_ROOT / path  # e.g. a notebook kernel running in notebooks/
     if not path.is_file():
         raise ParamsError(f"params file {path} not found; pass --params params/demo.yaml or another file in params/")
     try:

@@ -70,3 +70,21 @@ def qualify_tables(bigquery_sql: str, project: str | None, dataset_suffix: str =
 
     statements = sqlglot.parse(bigquery_sql, read="bigquery")
     return ";\n".join(s.transform(fix).sql(dialect="bigquery") for s in statements if s is not None)
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def render_template(name: str, **identifiers: str) -> str:
+    """A SQL file with ``{{placeholders}}`` for *identifiers* (table and column names from
+    ``nbcore.schema``), never for values. Each identifier is checked before it is placed."""
+    text = read_sql(name)
+    for key, value in identifiers.items():
+        parts = [p.strip() for p in re.split(r",|\bIS NULL OR\b|\bIS NULL\b", value) if p.strip()]
+        bad = [p for p in parts if not _IDENT.match(p)]
+        if bad:
+            raise SqlFileError(f"{name}: {key} must be identifiers from the schema, got {bad}")
+        text = text.replace("{{" + key + "}}", value)
+    if "{{" in text:
+        raise SqlFileError(f"{name}: unfilled placeholder in {text[text.index('{{'):][:40]!r}")
+    return text

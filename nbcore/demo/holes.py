@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from .calendar import CALENDARS
 from ..sources import BOXSCORES, DATED_SOURCES, GAMEBOOK, PROPS
 
 PLAYOFF_HOLE_SEASONS = (2021, 2022, 2023)
@@ -76,9 +77,10 @@ def choose_holes(schedule: pd.DataFrame, seed: int, scale: str, transient_faults
     rng = np.random.default_rng(seed + 1)
     final = schedule[schedule.game_status == "final"]
     regular = final[final.game_type == "regular"]
-    # leave each season's first three weeks alone so lookback windows start clean
-    first = regular.groupby("season_year").game_date.transform("min")
-    candidates = sorted(set(regular[(regular.game_date - first).map(lambda d: d.days) > 21].game_date))
+    # leave each season's first weeks alone so lookback windows start clean
+    opener = regular.season_year.map(lambda y: CALENDARS[int(y)].opener)
+    settle_days = 21 if scale == "full" else 7
+    candidates = sorted(set(regular[(regular.game_date - opener).map(lambda d: d.days) > settle_days].game_date))
     games_per_date = regular.groupby("game_date").size()
     per_source = {BOXSCORES: 3, GAMEBOOK: 2, PROPS: 2} if scale == "full" else {BOXSCORES: 1, GAMEBOOK: 1, PROPS: 1}
     n = sum(per_source.values()) + 2

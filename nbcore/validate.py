@@ -1,0 +1,356 @@
+"""Validate: how complete is every phase, season by season, and are the rows sane?
+
+Read-only. The expected set of dates comes from the schedule's completed games, never
+from comparing one phase with another, so a date missing in every phase is still a gap.
+A date counts as present in a table only when *every* game of that date has rows there
+(9 of 10 games loaded is a gap, and the result says which game is missing).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Optional
+
+import pandas as pd
+
+from . import schema
+from .params import RunParams
+from .sqlfiles import render_template
+from .warehouse import Warehouse, open_warehouse
+
+# plausible players per game (both teams): who played / who was on the gamebook
+PLAYERS_PER_GAME = {
+    "bdl_player_boxscores": (16, 32),
+    "nbac_gamebook_player_stats": (22, 36),
+    "player_game_summary": (16, 32),
+}
+PHASE_ORDER = {p: i for i, p in enumerate(schema.PHASES)}
+
+
+@dataclass
+class TableStatus:
+    """Completeness of one table in one season."""
+
+    phase: str
+    table: str
+    season_year: int
+    expected: list[date]
+    present: list[date]
+    missing: list[date]
+    partial: dict[date, list[str]]  # date -> game ids without rows (dates that are partly loaded)
+    games_expected: int
+    games_present: int
+    rows: int
+
+    @property
+    def complete_pct(self) -> float:
+        return 100.0 * len(self.present) / len(self.expected) if self.expected else 100.0
+
+    def to_json(self) -> dict:
+        return {
+            "phase": self.phase,
+            "table": self.table,
+            "season_year": self.season_year,
+            "expected_dates": len(self.expected),
+            "present_dates": len(self.present),
+            "missing_dates": [d.isoformat() for d in self.missing],
+            "rows": self.rows,
+            "games_expected": self.games_expected,
+            "games_present": self.games_present,
+            "partial_dates": {d.isoformat(): games for d, games in sorted(self.partial.items())},
+            "missing_ranges": [r.label() for r in date_ranges(self.missing, self.expected)],
+        }
+
+
+@dataclass(frozen=True)
+class DateRange:
+    first: date
+    last: date
+    dates: int
+
+    def label(self) -> str:
+        if self.first == self.last:
+            return self.first.isoformat()
+        return f"{self.first} → {self.last} ({self.dates} dates)"
+
+
+def date_ranges(missing: list[date], expected: list[date]) -> list[DateRange]:
+    """Group missing dates into runs of consecutive *game* dates (off days don't break a run)."""
+    if not missing:
+        return []
+    pos = {d: i for i, d in enumerate(sorted(expected))}
+    ranges: list[DateRange] = []
+    run = [sorted(missing)[0]]
+    for d in sorted(missing)[1:]:
+        if d in pos and run[-1] in pos and pos[d] == pos[run[-1]] + 1:
+            run.append(d)
+        else:
+            ranges.append(DateRange(run[0], run[-1], len(run)))
+            run = [d]
+    ranges.append(DateRange(run[0], run[-1], len(run)))
+    return ranges
+
+
+@dataclass
+class ValidateResult:
+    """The completeness matrix plus sanity checks, as of ``generated_at``."""
+
+    tables: list[TableStatus]
+    checks: pd.DataFrame
+    generated_at: str
+    seconds: float
+    snapshot: Optional[str] = None
+    scope: dict = field(default_factory=dict)
+
+    # -- lookups used by later stages -------------------------------------------
+    def _for(self, table: str) -> list[TableStatus]:
+        name = table.split(".")[-1]
+        return [t for t in self.tables if t.table == name]
+
+    def missing_dates(self, table: str) -> list[date]:
+        return sorted(d for t in self._for(table) for d in t.missing)
+
+    def partial_dates(self, table: str) -> dict[date, list[str]]:
+        return {d: g for t in self._for(table) for d, g in t.partial.items()}
+
+    def expected_dates(self, table: str) -> list[date]:
+        return sorted(d for t in self._for(table) for d in t.expected)
+
+    @property
+    def complete(self) -> bool:
+        return all(not t.missing for t in self.tables)
+
+    @property
+    def failed_checks(self) -> pd.DataFrame:
+        return self.checks[self.checks.violations > 0] if len(self.checks) else self.checks
+
+    # -- views -----------------------------------------------------------------------
+    def matrix(self) -> pd.DataFrame:
+        """One row per season x table: expected, present, missing dates, games, rows, % complete."""
+        rows = [
+            {
+                "phase": t.phase, "table": t.table, "season": t.season_year,
+                "expected_dates": len(t.expected), "present_dates": len(t.present), "missing_dates": len(t.missing),
+                "partial_dates": len(t.partial), "games": f"{t.games_present}/{t.games_expected}",
+                "rows": t.rows, "complete_pct": round(t.complete_pct, 1),
+            }
+            for t in self.tables
+        ]
+        return pd.DataFrame(rows)
+
+    def pivot(self) -> pd.DataFrame:
+        """% complete, table (rows) x season (columns): what the heatmap shows."""
+        m = self.matrix()
+        if m.empty:
+            return m
+        m["label"] = m.phase + " · " + m.table
+        order = list(dict.fromkeys(m.sort_values(["phase"], key=lambda s: s.map(PHASE_ORDER), kind="stable").label))
+        return m.pivot(index="label", columns="season", values="complete_pct").reindex(order)
+
+    def missing_table(self) -> pd.DataFrame:
+        """Exact missing dates per table, grouped into readable ranges (and the game that is missing)."""
+        out = []
+        for t in self.tables:
+            for r in date_ranges(t.missing, t.expected):
+                partial = [f"{d}: {', '.join(t.partial[d])}" for d in t.partial if r.first <= d <= r.last]
+                out.append({"phase": t.phase, "table": t.table, "season": t.season_year, "missing": r.label(),
+                            "dates": r.dates, "partial games": "; ".join(partial)})
+        return pd.DataFrame(out, columns=["phase", "table", "season", "missing", "dates", "partial games"])
+
+    def to_status_json(self) -> dict:
+        """The shape ``runbook status --json`` prints and the archive's validate_*.json hold."""
+        return {
+            "generated_at": self.generated_at,
+            "snapshot": self.snapshot,
+            "scope": self.scope,
+            "complete": self.complete,
+            "tables": [t.to_json() for t in self.tables],
+            "checks": self.checks.astype(object).where(self.checks.notna(), None).to_dict("records"),
+        }
+
+    def summary(self) -> dict:
+        """What goes into the stage record (the manifest)."""
+        return {
+            "status": "succeeded",
+            "snapshot": self.snapshot,
+            "complete": self.complete,
+            "missing_dates": {t.table: len(self.missing_dates(t.table)) for t in self.tables if t.missing},
+            "failed_checks": int(len(self.failed_checks)),
+            "seconds": round(self.seconds, 3),
+        }
+
+    def heatmap(self, ax=None, title: str | None = None):
+        """% complete per table and season as a heatmap (matplotlib Axes)."""
+        from .charts import completeness_heatmap
+
+        return completeness_heatmap(self.pivot(), ax=ax, title=title)
+
+
+def run_validate(
+    params: RunParams,
+    wh: Warehouse | None = None,
+    progress: bool = True,
+    snapshot: str | None = None,
+    archive=None,
+) -> ValidateResult:
+    """Measure completeness of every tracked table against the schedule, and run sanity checks.
+
+    With an archive and a snapshot name ("before"/"after"), the result is also saved as
+    ``validate_<snapshot>.json`` in the run archive.
+    """
+    t0 = time.perf_counter()
+    own = wh is None
+    wh = wh or open_warehouse(params)
+    try:
+        start, end = params.date_bounds()
+        p = {"start_date": start, "end_date": end, "seasons": params.season_list}
+        expected = wh.query_file("validate/expected_games", p)
+        if not expected.empty:
+            p["start_date"], p["end_date"] = min(expected.game_date), max(expected.game_date)
+            p["start_date"] = _as_date(p["start_date"])
+            p["end_date"] = _as_date(p["end_date"])
+        present = wh.query_file("validate/present_games", p) if not expected.empty else pd.DataFrame(
+            columns=["table_name", "game_date", "game_id", "row_count"])
+        tables = _completeness(params, expected, present)
+        checks = run_sanity_checks(wh, params, p) if not expected.empty else _empty_checks()
+    finally:
+        if own:
+            wh.close()
+    result = ValidateResult(
+        tables=tables,
+        checks=checks,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seconds=time.perf_counter() - t0,
+        snapshot=snapshot,
+        scope={"seasons": params.season_list, "start_date": str(params.start_date or ""), "end_date": str(params.end_date or ""),
+               "backend": params.backend},
+    )
+    if archive is not None:
+        name = f"validate_{snapshot}" if snapshot else "validate"
+        archive.write_json(f"{name}.json", result.to_status_json())
+        archive.record_stage(name, result.summary())
+    return result
+
+
+def _as_date(v) -> date:
+    return v.date() if isinstance(v, (pd.Timestamp, datetime)) else v
+
+
+def _completeness(params: RunParams, expected: pd.DataFrame, present: pd.DataFrame) -> list[TableStatus]:
+    expected = expected.assign(game_date=pd.to_datetime(expected.game_date).dt.date)
+    present = present.assign(game_date=pd.to_datetime(present.game_date).dt.date)
+    have = {(r.table_name, r.game_id): int(r.row_count) for r in present.itertuples(index=False)}
+    out = []
+    for t in schema.tracked_tables():
+        if not params.table_selected(t.name):
+            continue
+        for season, games in expected.groupby("season_year"):
+            games_by_date = games.groupby("game_date").game_id.apply(sorted)
+            present_dates, missing, partial = [], [], {}
+            games_present = rows = 0
+            for day, ids in games_by_date.items():
+                counts = [have.get((t.name, g), 0) for g in ids]
+                got = sum(1 for c in counts if c)
+                games_present += got
+                rows += sum(counts)
+                if got == len(ids):
+                    present_dates.append(day)
+                else:
+                    missing.append(day)
+                    if got:
+                        partial[day] = [g for g, c in zip(ids, counts) if not c]
+            out.append(
+                TableStatus(
+                    phase=t.phase, table=t.name, season_year=int(season), expected=list(games_by_date.index),
+                    present=present_dates, missing=missing, partial=partial,
+                    games_expected=len(games), games_present=games_present, rows=rows,
+                )
+            )
+    return out
+
+
+# -- sanity checks -------------------------------------------------------------------
+
+CHECK_COLUMNS = ["check", "table", "violations", "example"]
+
+
+def _empty_checks() -> pd.DataFrame:
+    return pd.DataFrame(columns=CHECK_COLUMNS).astype({"violations": int})
+
+
+def run_sanity_checks(wh: Warehouse, params: RunParams, p: dict) -> pd.DataFrame:
+    """Players per game, NULL keys, duplicate keys, negative or impossible box-score values."""
+    rows: list[dict] = []
+    rng = {"start_date": p["start_date"], "end_date": p["end_date"]}
+    for t in schema.tracked_tables():
+        if not params.table_selected(t.name):
+            continue
+        ident = {"table": t.fqn, "date_column": t.date_column}
+        dups = wh.query(render_template("validate/duplicate_keys", key=", ".join(t.key), **ident), rng)
+        rows.append({"check": "duplicate keys", "table": t.name, "violations": int(len(dups)),
+                     "example": _example(dups)})
+        nulls = wh.query(render_template("validate/null_keys", null_condition=" IS NULL OR ".join(t.key) + " IS NULL", **ident), rng)
+        n = int(nulls.violations.iloc[0]) if len(nulls) else 0
+        rows.append({"check": "NULL key columns", "table": t.name, "violations": n,
+                     "example": nulls.example.iloc[0] if n else None})
+    ppg = wh.query_file("validate/players_per_game", rng)
+    for name, (lo, hi) in PLAYERS_PER_GAME.items():
+        if not params.table_selected(name):
+            continue
+        sub = ppg[ppg.table_name == name]
+        bad = sub[(sub.players < lo) | (sub.players > hi)]
+        rows.append({"check": f"players per game in [{lo}, {hi}]", "table": name, "violations": int(len(bad)),
+                     "example": None if bad.empty else f"{bad.game_id.iloc[0]} on {_as_date(bad.game_date.iloc[0])}: {int(bad.players.iloc[0])} players"})
+    bad_rows = wh.query_file("validate/impossible_boxscores", rng)
+    for name in ("bdl_player_boxscores", "nbac_gamebook_player_stats"):
+        if not params.table_selected(name):
+            continue
+        sub = bad_rows[bad_rows.table_name == name]
+        rows.append({"check": "impossible values", "table": name, "violations": int(len(sub)),
+                     "example": None if sub.empty else f"{sub.player_lookup.iloc[0]} in {sub.game_id.iloc[0]}: {sub.problem.iloc[0]}"})
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+
+
+def _example(frame: pd.DataFrame) -> str | None:
+    if frame.empty:
+        return None
+    return ", ".join(f"{k}={v}" for k, v in frame.iloc[0].items())
+
+
+def print_status(result: ValidateResult) -> None:
+    """The completeness matrix as a terminal table (``runbook status``)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(120, Console().width))
+    seasons = sorted({t.season_year for t in result.tables})
+    table = Table(title="Completeness: present / expected game dates (expected = the schedule's completed games)")
+    table.add_column("phase", justify="right")
+    table.add_column("table")
+    for s in seasons:
+        table.add_column(f"{s}-{(s + 1) % 100:02d}", justify="right")
+    by_table: dict[str, dict[int, TableStatus]] = {}
+    for t in result.tables:
+        by_table.setdefault(t.table, {})[t.season_year] = t
+    for name, per_season in by_table.items():
+        cells = []
+        for s in seasons:
+            t = per_season.get(s)
+            if t is None:
+                cells.append("")
+                continue
+            color = "green" if not t.missing else ("red" if not t.present else "yellow")
+            cells.append(f"[{color}]{len(t.present)}/{len(t.expected)}[/{color}]")
+        table.add_row(next(iter(per_season.values())).phase, name, *cells)
+    console.print(table)
+    missing = result.missing_table()
+    if not missing.empty:
+        console.print("[bold]Missing dates[/bold]")
+        for r in missing.itertuples(index=False):
+            extra = f"  (partial: {getattr(r, '_5')})" if getattr(r, "_5") else ""
+            console.print(f"  {r.table} {r.season}: {r.missing}{extra}")
+    failed = result.failed_checks
+    console.print(f"[bold]Sanity checks[/bold]: {len(result.checks) - len(failed)} passed, {len(failed)} failed")
+    for r in failed.itertuples(index=False):
+        console.print(f"  [red]{r.check}[/red] {r.table}: {r.violations} ({r.example})")
