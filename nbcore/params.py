@@ -74,6 +74,12 @@ class RunParams(BaseModel):
     archive_dir: Path = Path("runs")
     stages: list[str] = Field(default_factory=lambda: list(STAGES))
     demo: DemoParams = Field(default_factory=DemoParams)
+    # predict / grade (phase 5 and 5B)
+    repredict: bool = Field(False, description="predict every player-game in range, not only those without predictions")
+    regrade: bool = Field(False, description="grade every prediction in range, not only ungraded or stale ones")
+    edge_threshold: float = Field(1.0, ge=0, le=20, description="points: a call is PASS when |predicted - line| is below this")
+    refit_days: int = Field(14, ge=1, le=3660, description="the walk-forward regression is refitted at most once per this many days")
+    train_window_days: int = Field(365, ge=7, le=3660, description="days of games before the refit date the regression trains on")
 
     @field_validator("seasons")
     @classmethod
