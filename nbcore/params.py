@@ -74,6 +74,13 @@ class RunParams(BaseModel):
     archive_dir: Path = Path("runs")
     stages: list[str] = Field(default_factory=lambda: list(STAGES))
     demo: DemoParams = Field(default_factory=DemoParams)
+    # runbook driver (issue 6)
+    notify_webhook: Optional[str] = Field(
+        None,
+        description="URL that gets a JSON POST when a run blocks or fails (stage, reason, resume command); "
+                    "a URL carrying a token is better passed as $RUNBOOK_NOTIFY_WEBHOOK, which is never archived",
+    )
+    kernel_name: str = Field("python3", description="Jupyter kernel papermill runs the stage notebooks in")
     # predict / grade (phase 5 and 5B)
     repredict: bool = Field(False, description="predict every player-game in range, not only those without predictions")
     regrade: bool = Field(False, description="grade every prediction in range, not only ungraded or stale ones")
@@ -112,6 +119,13 @@ class RunParams(BaseModel):
         if bad:
             raise ValueError(f"unknown stage(s) {bad}; stages are {list(STAGES)}")
         return [s for s in STAGES if s in v]
+
+    @field_validator("notify_webhook")
+    @classmethod
+    def _webhook_url(cls, v):
+        if v is not None and not (v.startswith(("http://", "https://")) and " " not in v):
+            raise ValueError(f"{v!r} is not an http(s) URL; give e.g. https://hooks.example.com/runbook, or leave it empty")
+        return v or None
 
     @model_validator(mode="after")
     def _consistent(self):
