@@ -53,7 +53,7 @@ class Table:
 
     def duckdb_ddl(self) -> str:
         cols = ",\n  ".join(
-            f"{name} {DUCKDB_TYPES[typ]}" + (" NOT NULL" if name in self.key else "")
+            f"{name} {DUCKDB_TYPES[typ]}"
             for name, typ in self.columns.items()
         )
         return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
