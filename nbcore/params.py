@@ -74,6 +74,18 @@ class RunParams(BaseModel):
     archive_dir: Path = Path("runs")
     stages: list[str] = Field(default_factory=lambda: list(STAGES))
     demo: DemoParams = Field(default_factory=DemoParams)
+    # load / gate (phase 1 -> 2, issue 3)
+    reload: bool = Field(False, description="load every expected date in range, not only the dates validate reports missing")
+    retry_failed: Optional[str] = Field(
+        None, description="run id whose failure log (runs/<run_id>/failures.csv) lists the only dates to load again")
+    waivers: Optional[Path] = Field(
+        None, description="YAML file under params/ declaring (source, dates) known to be unavailable, with reason and approver")
+    required_sources: list[str] = Field(
+        default_factory=lambda: ["bdl_player_boxscores", "nbac_gamebook_player_stats"],
+        description="phase 2 sources the gate requires complete; others (prop lines) are reported, not blocking")
+    gate_override: bool = Field(False, description="let the run continue past a failing gate (needs gate_override_reason)")
+    gate_override_reason: Optional[str] = Field(
+        None, description="why the gate is overridden, in words; recorded in the manifest and shown by the report")
     # runbook driver (issue 6)
     notify_webhook: Optional[str] = Field(
         None,
@@ -126,6 +138,31 @@ class RunParams(BaseModel):
         if v is not None and not (v.startswith(("http://", "https://")) and " " not in v):
             raise ValueError(f"{v!r} is not an http(s) URL; give e.g. https://hooks.example.com/runbook, or leave it empty")
         return v or None
+
+    @field_validator("retry_failed")
+    @classmethod
+    def _run_id(cls, v):
+        if v is not None and (not v.strip() or "/" in v or v.startswith(".")):
+            raise ValueError(f"{v!r} is not a run id; give the folder name of a run under archive_dir, e.g. 20240101-120000-demo")
+        return v or None
+
+    @field_validator("required_sources")
+    @classmethod
+    def _known_sources(cls, v):
+        dated = ("bdl_player_boxscores", "nbac_gamebook_player_stats", "odds_api_player_points_props")
+        bad = [s for s in v if s not in dated]
+        if bad:
+            raise ValueError(f"unknown source(s) {bad}; required_sources may list {list(dated)}")
+        return [s for s in dated if s in v]
+
+    @model_validator(mode="after")
+    def _override_needs_reason(self):
+        if self.gate_override and len((self.gate_override_reason or "").strip()) < 10:
+            raise ValueError(
+                "gate_override is true but gate_override_reason is missing or too short; write why the run may go on "
+                "with incomplete raw data (at least a sentence), or set gate_override: false"
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -194,9 +231,9 @@ def _format_errors(err: ValidationError, source: str) -> str:
 
 def _resolve_paths(params: RunParams, base: Path) -> RunParams:
     updates = {}
-    for name in ("duckdb_path", "archive_dir"):
+    for name in ("duckdb_path", "archive_dir", "waivers"):
         p = getattr(params, name)
-        if not p.is_absolute():
+        if p is not None and not p.is_absolute():
             updates[name] = (base / p).resolve()
     if "://" not in params.bucket and not Path(params.bucket).is_absolute():
         updates["bucket"] = str((base / params.bucket).resolve())

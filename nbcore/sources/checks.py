@@ -1,0 +1,338 @@
+"""Is a phase 1 file fit to load? Decoding, JSON, JSON Schema, then the rules a person would check.
+
+Each check raises ``FileProblem(stage, reason)`` with a reason a person can act on, e.g.
+``not valid UTF-8: byte 0xe9 at offset 1734 (the file looks latin-1 encoded); re-export it as UTF-8``
+or ``game 0022301141, row 3 (Khris Beal): minutes is negative (-12:00)``.
+Stages, in order: ``decode``, ``json``, ``schema``, ``rules``.
+
+The JSON Schemas live in ``nbcore/schemas/<source>.schema.json`` (copies of ``docs/schemas``).
+A compiled fastjsonschema validator answers "valid?" quickly for the thousands of good files;
+only a failing document goes through ``jsonschema`` to explain every problem precisely.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional
+
+import fastjsonschema
+import jsonschema
+import pandas as pd
+
+from . import BOXSCORES, GAMEBOOK, PROPS, SCHEDULE
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+MAX_PROBLEMS = 3  # reasons list the first few problems and count the rest
+
+
+class FileProblem(Exception):
+    """A file that cannot be loaded; ``stage`` says which check failed, ``reason`` says why."""
+
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+# -- schemas -----------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def json_schema(source: str) -> dict:
+    path = SCHEMA_DIR / f"{source}.schema.json"
+    if not path.is_file():
+        raise ValueError(f"no JSON Schema for source {source!r} at {path}")
+    return json.loads(path.read_text())
+
+
+@lru_cache(maxsize=None)
+def _fast(source: str):
+    return fastjsonschema.compile(json_schema(source))
+
+
+@lru_cache(maxsize=None)
+def _precise(source: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json_schema(source))
+
+
+# -- decode and parse --------------------------------------------------------------------
+
+def decode(raw: bytes) -> str:
+    """The file's text, or a FileProblem saying what is wrong with its bytes."""
+    if not raw:
+        raise FileProblem("decode", "file is empty (0 bytes); the scraper wrote nothing: re-run it for this date")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(raw) > 1 and raw[1:2] == b"\x00" and raw[:1] != b"\x00"):
+        raise FileProblem("decode", "file is UTF-16 encoded, expected UTF-8; re-export it as UTF-8")
+    if raw[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte order mark is harmless: drop it
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = raw[e.start:e.start + 1].hex()
+        guess = ""
+        try:
+            raw.decode("cp1252")
+            guess = " (the file looks latin-1/cp1252 encoded)"
+        except UnicodeDecodeError:
+            pass
+        raise FileProblem("decode", f"not valid UTF-8: byte 0x{bad} at offset {e.start}{guess}; re-export it as UTF-8") from None
+    if not text.strip():
+        raise FileProblem("decode", f"file is empty ({len(raw)} bytes of whitespace); re-run the scraper for this date")
+    return text
+
+
+def load_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        end = len(text.rstrip())
+        if e.pos >= end - 1 or "Unterminated string" in e.msg and e.pos >= end - 200:
+            raise FileProblem(
+                "json", f"file is truncated: the JSON stops at line {e.lineno} column {e.colno} ({len(text)} characters) "
+                f"in the middle of a value; the download or the scraper was cut off, fetch the file again") from None
+        raise FileProblem("json", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+
+
+# -- JSON Schema ---------------------------------------------------------------------------
+
+_GAME_LISTS = {"games": "game_id", "events": "game_id"}
+_ROW_LISTS = {"players": None, "lines": None}
+
+
+def _player_name(item: Any) -> Optional[str]:
+    if not isinstance(item, dict):
+        return None
+    if isinstance(item.get("player"), dict):
+        return item["player"].get("name")
+    return item.get("name") or item.get("player_name")
+
+
+def describe_location(doc: Any, path: list) -> tuple[str, Optional[str]]:
+    """("game 0022301141, row 3 (Khris Beal)", "min") for a JSON path into a document."""
+    parts: list[str] = []
+    node = doc
+    field = None
+    i = 0
+    while i < len(path):
+        key = path[i]
+        nxt = path[i + 1] if i + 1 < len(path) else None
+        child = node[key] if isinstance(node, (dict, list)) else None
+        if isinstance(key, str) and isinstance(nxt, int) and isinstance(child, list) and nxt < len(child):
+            item = child[nxt]
+            if key in _GAME_LISTS:
+                gid = item.get("game_id") if isinstance(item, dict) else None
+                parts.append(f"game {gid}" if isinstance(gid, str) else f"{key}[{nxt}]")
+            elif key in _ROW_LISTS:
+                name = _player_name(item)
+                parts.append(f"row {nxt + 1}" + (f" ({name})" if isinstance(name, str) else ""))
+            else:
+                parts.append(f"{key}[{nxt}]")
+            node = item
+            i += 2
+            continue
+        field = str(key) if not isinstance(key, int) else f"[{key}]"
+        if i < len(path) - 1:
+            parts.append(field)
+            field = None
+        node = child
+        i += 1
+    return ", ".join(parts), field
+
+
+_FIELD_NAMES = {"min": "minutes", "pts": "points", "turnover": "turnovers"}
+
+
+def _schema_reason(doc: Any, err: jsonschema.ValidationError) -> str:
+    where, field = describe_location(doc, list(err.absolute_path))
+    label = _FIELD_NAMES.get(field, field) if field else None
+    v = err.validator
+    if v == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        msg = f"missing field '{missing}'"
+        return f"{where}: {msg}" if where else msg
+    if v == "minimum" and err.validator_value == 0 and isinstance(err.instance, (int, float)):
+        msg = f"{label} is negative ({err.instance})"
+    elif v == "pattern" and isinstance(err.instance, str) and err.instance.startswith("-") and field in ("min", "minutes"):
+        msg = f"minutes is negative ({err.instance})"
+    elif v == "type":
+        want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
+        msg = f"{label or 'document'} should be {want}, got {_json_type(err.instance)} {_short(err.instance)}"
+    elif v == "const":
+        msg = f"{label} is {_short(err.instance)}, expected {_short(err.validator_value)}"
+    elif v == "enum":
+        msg = f"{label} is {_short(err.instance)}, expected one of {', '.join(map(str, err.validator_value))}"
+    elif v == "pattern":
+        msg = f"{label} {_short(err.instance)} is not in the expected format ({err.schema.get('description') or err.validator_value})"
+    elif v in ("minimum", "exclusiveMinimum", "maximum"):
+        msg = f"{label} is {_short(err.instance)}, out of range ({v} {err.validator_value})"
+    else:
+        msg = f"{label + ': ' if label else ''}{err.message}"
+    return f"{where}: {msg}" if where else msg
+
+
+def _json_type(v: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v, ensure_ascii=False) if not isinstance(v, (dict, list)) else ("{...}" if isinstance(v, dict) else "[...]")
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def check_schema(source: str, doc: Any) -> None:
+    """Raise FileProblem("schema", ...) listing the first few schema violations."""
+    try:
+        _fast(source)(doc)
+        return
+    except fastjsonschema.JsonSchemaException:
+        pass
+    errors = sorted(_precise(source).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    if not errors:  # the two validators disagree: trust the precise one
+        return
+    reasons = list(dict.fromkeys(_schema_reason(doc, e) for e in errors))
+    raise FileProblem("schema", _join(reasons))
+
+
+def _join(reasons: list[str]) -> str:
+    head = "; ".join(reasons[:MAX_PROBLEMS])
+    more = len(reasons) - MAX_PROBLEMS
+    return head + (f"; and {more} more problem{'s' if more > 1 else ''}" if more > 0 else "")
+
+
+# -- the rules a person would check ----------------------------------------------------------
+
+KEY_COLUMNS = {BOXSCORES: ("game_id", "player_lookup"), GAMEBOOK: ("game_id", "player_lookup"),
+               PROPS: ("game_id", "player_lookup", "bookmaker")}
+
+
+def _row_label(r) -> str:
+    return f"game {r.game_id}, row {r._row} ({r.player_name})"
+
+
+def check_dated_rules(source: str, doc: dict, rows: pd.DataFrame, day: date, schedule: pd.DataFrame) -> None:
+    """Rules for one date's file of a dated source (``rows`` parsed with positions=True).
+
+    ``schedule`` holds every game known to the warehouse (game_id, game_date, game_status,
+    home_team, away_team). A file must match its path's date, hold only scheduled games of
+    that date with their teams, hold every completed game of that date (a partial date is
+    never loaded), and hold consistent, unique player rows.
+    """
+    problems: list[str] = []
+    if doc.get("game_date") != day.isoformat():
+        problems.append(f"the file is for {doc.get('game_date')} but its path says {day.isoformat()}: "
+                        f"the scraper saved it under the wrong date")
+    games_key = "events" if source == PROPS else "games"
+    by_id = schedule.set_index("game_id")
+    known_teams = set(schedule.home_team) | set(schedule.away_team)
+    seen: set[str] = set()
+    for g in doc[games_key]:
+        gid = g["game_id"]
+        if gid in seen:
+            problems.append(f"game {gid} appears twice in the file")
+            continue
+        seen.add(gid)
+        if gid not in by_id.index:
+            problems.append(f"game {gid} ({g['home_team']} vs {g['away_team']}) is not in the schedule")
+            continue
+        s = by_id.loc[gid]
+        if s.game_date != day:
+            problems.append(f"game {gid} is scheduled on {s.game_date}, not on {day}")
+        if (g["home_team"], g["away_team"]) != (s.home_team, s.away_team):
+            problems.append(f"game {gid}: teams {g['home_team']} vs {g['away_team']} do not match the schedule "
+                            f"({s.home_team} vs {s.away_team})")
+        if s.game_status != "final":
+            problems.append(f"game {gid} is not completed in the schedule (status {s.game_status})")
+    expected = schedule[(schedule.game_date == day) & (schedule.game_status == "final")]
+    present_games = set(rows.game_id)
+    for g in expected.itertuples(index=False):
+        if g.game_id not in present_games:
+            problems.append(f"no rows for game {g.game_id} ({g.home_team} vs {g.away_team}), which the schedule says "
+                            f"was played on {day}; a partial date is never loaded")
+    if len(rows):
+        problems += _row_rules(source, rows, known_teams, by_id)
+    if problems:
+        raise FileProblem("rules", _join(problems))
+
+
+def _row_rules(source: str, rows: pd.DataFrame, known_teams: set[str], by_id: pd.DataFrame) -> list[str]:
+    problems: list[str] = []
+    # teams: known at all, and one of the two teams of the game
+    sched = by_id.reindex(rows.game_id)
+    in_game = (rows.team_abbr.to_numpy() == sched.home_team.to_numpy()) | (rows.team_abbr.to_numpy() == sched.away_team.to_numpy())
+    scheduled = sched.home_team.notna().to_numpy()
+    for r in rows[~in_game & scheduled].itertuples(index=False):
+        if r.team_abbr not in known_teams:
+            problems.append(f"{_row_label(r)}: unknown team '{r.team_abbr}'")
+        else:
+            problems.append(f"{_row_label(r)}: team {r.team_abbr} did not play in this game")
+    # both teams have rows (box scores and gamebooks list both sides)
+    if source in (BOXSCORES, GAMEBOOK):
+        have = set(zip(rows.game_id, rows.team_abbr))
+        for gid in dict.fromkeys(rows.game_id):
+            if gid in by_id.index:
+                for team in (by_id.at[gid, "home_team"], by_id.at[gid, "away_team"]):
+                    if (gid, team) not in have:
+                        problems.append(f"game {gid} has no player rows for {team}")
+    # duplicate player rows
+    key = list(KEY_COLUMNS[source])
+    dup = rows[rows.duplicated(key, keep=False)]
+    for _, grp in dup.groupby(key, sort=False):
+        first = grp.iloc[0]
+        what = f"player {first.player_name}" + (f" with bookmaker {first.bookmaker}" if source == PROPS else "")
+        problems.append(f"game {first.game_id}: {what} appears {len(grp)} times (rows {', '.join(map(str, grp._row))})")
+    if source in (BOXSCORES, GAMEBOOK):
+        problems += _stat_rules(source, rows)
+    return problems
+
+
+def _stat_rules(source: str, rows: pd.DataFrame) -> list[str]:
+    problems: list[str] = []
+    counts = ["points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "reb", "ast", "stl", "blk", "tov", "pf"]
+    if source == BOXSCORES:
+        counts += ["oreb", "dreb"]
+    num = rows[counts].astype("int64")
+    for col in counts:  # the schema already says so; checked again on the parsed rows
+        for r in rows[num[col] < 0].itertuples(index=False):
+            problems.append(f"{_row_label(r)}: {col} is negative ({getattr(r, col)})")
+    expect_pts = 2 * num.fgm + num.fg3m + num.ftm
+    for r, want in zip(rows[num.points != expect_pts].itertuples(index=False), expect_pts[num.points != expect_pts]):
+        problems.append(f"{_row_label(r)}: points {r.points} != 2*FGM + 3PM + FTM = {want}")
+    for made, att, label in (("fgm", "fga", "FGM > FGA"), ("fg3m", "fg3a", "3PM > 3PA"), ("ftm", "fta", "FTM > FTA"),
+                             ("fg3m", "fgm", "3PM > FGM")):
+        for r in rows[num[made] > num[att]].itertuples(index=False):
+            problems.append(f"{_row_label(r)}: {label} ({getattr(r, made)} > {getattr(r, att)})")
+    if source == BOXSCORES:
+        for r in rows[num.reb != num.oreb + num.dreb].itertuples(index=False):
+            problems.append(f"{_row_label(r)}: rebounds {r.reb} != offensive {r.oreb} + defensive {r.dreb}")
+        secs = rows.minutes.str.split(":", n=1, expand=True)
+        played = secs[0].astype(int) * 60 + secs[1].astype(int)
+        for r in rows[played > 60 * 70].itertuples(index=False):
+            problems.append(f"{_row_label(r)}: minutes {r.minutes} is more than a game lasts")
+    else:
+        active = rows.player_status == "active"
+        for r in rows[active & rows.minutes.isna()].itertuples(index=False):
+            problems.append(f"{_row_label(r)}: active player without minutes")
+        for r in rows[~active & (rows.minutes.notna() | (num.drop(columns=["points"]).sum(axis=1) + num.points > 0))].itertuples(index=False):
+            problems.append(f"{_row_label(r)}: status {r.player_status} but has minutes or stats")
+    return problems
+
+
+def check_schedule_rules(doc: dict, rows: pd.DataFrame, season_year: int) -> None:
+    """Rules for a season's schedule file (``rows`` parsed with positions=True)."""
+    problems: list[str] = []
+    if doc.get("season_year") != season_year:
+        problems.append(f"the file is for season {doc.get('season_year')} but its path says {season_year}")
+    for r in rows[rows.duplicated("game_id", keep=False)].drop_duplicates("game_id").itertuples(index=False):
+        problems.append(f"game {r.game_id} appears more than once")
+    for r in rows[rows.home_team == rows.away_team].itertuples(index=False):
+        problems.append(f"game {r.game_id}: {r.home_team} plays itself")
+    years = rows.game_date.map(lambda d: d.year)
+    for r in rows[~years.isin([season_year, season_year + 1])].itertuples(index=False):
+        problems.append(f"game {r.game_id} dated {r.game_date} is outside season {season_year}-{(season_year + 1) % 100:02d}")
+    final = rows.game_status == "final"
+    for r in rows[final & (rows.home_score.isna() | rows.away_score.isna())].itertuples(index=False):
+        problems.append(f"game {r.game_id} is final but has no score")
+    if problems:
+        raise FileProblem("rules", _join(problems))
