@@ -83,13 +83,13 @@ def write_bucket(league: League, bucket: Path, holes: HoleSpec, progress: bool =
         path.write_text(json.dumps(render_schedule(int(season), games), ensure_ascii=False))
         n += 1
     final = league.schedule[league.schedule.game_status == "final"]
-    sched_by_day = dict(tuple(final.groupby("game_date")))
+    sched_by_day = _records_by_day(final)
     frames = {BOXSCORES: league.boxscores, GAMEBOOK: league.gamebook, PROPS: league.props}
     for source, frame in frames.items():
         (bucket / source).mkdir(parents=True, exist_ok=True)
-        by_day = dict(tuple(frame.groupby("game_date")))
+        by_day = _records_by_day(frame)
         for day in tqdm(sorted(sched_by_day), desc=f"bucket {source}", disable=not progress, leave=False):
-            doc = RENDERERS[source](day, sched_by_day[day], by_day.get(day, frame.iloc[:0]))
+            doc = RENDERERS[source](day, sched_by_day[day], by_day.get(day, []))
             (bucket / file_path(source, day)).write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
             n += 1
     for source, day in holes.transient_faults:
@@ -98,6 +98,13 @@ def write_bucket(league: League, bucket: Path, holes: HoleSpec, progress: bool =
         marker.write_text("the next read of this file fails once (demo transient fault)\n")
     holes.save(bucket / HOLES_FILE)
     return n
+
+
+def _records_by_day(frame: pd.DataFrame) -> dict[date, list[dict]]:
+    out: dict[date, list[dict]] = {}
+    for r in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+        out.setdefault(r["game_date"], []).append(r)
+    return out
 
 
 def load_raw_before_state(wh: Warehouse, league: League, holes: HoleSpec) -> dict[str, int]:

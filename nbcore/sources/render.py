@@ -21,6 +21,22 @@ def _none(v):
     return v
 
 
+def _records(rows) -> list[dict]:
+    """Accept a DataFrame or a list of dicts (the fast path used by the demo writer)."""
+    return rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+
+
+def _by_game(rows) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in _records(rows):
+        out.setdefault(r["game_id"], []).append(r)
+    return out
+
+
+class _Row(dict):
+    __getattr__ = dict.__getitem__
+
+
 def _iso(v):
     v = _none(v)
     return v.isoformat() if isinstance(v, (date, datetime)) else v
@@ -46,7 +62,7 @@ def render_schedule(season_year: int, games: pd.DataFrame) -> dict:
                 "playoff_round": _none(g.playoff_round),
                 "series_game_number": _none(g.series_game_number),
             }
-            for g in games.itertuples(index=False)
+            for g in map(_Row, _records(games))
         ],
     }
 
@@ -56,9 +72,9 @@ def _scraped_at(day: date) -> str:
 
 
 def render_boxscores(day: date, schedule_day: pd.DataFrame, rows: pd.DataFrame) -> dict:
-    by_game = dict(tuple(rows.groupby("game_id", sort=False)))
+    by_game = _by_game(rows)
     games = []
-    for g in schedule_day.itertuples(index=False):
+    for g in map(_Row, _records(schedule_day)):
         if g.game_id not in by_game:
             continue
         players = [
@@ -70,20 +86,20 @@ def render_boxscores(day: date, schedule_day: pd.DataFrame, rows: pd.DataFrame) 
                 "ftm": int(r.ftm), "fta": int(r.fta), "oreb": int(r.oreb), "dreb": int(r.dreb), "reb": int(r.reb),
                 "ast": int(r.ast), "stl": int(r.stl), "blk": int(r.blk), "turnover": int(r.tov), "pf": int(r.pf),
             }
-            for r in by_game[g.game_id].itertuples(index=False)
+            for r in map(_Row, by_game[g.game_id])
         ]
         games.append({"game_id": g.game_id, "home_team": g.home_team, "away_team": g.away_team, "players": players})
     return {"source": BOXSCORES, "game_date": day.isoformat(), "scraped_at": _scraped_at(day), "games": games}
 
 
 def render_gamebook(day: date, schedule_day: pd.DataFrame, rows: pd.DataFrame) -> dict:
-    by_game = dict(tuple(rows.groupby("game_id", sort=False)))
+    by_game = _by_game(rows)
     games = []
-    for g in schedule_day.itertuples(index=False):
+    for g in map(_Row, _records(schedule_day)):
         if g.game_id not in by_game:
             continue
         players = []
-        for r in by_game[g.game_id].itertuples(index=False):
+        for r in map(_Row, by_game[g.game_id]):
             active = r.player_status == "active"
             players.append(
                 {
@@ -107,16 +123,16 @@ def render_gamebook(day: date, schedule_day: pd.DataFrame, rows: pd.DataFrame) -
 
 
 def render_props(day: date, schedule_day: pd.DataFrame, rows: pd.DataFrame) -> dict:
-    by_game = dict(tuple(rows.groupby("game_id", sort=False)))
+    by_game = _by_game(rows)
     snapshot = datetime.combine(day, time(22, 0), tzinfo=timezone.utc).isoformat()
     events = []
-    for g in schedule_day.itertuples(index=False):
+    for g in map(_Row, _records(schedule_day)):
         if g.game_id not in by_game:
             continue
         lines = [
             {"player_name": r.player_name, "team": r.team_abbr, "bookmaker": r.bookmaker, "line": float(r.points_line),
              "over_price": int(r.over_price), "under_price": int(r.under_price)}
-            for r in by_game[g.game_id].itertuples(index=False)
+            for r in map(_Row, by_game[g.game_id])
         ]
         events.append({"game_id": g.game_id, "home_team": g.home_team, "away_team": g.away_team, "snapshot_at": snapshot, "lines": lines})
     return {"source": PROPS, "game_date": day.isoformat(), "market": "player_points", "events": events}
