@@ -1,0 +1,91 @@
+"""Accuracy charts for the grade notebook and the report (matplotlib, static).
+
+Each function takes the rows of ``nbcore.grade.graded_rows`` (graded, not voided) and draws
+one picture, one line / series per prediction system, on a given or new Axes.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "nbagg")) else None
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .grade import wilson_interval  # noqa: E402
+
+CONFIDENCE_BANDS = [0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 1.0001]
+
+
+def _axes(ax, size=(8, 4)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=size)
+    return ax
+
+
+def error_distribution(rows: pd.DataFrame, ax=None, clip: float = 25.0):
+    """Histogram of signed error (predicted - actual) per system; the legend shows MAE and bias."""
+    ax = _axes(ax)
+    bins = np.arange(-clip, clip + 1.0, 1.0)
+    for system_id, g in rows.groupby("system_id"):
+        err = g.signed_error.astype(float)
+        ax.hist(err.clip(-clip, clip), bins=bins, histtype="step", density=True, linewidth=1.4,
+                label=f"{system_id}: MAE {err.abs().mean():.2f}, bias {err.mean():+.2f}")
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("predicted - actual points")
+    ax.set_ylabel("share of graded predictions")
+    ax.set_title("Error distribution")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax
+
+
+def hit_rate_table(rows: pd.DataFrame, bands: list[float] = CONFIDENCE_BANDS) -> pd.DataFrame:
+    """Hit rate of OVER/UNDER calls (pushes left out) per system and confidence band, with its
+    95 % Wilson interval: a calibrated system climbs with its confidence."""
+    calls = rows[rows.was_correct.notna()].copy()
+    calls["band"] = pd.cut(calls.confidence.astype(float), bands, right=False)
+    out = []
+    for (system_id, band), g in calls.groupby(["system_id", "band"], observed=True):
+        n, k = len(g), int(g.was_correct.astype(bool).sum())
+        lo, hi = wilson_interval(k, n)
+        out.append({"system_id": system_id, "band": str(band), "band_mid": band.mid, "calls": n,
+                    "hit_rate": k / n, "low": lo, "high": hi})
+    return pd.DataFrame(out, columns=["system_id", "band", "band_mid", "calls", "hit_rate", "low", "high"])
+
+
+def hit_rate_by_confidence(rows: pd.DataFrame, ax=None, bands: list[float] = CONFIDENCE_BANDS):
+    """Hit rate per confidence band per system, with 95 % intervals; 50 % is a coin flip."""
+    ax = _axes(ax)
+    table = hit_rate_table(rows, bands)
+    systems = sorted(table.system_id.unique())
+    width = 0.8 / max(1, len(systems))
+    for i, system_id in enumerate(systems):
+        t = table[table.system_id == system_id].reset_index(drop=True)
+        x = np.arange(len(t)) + (i - (len(systems) - 1) / 2) * width
+        ax.errorbar(x, t.hit_rate, yerr=[t.hit_rate - t.low, t.high - t.hit_rate], fmt="o", capsize=3,
+                    label=system_id)
+    labels = table.drop_duplicates("band").sort_values("band_mid").band.tolist()
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("confidence band")
+    ax.set_ylabel("hit rate (OVER/UNDER calls)")
+    ax.set_title("Hit rate by confidence band (95 % Wilson intervals)")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax
+
+
+def mae_over_season(rows: pd.DataFrame, ax=None, freq: str = "W"):
+    """Weekly MAE per system along the calendar (seasons side by side)."""
+    ax = _axes(ax, size=(10, 4))
+    for system_id, g in rows.groupby("system_id"):
+        weekly = g.set_index("game_date").absolute_error.astype(float).resample(freq).mean()  # NaN gaps break the line between seasons
+        ax.plot(weekly.index, weekly.to_numpy(), marker=".", linewidth=1, label=system_id)
+    ax.set_ylabel("MAE (points)")
+    ax.set_title("MAE over the season (weekly)")
+    ax.legend(fontsize=8)
+    ax.figure.autofmt_xdate()
+    ax.figure.tight_layout()
+    return ax

@@ -1,0 +1,15 @@
+"""Phase 5: points predictions from several systems, one module per system.
+
+* ``baseline``   (``moving_average``): the player's recent average;
+* ``matchup``    (``matchup_adjusted``): that average times the composite factors;
+* ``regression`` (``regression``): a linear model trained walk-forward on earlier games;
+* ``ensemble``   (``ensemble``): a fixed weighted average of the three.
+
+``calls`` turns a number into OVER / UNDER / PASS with a confidence; ``stage`` runs it all
+chunk by chunk (``run_predict``).
+"""
+from .stage import (PROCESSOR, SYSTEM_IDS, SYSTEM_VERSIONS, TABLE, PredictError, PredictResult, chunk_dates, plan,
+                    predict_frame, run_predict)
+
+__all__ = ["PROCESSOR", "SYSTEM_IDS", "SYSTEM_VERSIONS", "TABLE", "PredictError", "PredictResult", "chunk_dates",
+           "plan", "predict_frame", "run_predict"]

@@ -1,0 +1,155 @@
+"""System ``regression``: a linear model of points on the feature row, trained walk-forward.
+
+Why walk-forward: a model that has seen the game it predicts is worthless as a record of
+what the platform would have said. The model used for game date D is the one fitted at the
+*refit date* of D: refit dates fall every ``refit_days`` days from a fixed epoch, so the
+model for D depends only on D (never on how a run was chunked) and is refitted at most once
+per interval. It trains on feature rows joined to the points actually scored, for games in
+``[refit_date - train_window_days, refit_date - 1]``: strictly before D. The window actually
+used (first and last game date trained on) is written on every prediction.
+
+The design matrix is built from scale-free pieces: the line and the moving averages enter
+linearly, and the matchup, pace, home and back-to-back effects enter multiplied by the
+player's level (points scale with them multiplicatively). Fitting is ``numpy.linalg.lstsq``
+(ordered input, so the fit is bit-for-bit reproducible). The spread ``sigma`` grows with the
+predicted points: ``|residual| ~ a + b * predicted`` fitted on the same rows.
+
+Before enough history exists (fewer than ``MIN_TRAIN_ROWS`` rows), the system falls back to
+the moving average and leaves the training window empty.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+SYSTEM_ID = "regression"
+VERSION = "1.0"
+EPOCH = date(2000, 1, 3)  # refit dates are EPOCH + k * refit_days
+MIN_TRAIN_ROWS = 300
+ABS_TO_SIGMA = float(np.sqrt(np.pi / 2))  # E|e| = sigma * sqrt(2/pi) for a normal error
+
+COLUMNS = [
+    "intercept", "has_line", "line", "avg10", "avg10_x_line", "avg5", "season_avg", "minutes10",
+    "no_history", "level_x_matchup", "level_x_pace", "level_x_home", "level_x_b2b", "level_x_fatigue",
+    "level_x_composite",
+]
+
+
+def refit_date(day: date, refit_days: int) -> date:
+    """The refit date whose model predicts ``day`` (the latest refit date on or before it)."""
+    if isinstance(day, datetime):
+        day = day.date()
+    return EPOCH + timedelta(days=((day - EPOCH).days // refit_days) * refit_days)
+
+
+def training_window(refit: date, train_window_days: int) -> tuple[date, date]:
+    """The game dates a model fitted on ``refit`` may learn from: all strictly before it."""
+    return refit - timedelta(days=train_window_days), refit - timedelta(days=1)
+
+
+def _num(frame: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in frame:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[col], errors="coerce").astype(float).to_numpy()
+
+
+def _flag(frame: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in frame:
+        return np.zeros(len(frame))
+    return frame[col].astype("boolean").fillna(False).astype(float).to_numpy()
+
+
+def _first(*arrays: np.ndarray) -> np.ndarray:
+    out = arrays[0].copy()
+    for a in arrays[1:]:
+        out = np.where(np.isnan(out), a, out)
+    return out
+
+
+def design(frame: pd.DataFrame) -> np.ndarray:
+    """The model's inputs for each row (NULLs filled so every row can be predicted)."""
+    line = _num(frame, "points_line")
+    has_line = (~np.isnan(line)).astype(float)
+    avg10_raw = _num(frame, "points_avg_last_10")
+    avg5 = _num(frame, "points_avg_last_5")
+    season = _num(frame, "points_avg_season")
+    avg10 = np.nan_to_num(_first(avg10_raw, avg5, season, line), nan=0.0)
+    avg5 = np.where(np.isnan(avg5), avg10, avg5)
+    season = np.where(np.isnan(season), avg10, season)
+    level = np.where(has_line > 0, np.nan_to_num(line), avg10)
+    minutes = np.nan_to_num(_num(frame, "minutes_avg_last_10"), nan=0.0)
+    no_history = np.isnan(avg10_raw).astype(float)
+    matchup = np.nan_to_num(_num(frame, "matchup_factor"), nan=1.0) - 1.0
+    pace = np.nan_to_num(_num(frame, "pace_factor"), nan=1.0) - 1.0
+    fatigue = np.nan_to_num(_num(frame, "fatigue_score"), nan=0.0)
+    composite = np.nan_to_num(_num(frame, "composite_adjustment"), nan=0.0)
+    home = np.where(_flag(frame, "is_home") > 0, 1.0, -1.0)
+    b2b = _flag(frame, "is_back_to_back")
+    return np.column_stack([
+        np.ones(len(frame)), has_line, np.nan_to_num(line), avg10, avg10 * has_line, avg5, season, minutes,
+        no_history, level * matchup, level * pace, level * home, level * b2b, level * fatigue, level * composite,
+    ])
+
+
+@dataclass
+class Model:
+    """One fitted model: what it learned, from which games."""
+
+    refit_date: date
+    window_start: Optional[date]
+    window_end: Optional[date]
+    n_train: int
+    coef: Optional[np.ndarray] = None
+    sigma_coef: Optional[np.ndarray] = None
+    mae_train: Optional[float] = None
+    columns: list[str] = field(default_factory=lambda: list(COLUMNS))
+
+    @property
+    def fitted(self) -> bool:
+        return self.coef is not None
+
+    def describe(self) -> dict:
+        d = {
+            "refit_date": self.refit_date, "fitted": self.fitted, "n_train": self.n_train,
+            "window_start": self.window_start, "window_end": self.window_end,
+            "mae_train": None if self.mae_train is None else round(self.mae_train, 3),
+        }
+        if self.fitted:
+            d.update({f"coef_{c}": round(float(v), 4) for c, v in zip(self.columns, self.coef)})
+        return d
+
+    def predict(self, frame: pd.DataFrame, fallback: pd.Series, fallback_sigma: pd.Series) -> pd.DataFrame:
+        """Predicted points and spread; the fallback (moving average) when not fitted."""
+        if not self.fitted:
+            return pd.DataFrame({"predicted_points": fallback.to_numpy(dtype=float),
+                                 "sigma": fallback_sigma.to_numpy(dtype=float)}, index=frame.index)
+        pred = np.maximum(design(frame) @ self.coef, 0.0)
+        sigma = np.maximum(ABS_TO_SIGMA * (self.sigma_coef[0] + self.sigma_coef[1] * pred), 1.5)
+        return pd.DataFrame({"predicted_points": pred, "sigma": sigma}, index=frame.index)
+
+
+def fit(train: pd.DataFrame, refit: date) -> Model:
+    """Least squares on the training rows (already restricted to the window before ``refit``)."""
+    train = train[pd.to_numeric(train["actual_points"], errors="coerce").notna()]
+    if len(train) < MIN_TRAIN_ROWS:
+        return Model(refit_date=refit, window_start=None, window_end=None, n_train=int(len(train)))
+    days = pd.to_datetime(train["game_date"]).dt.date
+    if days.max() >= refit:  # the caller broke the walk-forward contract
+        raise ValueError(f"training rows on/after the refit date {refit} (latest {days.max()}): look-ahead")
+    X = design(train)
+    y = train["actual_points"].astype(float).to_numpy()
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    fitted = np.maximum(X @ coef, 0.0)
+    resid = np.abs(y - fitted)
+    S = np.column_stack([np.ones(len(fitted)), fitted])
+    sigma_coef, *_ = np.linalg.lstsq(S, resid, rcond=None)
+    if sigma_coef[0] + sigma_coef[1] * np.median(fitted) <= 0:  # degenerate: use a constant spread
+        sigma_coef = np.array([float(resid.mean()), 0.0])
+    return Model(
+        refit_date=refit, window_start=days.min(), window_end=days.max(), n_train=int(len(train)),
+        coef=coef, sigma_coef=sigma_coef, mae_train=float(resid.mean()),
+    )

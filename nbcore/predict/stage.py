@@ -1,0 +1,288 @@
+"""Stage ``predict`` (phase 5): points predictions from several systems for every player-game
+that has a feature row and no prediction yet (or every player-game in scope with ``repredict``).
+
+Execution follows derive's rules: the dates to do are cut into chunks of ``chunk_days``
+calendar days; each chunk is computed, then written in one transaction (the chunk's rows of
+``nba_predictions.player_prop_predictions`` are replaced and one ``processor_run_history``
+row per date is appended), and the first failing chunk stops the stage: nothing after it
+runs, and the error names the dates. Re-running changes nothing: without ``repredict`` there
+is nothing left to do, and with it every value is recomputed from the same inputs (the
+walk-forward models depend only on the date predicted, never on the chunking).
+"""
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Optional
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..archive import RunArchive, new_run_id
+from ..history import RunRecord, record_runs
+from ..params import RunParams
+from ..warehouse import Warehouse, open_warehouse
+from . import baseline, ensemble, matchup, regression
+from .calls import make_calls
+
+TABLE = "nba_predictions.player_prop_predictions"
+PROCESSOR = "player_prop_predictions"
+STAGE = "predict"
+PHASE = "5"
+SYSTEMS = (baseline, matchup, regression, ensemble)
+SYSTEM_IDS = [m.SYSTEM_ID for m in SYSTEMS]
+SYSTEM_VERSIONS = {m.SYSTEM_ID: m.VERSION for m in SYSTEMS}
+KEY = ["game_id", "player_lookup"]
+OUTPUT_COLUMNS = [
+    "game_id", "game_date", "season_year", "game_type", "player_lookup", "team_abbr", "system_id",
+    "system_version", "predicted_points", "points_line", "edge", "recommendation", "confidence",
+    "feature_version", "training_window_start", "training_window_end", "run_id", "created_at",
+]
+
+
+class PredictError(RuntimeError):
+    """A chunk failed; the stage stopped there. ``result`` holds what was done before it."""
+
+    def __init__(self, message: str, result: "PredictResult"):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class PredictResult:
+    """What the predict stage did: chunks written, models fitted, rows per system."""
+
+    run_id: str
+    repredict: bool
+    status: str = "succeeded"
+    dates: list[date] = field(default_factory=list)
+    chunks: list[dict] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)
+    rows_by_system: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: Optional[str] = None
+    failed_chunk: Optional[dict] = None
+
+    @property
+    def rows_written(self) -> int:
+        return sum(c["rows"] for c in self.chunks)
+
+    @property
+    def player_games(self) -> int:
+        return sum(c["player_games"] for c in self.chunks)
+
+    def summary(self) -> dict:
+        """JSON-able record of the stage (``stages/predict.json``)."""
+        return {
+            "status": self.status,
+            "repredict": self.repredict,
+            "dates": len(self.dates),
+            "first_date": self.dates[0].isoformat() if self.dates else None,
+            "last_date": self.dates[-1].isoformat() if self.dates else None,
+            "chunks": len(self.chunks),
+            "player_games": self.player_games,
+            "rows_written": {PROCESSOR: self.rows_written},
+            "rows_by_system": dict(self.rows_by_system),
+            "models_fitted": sum(1 for m in self.models if m["fitted"]),
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            "failed_chunk": self.failed_chunk,
+        }
+
+    def chunk_table(self) -> pd.DataFrame:
+        cols = ["start", "end", "dates", "player_games", "rows", "seconds"]
+        return pd.DataFrame(self.chunks, columns=cols)
+
+    def model_table(self) -> pd.DataFrame:
+        """One row per walk-forward model fitted in this run (refit date, window, size, fit)."""
+        frame = pd.DataFrame(self.models)
+        if frame.empty:
+            return frame
+        keep = ["refit_date", "fitted", "n_train", "window_start", "window_end", "mae_train"]
+        return frame[keep + [c for c in frame.columns if c.startswith("coef_")]].sort_values("refit_date")
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        head = (f"<b>predict</b> {html.escape(s['status'])}: {s['dates']} dates "
+                f"({s['first_date'] or '-'} → {s['last_date'] or '-'}), {s['chunks']} chunks, "
+                f"{s['player_games']} player-games, {s['rows_written'][PROCESSOR]} rows, "
+                f"{s['models_fitted']} models fitted, {s['seconds']} s")
+        if self.error:
+            head += f"<br><b style='color:#b00'>error:</b> {html.escape(self.error)}"
+        return head + self.chunk_table().to_html(index=False)
+
+
+def chunk_dates(dates: list[date], chunk_days: int) -> list[list[date]]:
+    """Cut sorted dates into groups spanning fewer than ``chunk_days`` calendar days each."""
+    chunks: list[list[date]] = []
+    for d in sorted(set(dates)):
+        if chunks and (d - chunks[-1][0]).days < chunk_days:
+            chunks[-1].append(d)
+        else:
+            chunks.append([d])
+    return chunks
+
+
+
+def _dates(col: pd.Series) -> pd.Series:
+    """A DATE column as python dates (object dtype), also when empty."""
+    return pd.to_datetime(col).dt.date.astype(object)
+
+
+def plan(wh: Warehouse, params: RunParams, dates: list[date] | None = None) -> pd.DataFrame:
+    """Per game date in scope: feature rows, player-games still missing a prediction, and
+    whether the stage will predict the date (``todo``)."""
+    start, end = params.date_bounds()
+    frame = wh.query_file("predict/pending_dates", {
+        "start_date": start, "end_date": end, "seasons": params.season_list, "system_ids": SYSTEM_IDS,
+    })
+    frame["game_date"] = _dates(frame["game_date"])
+    if dates is not None:
+        frame = frame[frame.game_date.isin(set(dates))]
+    frame["todo"] = (frame.feature_rows > 0) if params.repredict else (frame.player_games_missing > 0)
+    return frame.reset_index(drop=True)
+
+
+def predict_frame(
+    wh: Warehouse, params: RunParams, dates: list[date], models: dict[date, regression.Model], run_id: str
+) -> pd.DataFrame:
+    """Every system's prediction rows for the player-games to do on ``dates`` (nothing written)."""
+    targets = wh.query_file("predict/targets", {
+        "dates": list(dates), "system_ids": SYSTEM_IDS, "repredict": bool(params.repredict),
+    })
+    if targets.empty:
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
+    targets["game_date"] = _dates(targets["game_date"])
+    targets = targets.reset_index(drop=True)
+
+    members: dict[str, pd.DataFrame] = {}
+    for system in (baseline, matchup):
+        out = targets[KEY].merge(system.predict(wh, dates), on=KEY, how="left", validate="one_to_one")
+        if out["predicted_points"].isna().any():
+            raise RuntimeError(f"{system.SYSTEM_ID}: no prediction for {int(out.predicted_points.isna().sum())} rows")
+        members[system.SYSTEM_ID] = out[["predicted_points", "sigma"]].set_axis(targets.index)
+
+    refits = targets["game_date"].map(lambda d: regression.refit_date(d, params.refit_days))
+    _fit_missing_models(wh, params, sorted(set(refits) - set(models)), models)
+    reg = pd.DataFrame(index=targets.index, columns=["predicted_points", "sigma"], dtype=float)
+    windows = pd.DataFrame(index=targets.index, columns=["training_window_start", "training_window_end"], dtype=object)
+    base = members[baseline.SYSTEM_ID]
+    for refit, idx in targets.groupby(refits).groups.items():
+        model = models[refit]
+        reg.loc[idx] = model.predict(targets.loc[idx], base.loc[idx, "predicted_points"], base.loc[idx, "sigma"]).to_numpy()
+        windows.loc[idx, "training_window_start"] = model.window_start
+        windows.loc[idx, "training_window_end"] = model.window_end
+    members[regression.SYSTEM_ID] = reg
+    members[ensemble.SYSTEM_ID] = ensemble.combine({k: members[k] for k in ensemble.WEIGHTS})
+
+    now = pd.Timestamp(datetime.now(timezone.utc).replace(tzinfo=None))
+    parts = []
+    for system_id in SYSTEM_IDS:
+        m = members[system_id]
+        pred = m["predicted_points"].astype(float).round(2)
+        calls = make_calls(pred, m["sigma"], targets["points_line"], params.edge_threshold)
+        part = targets[["game_id", "game_date", "season_year", "game_type", "player_lookup", "team_abbr",
+                        "points_line", "feature_version"]].copy()
+        part["system_id"] = system_id
+        part["system_version"] = SYSTEM_VERSIONS[system_id]
+        part["predicted_points"] = pred
+        part = part.join(calls)
+        uses_model = system_id in (regression.SYSTEM_ID, ensemble.SYSTEM_ID)
+        part["training_window_start"] = windows["training_window_start"] if uses_model else None
+        part["training_window_end"] = windows["training_window_end"] if uses_model else None
+        part["run_id"] = run_id
+        part["created_at"] = now
+        parts.append(part[OUTPUT_COLUMNS])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _fit_missing_models(wh: Warehouse, params: RunParams, refits: list[date], models: dict) -> None:
+    """Fit the models for ``refits`` from one training query covering all their windows."""
+    if not refits:
+        return
+    lo = regression.training_window(refits[0], params.train_window_days)[0]
+    hi = regression.training_window(refits[-1], params.train_window_days)[1]
+    train = wh.query_file("predict/training_rows", {"train_start": lo, "train_end": hi})
+    train["game_date"] = _dates(train["game_date"])
+    train = train.sort_values(["game_date", "game_id", "player_lookup"], kind="mergesort").reset_index(drop=True)
+    for refit in refits:
+        w0, w1 = regression.training_window(refit, params.train_window_days)
+        models[refit] = regression.fit(train[(train.game_date >= w0) & (train.game_date <= w1)], refit)
+
+
+def run_predict(
+    params: RunParams,
+    wh: Warehouse | None = None,
+    archive: RunArchive | None = None,
+    progress: bool = True,
+    dates: list[date] | None = None,
+) -> PredictResult:
+    """Predict every player-game in scope that needs it, chunk by chunk; stop at the first error.
+
+    Scope: ``params.seasons``, ``start_date``/``end_date`` and, when given, ``dates``. Raises
+    ``PredictError`` (carrying the partial result) when a chunk fails, after recording the
+    failure in ``processor_run_history`` and the archive.
+    """
+    t0 = time.perf_counter()
+    own = wh is None
+    wh = wh or open_warehouse(params)
+    run_id = archive.run_id if archive else new_run_id(params.run_name)
+    result = PredictResult(run_id=run_id, repredict=params.repredict)
+    models: dict[date, regression.Model] = {}
+    try:
+        todo = plan(wh, params, dates)
+        result.dates = sorted(todo.loc[todo.todo, "game_date"])
+        chunks = chunk_dates(result.dates, params.chunk_days)
+        bar = tqdm(chunks, desc="predict", unit="chunk", disable=not progress)
+        for chunk in bar:
+            bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
+            t = time.perf_counter()
+            started = datetime.now(timezone.utc)
+            try:
+                frame = predict_frame(wh, params, chunk, models, run_id)
+                _write_chunk(wh, params, chunk, frame, run_id, started, time.perf_counter() - t)
+            except Exception as e:  # stop on error: record it, write nothing of this chunk
+                result.status = "failed"
+                result.error = f"predict failed for {chunk[0]}..{chunk[-1]}: {type(e).__name__}: {e}"
+                result.failed_chunk = {"start": chunk[0].isoformat(), "end": chunk[-1].isoformat(),
+                                       "processor": PROCESSOR}
+                record_runs(wh, [RunRecord(run_id, STAGE, PHASE, PROCESSOR, d, False, 0, result.error,
+                                           started_at=started, seconds=time.perf_counter() - t) for d in chunk])
+                raise PredictError(result.error, result) from e
+            for system_id, n in frame.system_id.value_counts().items():
+                result.rows_by_system[system_id] = result.rows_by_system.get(system_id, 0) + int(n)
+            result.chunks.append({
+                "start": chunk[0], "end": chunk[-1], "dates": len(chunk),
+                "player_games": int(len(frame) // len(SYSTEM_IDS)), "rows": int(len(frame)),
+                "seconds": round(time.perf_counter() - t, 3),
+            })
+    finally:
+        result.models = [m.describe() for _, m in sorted(models.items())]
+        result.seconds = time.perf_counter() - t0
+        if archive is not None:
+            archive.record_stage(STAGE, result.summary())
+        if own:
+            wh.close()
+    return result
+
+
+def _write_chunk(wh: Warehouse, params: RunParams, chunk: list[date], frame: pd.DataFrame, run_id: str,
+                 started: datetime, seconds: float) -> None:
+    """Replace the chunk's rows and record one history row per date, in one transaction."""
+    if params.repredict:
+        where, wparams = "game_date IN UNNEST(@chunk_dates)", {"chunk_dates": list(chunk)}
+    else:  # only the player-games predicted now: existing predictions are history, left alone
+        keys = sorted(set(frame.game_id + "|" + frame.player_lookup))
+        where, wparams = "CONCAT(game_id, '|', player_lookup) IN UNNEST(@player_games)", {"player_games": keys}
+    per_date = frame.groupby("game_date").size() if len(frame) else pd.Series(dtype=int)
+    records = [
+        RunRecord(run_id, STAGE, PHASE, PROCESSOR, d, True, int(per_date.get(d, 0)), started_at=started,
+                  seconds=seconds / len(chunk))
+        for d in chunk
+    ]
+    with wh.transaction():
+        if len(frame) or params.repredict:
+            wh.replace_range(TABLE, chunk[0], chunk[-1], frame=frame, params=wparams, where=where)
+        record_runs(wh, records)
