@@ -1,6 +1,7 @@
 """The ``runbook`` command. Each subcommand is a thin wrapper over an nbcore function.
 
-Exit codes: 0 success, 1 a stage failed, 2 bad parameters or usage, 3 a gate blocked the run.
+Exit codes: 0 success, 1 a stage failed, 2 bad parameters or usage, 3 a gate blocked the run,
+4 another run holds the warehouse lock (nothing was started).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import click
 
 from .params import ParamsError, load_params
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BLOCKED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BLOCKED, EXIT_LOCKED = 0, 1, 2, 3, 4
 
 params_option = click.option(
     "--params", "params_file", type=click.Path(dir_okay=False), default="params/demo.yaml", show_default=True,
@@ -59,26 +60,168 @@ def demo(params_file: str, build_only: bool, scale: str | None) -> None:
     if scale:
         params = params.model_copy(update={"demo": params.demo.model_copy(update={"scale": scale})})
     click.echo(f"building the demo league ({params.demo.scale} scale, seed {params.demo.seed}) ...")
-    built = build_demo(params)
+    from .lock import RunLockedError, WarehouseLock
+
+    try:  # rebuilding deletes the warehouse: never under a running runbook
+        with WarehouseLock(params, f"demo-build-{params.run_name}"):
+            built = build_demo(params)
+    except RunLockedError as e:
+        click.echo(f"refused: {e}", err=True)
+        sys.exit(EXIT_LOCKED)
     s = built.summary()
     click.echo(f"  {s['games']} games on {s['game_dates']} dates, {s['player_game_rows']} player-game rows")
     click.echo(f"  bucket:    {s['bucket']}\n  warehouse: {s['warehouse']}  ({s['timings_s']['total']} s)")
     if build_only:
         return
+    outcome = _run_or_refuse(params)
+    click.echo(f"report: {outcome.report_path or outcome.run_dir / 'manifest.json'}")
+    sys.exit(outcome.exit_code)
+
+
+def _run_or_refuse(params, **kwargs):
+    """run_runbook, or exit 4 naming the run that holds the warehouse."""
+    from .lock import RunLockedError
     from .runbook import run_runbook
 
-    outcome = run_runbook(params)
+    try:
+        return run_runbook(params, echo=click.echo, **kwargs)
+    except RunLockedError as e:
+        click.echo(f"refused: {e}", err=True)
+        sys.exit(EXIT_LOCKED)
+    except ValueError as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@main.command()
+@params_option
+@click.option("--run-id", default=None, help="archive folder name (default: <timestamp>-<run_name>)")
+@click.option("--from", "from_stage", default=None, help="start at this stage (earlier ones are not run)")
+@click.option("--start-date", default=None, help="override start_date (YYYY-MM-DD)")
+@click.option("--end-date", default=None, help="override end_date (YYYY-MM-DD)")
+@click.option("--stages", default=None, help="override stages, comma-separated (validate,load,gate,...)")
+@click.option("--tables", default=None, help="override tables, comma-separated bare names")
+def run(params_file: str, run_id: str | None, from_stage: str | None, start_date: str | None,
+        end_date: str | None, stages: str | None, tables: str | None) -> None:
+    """Run the runbook: each stage notebook, in order, into runs/<run_id>/.
+
+    Exit 0 succeeded, 1 a stage failed, 3 the gate blocked, 4 another run holds the warehouse."""
+    params = _params(params_file, start_date=start_date, end_date=end_date, stages=_csv(stages), tables=_csv(tables))
+    outcome = _run_or_refuse(params, run_id=run_id, from_stage=from_stage)
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--from", "from_stage", default=None, help="restart from this stage instead of the one that stopped")
+@click.option("--archive-dir", default=None, type=click.Path(file_okay=False),
+              help="folder holding the runs (default: archive_dir of --params)")
+@params_option
+def resume(run_id: str, from_stage: str | None, archive_dir: str | None, params_file: str) -> None:
+    """Continue a stopped run in its own archive, from the stage that stopped (or --from STAGE)."""
+    from .lock import RunLockedError
+    from .runbook import resume_run
+
+    base = archive_dir or _params(params_file).archive_dir
+    try:
+        outcome = resume_run(run_id, from_stage=from_stage, archive_dir=base, echo=click.echo)
+    except RunLockedError as e:
+        click.echo(f"refused: {e}", err=True)
+        sys.exit(EXIT_LOCKED)
+    except (FileNotFoundError, ValueError, ParamsError) as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_USAGE)
     sys.exit(outcome.exit_code)
 
 
 @main.command()
 @params_option
-def run(params_file: str) -> None:
-    """Run the runbook: each stage notebook, in order, into runs/<run_id>/."""
-    from .runbook import run_runbook
+@click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
+def plan(params_file: str, as_json: bool) -> None:
+    """What a run would write, per stage and table (dates, games, expected rows). Writes nothing."""
+    from .plan import plan_run
 
-    outcome = run_runbook(_params(params_file))
-    sys.exit(outcome.exit_code)
+    params = _params(params_file)
+    try:
+        result = plan_run(params)
+    except FileNotFoundError as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+    else:
+        result.print()
+
+
+@main.command()
+@params_option
+@click.option("--archive-dir", default=None, type=click.Path(file_okay=False), help="default: archive_dir of --params")
+@click.option("--json", "as_json", is_flag=True)
+def runs(params_file: str, archive_dir: str | None, as_json: bool) -> None:
+    """List archived runs: id, name, status, range, duration."""
+    from .runbook import list_runs
+
+    frame = list_runs(archive_dir or _params(params_file).archive_dir)
+    if as_json:
+        click.echo(frame.to_json(orient="records", indent=2))
+    elif frame.empty:
+        click.echo("no runs archived yet")
+    else:
+        click.echo(frame.drop(columns=["report"]).to_string(index=False))
+
+
+@main.command(name="open")
+@click.argument("run_id")
+@params_option
+@click.option("--archive-dir", default=None, type=click.Path(file_okay=False), help="default: archive_dir of --params")
+def open_(run_id: str, params_file: str, archive_dir: str | None) -> None:
+    """Print the path of a run's report (report.html; else summary.md or manifest.json)."""
+    from .runbook import find_run, report_path
+
+    try:
+        click.echo(str(report_path(find_run(run_id, archive_dir or _params(params_file).archive_dir))))
+    except FileNotFoundError as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@main.command()
+@click.argument("table")
+@click.argument("day")
+@params_option
+@click.option("--json", "as_json", is_flag=True)
+def why(table: str, day: str, params_file: str, as_json: bool) -> None:
+    """Explain a gap: upstream coverage, run history errors, waivers, and the command that fills it."""
+    from datetime import date as _date
+
+    from .why import why as explain
+
+    params = _params(params_file)
+    try:
+        result = explain(params, table, _date.fromisoformat(day), params_file=params_file)
+    except (KeyError, ValueError) as e:
+        click.echo(str(e).strip('"'), err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(json.dumps(result.to_json(), indent=2, default=str) if as_json else result.explain())
+
+
+@main.command()
+@params_option
+@click.option("--force", is_flag=True, help="release even if the holder may be alive (e.g. held from another host)")
+def unlock(params_file: str, force: bool) -> None:
+    """Release the warehouse lock left by a run whose process is gone."""
+    from .lock import RunLockedError, unlock as release
+
+    try:
+        holder = release(_params(params_file), force=force)
+    except RunLockedError as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_LOCKED)
+    click.echo(f"released the lock of {holder.describe()}" if holder else "the warehouse was not locked")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,172 @@
+"""``runbook plan``: what a run would write, before anything is written.
+
+Per stage and table: the dates that would be written (the table's missing dates against the
+schedule, from the same validate the run starts with), the games on those dates, and the
+rows expected — the table's observed rows per game times those games (None when the table
+has no rows yet to learn from). For the load stage, how many of those dates have their file
+in the bucket. On BigQuery, when the backend offers ``dry_run_bytes``, the bytes a dry run of
+each stage's SQL would process.
+
+Writes nothing: DuckDB is opened read-only, the bucket is only listed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Optional
+
+import pandas as pd
+
+from . import schema
+from .params import RunParams
+from .report import group_dates, range_label
+from .sqlfiles import SQL_DIR, read_sql
+from .warehouse import Warehouse, open_warehouse
+
+PHASE_STAGE = {"2": "load", "3": "derive", "4": "derive", "5": "predict", "5B": "grade"}
+WRITING_STAGES = ("load", "derive", "predict", "grade")
+COLUMNS = ["stage", "phase", "table", "dates", "first", "last", "ranges", "games", "expected_rows",
+           "files_in_bucket", "bytes_processed"]
+
+
+@dataclass
+class PlanResult:
+    frame: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    gate: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_rows(self) -> int:
+        return int(self.frame.expected_rows.fillna(0).sum()) if not self.frame.empty else 0
+
+    def by_stage(self) -> pd.DataFrame:
+        if self.frame.empty:
+            return pd.DataFrame(columns=["stage", "tables", "table-dates", "expected_rows"])
+        g = self.frame.groupby("stage", sort=False)
+        return pd.DataFrame({"tables": g.table.count(), "table-dates": g.dates.sum(),
+                             "expected_rows": g.expected_rows.sum(min_count=1)}).reset_index()
+
+    def to_json(self) -> dict:
+        return {"tables": json.loads(self.frame.to_json(orient="records", date_format="iso")),
+                "total_expected_rows": self.total_rows, "gate": self.gate, "notes": self.notes}
+
+    def print(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(width=max(140, Console().width))
+        t = Table(title="Plan: what the run would write (nothing has been written)")
+        for col in ("stage", "table", "dates", "ranges", "games", "expected rows", "files"):
+            t.add_column(col, justify="right" if col in ("dates", "games", "expected rows") else "left")
+        for r in self.frame.itertuples(index=False):
+            rows = "?" if pd.isna(r.expected_rows) else f"{int(r.expected_rows):,}"
+            files = "" if pd.isna(r.files_in_bucket) else f"{int(r.files_in_bucket)}/{r.dates} in bucket"
+            if not pd.isna(r.bytes_processed):
+                files += f" {int(r.bytes_processed) / 1e9:.2f} GB"
+            ranges = r.ranges if len(r.ranges) < 70 else r.ranges[:67] + "…"
+            t.add_row(r.stage, r.table, str(r.dates), ranges, str(r.games), rows, files)
+        console.print(t)
+        if self.gate:
+            console.print(f"[bold]gate[/bold]: {self.gate.get('verdict')}")
+        for n in self.notes:
+            console.print(f"note: {n}")
+        console.print(f"[bold]total[/bold]: {self.total_rows:,} rows expected")
+
+    def _repr_html_(self) -> str:
+        return self.frame.to_html(index=False)
+
+
+def _open_readonly(params: RunParams) -> Warehouse:
+    if params.backend == "duckdb":
+        from pathlib import Path
+
+        if not Path(params.duckdb_path).exists():
+            raise FileNotFoundError(f"no warehouse at {params.duckdb_path}; build the demo with `runbook demo --build-only`")
+        return open_warehouse(params, read_only=True)
+    return open_warehouse(params)
+
+
+def _dry_run_bytes(wh: Warehouse, stage: str, table: str, start: date, end: date) -> Optional[int]:
+    """Bytes a dry run of ``sql/<stage>/<table>.sql`` would process, when the backend can say."""
+    fn = getattr(wh, "dry_run_bytes", None)
+    if fn is None or not (SQL_DIR / stage / f"{table}.sql").is_file():
+        return None
+    try:
+        return int(fn(read_sql(f"{stage}/{table}"), {"start_date": start, "end_date": end, "game_date": start,
+                                                     "run_id": "plan", "lookback_start": start}))
+    except Exception:  # a dry run is advice, not a requirement
+        return None
+
+
+def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
+    """Per stage and table: dates, games and rows a run with these params would write."""
+    from .validate import run_validate
+
+    own = wh is None
+    wh = wh or _open_readonly(params)
+    try:
+        result = run_validate(params, wh=wh, progress=False)
+        start, end = params.date_bounds()
+        expected = wh.query_file("validate/expected_games",
+                                 {"start_date": start, "end_date": end, "seasons": params.season_list})
+        expected["game_date"] = pd.to_datetime(expected.game_date).dt.date
+        games_per_date = expected.groupby("game_date").size().to_dict()
+        bucket = None
+        if "load" in params.stages:
+            try:
+                from .bucket import Bucket
+
+                bucket = Bucket(params.bucket)
+            except Exception:
+                bucket = None
+        rows, notes = [], []
+        for t in schema.tracked_tables():
+            stage = PHASE_STAGE.get(t.phase)
+            if stage not in params.stages or not params.table_selected(t.name):
+                continue
+            missing = result.missing_dates(t.name)
+            if not missing:
+                continue
+            statuses = [s for s in result.tables if s.table == t.name]
+            present_games = sum(s.games_present for s in statuses)
+            rpg = sum(s.rows for s in statuses) / present_games if present_games else None
+            games = int(sum(games_per_date.get(d, 0) for d in missing))
+            files = None
+            if stage == "load" and bucket is not None:
+                from .sources import file_path
+
+                try:
+                    files = sum(1 for d in missing if bucket.exists(file_path(t.name, d)))
+                except Exception:
+                    files = None
+            rows.append({
+                "stage": stage, "phase": t.phase, "table": t.name, "dates": len(missing),
+                "first": min(missing), "last": max(missing),
+                "ranges": "; ".join(range_label(*g) for g in group_dates(missing)),
+                "games": games, "expected_rows": round(rpg * games) if rpg else None,
+                "files_in_bucket": files,
+                "bytes_processed": _dry_run_bytes(wh, stage, t.name, min(missing), max(missing)),
+            })
+            if rpg is None:
+                notes.append(f"{t.name} has no rows yet: its expected row count is unknown")
+        raw_missing = sum(len(result.missing_dates(t.name)) for t in schema.tracked_tables()
+                          if t.phase == "2" and params.table_selected(t.name))
+        gate = {}
+        if "gate" in params.stages:
+            unfillable = [r for r in rows if r["stage"] == "load" and r["files_in_bucket"] is not None
+                          and r["files_in_bucket"] < r["dates"]]
+            gate = {"raw_dates_missing_now": raw_missing,
+                    "verdict": ("would pass if load fills every missing raw date" if not unfillable else
+                                "would block: " + ", ".join(f"{r['table']} has {r['dates'] - r['files_in_bucket']} date(s) "
+                                                              "with no file in the bucket" for r in unfillable))}
+        frame = pd.DataFrame(rows, columns=COLUMNS)
+        order = {s: i for i, s in enumerate(WRITING_STAGES)}
+        frame = frame.sort_values("stage", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+        frame["expected_rows"] = frame.expected_rows.astype("Int64")
+        frame["files_in_bucket"] = frame.files_in_bucket.astype("Int64")
+        frame["bytes_processed"] = frame.bytes_processed.astype("Int64")
+        return PlanResult(frame=frame, notes=notes, gate=gate)
+    finally:
+        if own:
+            wh.close()

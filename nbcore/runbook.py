@@ -1,0 +1,500 @@
+"""The runbook driver: every stage notebook, in order, executed with papermill into a run archive.
+
+    validate (before) → load → gate → derive → predict → grade → validate (after) → report
+
+Each step runs in a fresh kernel with three kinds of parameters: ``params_file`` (the
+archive's ``params.yaml``, secrets removed), ``run_dir`` (the archive) and, for validate,
+``snapshot`` ("before"/"after"). Secrets reach the kernel only through environment
+variables (``RUNBOOK_CREDENTIALS_PATH``), so no executed notebook can hold one.
+
+The archive gets each executed notebook (``NN_<step>.ipynb``) and its HTML; a failed step
+keeps papermill's error marker. ``manifest.json`` is rewritten after every step, so a run
+killed at any moment leaves a manifest that says where it was, and ``resume_run`` continues
+from there in the same archive. A stage that records ``status: blocked`` in
+``stages/<stage>.json`` (the gate) stops the run as *blocked*; a notebook that raises stops it
+as *failed*. Notebooks that don't exist yet are recorded as *skipped*, so the runbook works
+while stages are still being written.
+
+Only one run writes to a warehouse at a time (``nbcore.lock``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import pandas as pd
+
+from .archive import RunArchive, new_run_id, utcnow
+from .lock import RunLockedError, WarehouseLock, warehouse_label
+from .notify import notify, run_payload, webhook_url
+from .params import PROJECT_ROOT, RunParams, load_params
+
+log = logging.getLogger(__name__)
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+EXIT_CODES = {"succeeded": 0, "failed": 1, "blocked": 3}
+SECRET_ENV = "RUNBOOK_CREDENTIALS_PATH"
+REPORT_HTML = "report.html"
+SUMMARY_MD = "summary.md"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook execution of the runbook (validate runs twice, as two steps)."""
+
+    name: str  # the step's name in the manifest: validate_before, load, ..., report
+    stage: str  # the RunParams.stages entry that selects it
+    notebook: str  # source notebook in notebooks/
+    output: str  # executed notebook's name in the archive
+    parameters: tuple[tuple[str, Any], ...] = ()
+    no_input: bool = False  # HTML without code cells (the report)
+
+
+STEPS: tuple[Step, ...] = (
+    Step("validate_before", "validate", "00_validate.ipynb", "00_validate_before.ipynb", (("snapshot", "before"),)),
+    Step("load", "load", "01_load.ipynb", "01_load.ipynb"),
+    Step("gate", "gate", "02_gate.ipynb", "02_gate.ipynb"),
+    Step("derive", "derive", "03_derive.ipynb", "03_derive.ipynb"),
+    Step("predict", "predict", "04_predict.ipynb", "04_predict.ipynb"),
+    Step("grade", "grade", "05_grade.ipynb", "05_grade.ipynb"),
+    Step("validate_after", "validate", "00_validate.ipynb", "06_validate_after.ipynb", (("snapshot", "after"),)),
+    Step("report", "report", "06_report.ipynb", "07_report.ipynb", no_input=True),
+)
+STEP_NAMES = tuple(s.name for s in STEPS)
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    run_dir: Path
+    status: str  # succeeded | failed | blocked
+    exit_code: int
+    report_path: Optional[Path]
+    stopped_at: Optional[str] = None
+    reason: Optional[str] = None
+    resume_command: Optional[str] = None
+    manifest: dict = field(default_factory=dict, repr=False)
+
+    def describe(self) -> str:
+        lines = [f"run {self.run_id}: {self.status}"]
+        if self.stopped_at:
+            lines.append(f"  stopped at {self.stopped_at}: {self.reason}")
+            lines.append(f"  resume with: {self.resume_command}")
+        lines.append(f"  archive: {self.run_dir}")
+        if self.report_path:
+            lines.append(f"  report:  {self.report_path}")
+        return "\n".join(lines)
+
+
+# -- helpers --------------------------------------------------------------------------------
+def selected_steps(params: RunParams) -> list[Step]:
+    return [s for s in STEPS if s.stage in params.stages]
+
+
+def resolve_step(name: str, steps: list[Step] | tuple[Step, ...] = STEPS) -> Step:
+    """A step by its name or its stage (``validate`` means the first validate step)."""
+    for s in steps:
+        if s.name == name:
+            return s
+    for s in steps:
+        if s.stage == name:
+            return s
+    raise ValueError(f"unknown stage {name!r}; choose one of {', '.join(s.name for s in steps)}")
+
+
+def params_hash(public: dict) -> str:
+    """sha256 of the public parameters (canonical JSON): two runs with one hash ran the same backfill."""
+    return hashlib.sha256(json.dumps(public, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The runbook's own commit, and whether its code differs from it."""
+    def git(*args: str) -> Optional[str]:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--", "nbcore", "notebooks")
+    return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None}
+
+
+def export_html(notebook: Path, html: Path, no_input: bool = False, title: Optional[str] = None) -> Path:
+    """Standalone HTML of an executed notebook (figures embedded); ``no_input`` drops the code."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    if no_input:
+        exporter.exclude_input = True
+        exporter.exclude_input_prompt = True
+        exporter.exclude_output_prompt = True
+    body, _ = exporter.from_filename(str(notebook), resources={"metadata": {"name": title or notebook.stem}})
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+@contextmanager
+def secret_env(params: RunParams) -> Iterator[None]:
+    """Hand secrets to kernels through the environment, never through notebook parameters."""
+    old = os.environ.get(SECRET_ENV)
+    secret = params.bigquery.credentials_path if params.bigquery is not None else None
+    if secret is not None:
+        os.environ[SECRET_ENV] = secret.get_secret_value()
+    try:
+        yield
+    finally:
+        if secret is not None:
+            if old is None:
+                os.environ.pop(SECRET_ENV, None)
+            else:
+                os.environ[SECRET_ENV] = old
+
+
+def resume_command(run_dir: Path, step: Optional[str] = None) -> str:
+    cmd = f"runbook resume {run_dir.name} --archive-dir {run_dir.parent}"
+    return cmd + (f" --from {step}" if step else "")
+
+
+def _stage_record(archive: RunArchive, step: Step, since: float) -> Optional[dict]:
+    """What the step wrote to stages/<step>.json (or stages/<stage>.json) during this execution."""
+    for name in dict.fromkeys((step.name, step.stage)):
+        p = archive.file(f"stages/{name}.json")
+        if p.exists() and p.stat().st_mtime >= since - 1:
+            try:
+                return json.loads(p.read_text())
+            except ValueError:
+                return {"status": "unreadable", "error": f"stages/{name}.json is not valid JSON"}
+    return None
+
+
+def _cell_seconds(nb_path: Path) -> tuple[Optional[float], Optional[float]]:
+    """(papermill's notebook duration, sum of cell durations) from the executed notebook."""
+    try:
+        nb = json.loads(nb_path.read_text())
+    except (OSError, ValueError):
+        return None, None
+    total = (nb.get("metadata", {}).get("papermill") or {}).get("duration")
+    cells = sum(float((c.get("metadata", {}).get("papermill") or {}).get("duration") or 0) for c in nb.get("cells", []))
+    return total, cells
+
+
+# -- the driver -----------------------------------------------------------------------------
+def _new_entry(step: Step, nb_dir: Path) -> dict:
+    return {
+        "name": step.name, "stage": step.stage, "notebook": step.output,
+        "html": Path(step.output).with_suffix(".html").name,
+        "source": str((nb_dir / step.notebook).relative_to(PROJECT_ROOT)) if (nb_dir / step.notebook).is_relative_to(PROJECT_ROOT) else str(nb_dir / step.notebook),
+        "status": "pending", "started_at": None, "ended_at": None, "seconds": None,
+        "kernel_overhead_s": None, "error": None, "failed_cell": None, "record": None,
+    }
+
+
+def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb_dir: Path) -> None:
+    """Run one step's notebook; fills ``entry`` (status, seconds, error, stage record)."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    src = nb_dir / step.notebook
+    entry.update(started_at=utcnow(), ended_at=None, seconds=None, error=None, failed_cell=None, record=None,
+                 kernel_overhead_s=None)
+    if not src.exists():
+        entry.update(status="skipped", ended_at=utcnow(), seconds=0.0,
+                     error=f"notebook {step.notebook} does not exist yet; stage skipped")
+        return
+    out = archive.file(step.output)
+    parameters = {"params_file": str(archive.file("params.yaml")), "run_dir": str(archive.path), **dict(step.parameters)}
+    t_wall, t0 = time.time(), time.perf_counter()
+    status, error = "succeeded", None
+    try:
+        pm.execute_notebook(
+            str(src), str(out), parameters=parameters, kernel_name=params.kernel_name, cwd=str(src.parent),
+            progress_bar=False, log_output=False, request_save_on_cell_execute=True,
+        )
+    except PapermillExecutionError as e:
+        status, error = "failed", f"{e.ename}: {e.evalue}"
+        entry["failed_cell"] = e.exec_count
+    except Exception as e:  # the kernel died, could not start, or the notebook is unreadable
+        status, error = "failed", f"{type(e).__name__}: {e}"
+    entry["seconds"] = round(time.perf_counter() - t0, 3)
+    record = _stage_record(archive, step, t_wall)
+    if record is not None:
+        entry["record"] = record
+        rstat = str(record.get("status", "")).lower()
+        if rstat == "blocked":
+            status = "blocked"
+            error = str(record.get("reason") or record.get("message") or error or "the stage blocked the run")
+        elif rstat == "failed" and status == "succeeded":
+            status, error = "failed", str(record.get("error") or record.get("reason") or "the stage reported failure")
+    total, cells = _cell_seconds(out)
+    if total is not None and cells is not None:
+        entry["kernel_overhead_s"] = round(max(0.0, float(total) - cells), 3)
+    if out.exists():
+        try:
+            export_html(out, out.with_suffix(".html"), no_input=step.no_input)
+            if step.name == "report":
+                export_html(out, archive.file(REPORT_HTML), no_input=True, title=f"Backfill report {archive.run_id}")
+        except Exception as e:  # an HTML problem must not change the run's outcome
+            log.warning("HTML export of %s failed: %s", out.name, e)
+            entry["html_error"] = f"{type(e).__name__}: {e}"
+    entry.update(status=status, error=error, ended_at=utcnow())
+
+
+def _rows_written(entries: list[dict]) -> dict[str, int]:
+    """Sum of ``rows_written`` ({table: rows}) over the stage records."""
+    out: dict[str, int] = {}
+    for e in entries:
+        rows = (e.get("record") or {}).get("rows_written")
+        if isinstance(rows, dict):
+            for table, n in rows.items():
+                if isinstance(n, (int, float)):
+                    out[table] = out.get(table, 0) + int(n)
+    return out
+
+
+def _bytes_billed(entries: list[dict]) -> Optional[int]:
+    total, seen = 0, False
+    for e in entries:
+        b = (e.get("record") or {}).get("bytes_billed")
+        if isinstance(b, (int, float)):
+            total, seen = total + int(b), True
+    return total if seen else None
+
+
+def _unique_run_id(params: RunParams, run_id: Optional[str]) -> str:
+    base = run_id or new_run_id(params.run_name)
+    if run_id:
+        return run_id
+    candidate, n = base, 1
+    while (Path(params.archive_dir) / candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def run_runbook(
+    params: RunParams,
+    run_id: Optional[str] = None,
+    from_stage: Optional[str] = None,
+    *,
+    notebooks_dir: Optional[Path] = None,
+    echo: Optional[Callable[[str], None]] = print,
+) -> RunOutcome:
+    """Run (or, when ``run_id`` names an existing archive, resume) the runbook.
+
+    ``from_stage`` starts at that step (``validate`` = validate_before; ``validate_after``,
+    ``report``, ... by name). On a resumed run without ``from_stage``, the first step that
+    did not succeed is where it starts; finished steps are not redone.
+    Raises ``RunLockedError`` when another run holds the warehouse.
+    """
+    say = echo or (lambda _msg: None)
+    nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
+    run_id = _unique_run_id(params, run_id)
+    run_dir = Path(params.archive_dir) / run_id
+    resuming = (run_dir / "manifest.json").exists()
+    steps = selected_steps(params)
+    if not steps:
+        raise ValueError("params.stages selects no stage; list at least one of validate, load, ... report")
+    if from_stage is not None:
+        resolve_step(from_stage, steps)  # fail before taking the lock on a typo
+
+    lock = WarehouseLock(params, run_id)
+    lock.acquire()
+    try:
+        archive = RunArchive.open(run_dir) if resuming else RunArchive.create(params, run_id)
+        manifest = archive.manifest() if resuming else {}
+        public = params.public_dict()
+        by_name = {e["name"]: e for e in manifest.get("stages", [])}
+        entries = [by_name.get(s.name) or _new_entry(s, nb_dir) for s in steps]
+
+        if from_stage is not None:
+            start = steps.index(resolve_step(from_stage, steps))
+        elif resuming:
+            start = next((i for i, e in enumerate(entries) if e["status"] not in ("succeeded", "skipped")), len(steps))
+        else:
+            start = 0
+        for i, e in enumerate(entries):
+            if i >= start:
+                e.update(status="pending")
+            elif not resuming:
+                e.update(status="skipped", error=f"not run: the run started at {steps[start].name}")
+
+        now = utcnow()
+        manifest.update(
+            run_id=run_id, run_name=params.run_name, run_dir=str(run_dir), status="running", exit_code=None,
+            started_at=manifest.get("started_at", now), ended_at=None,
+            **git_state(), params_hash=params_hash(public), params=public, backend=params.backend,
+            warehouse=warehouse_label(params), host=socket.gethostname(), pid=os.getpid(),
+            stages=entries, stopped_at=None, reason=None, resume_command=None, notification=None,
+        )
+        manifest.setdefault("resumes", [])
+        if resuming:
+            manifest["resumes"].append({"at": now, "from": steps[start].name if start < len(steps) else None})
+        if lock.released_stale is not None:
+            manifest.setdefault("stale_locks_released", []).append(vars(lock.released_stale))
+        archive.write_manifest(manifest)
+        say(f"run {run_id} → {run_dir}" + (f" (resuming at {steps[start].name})" if resuming and start < len(steps) else ""))
+
+        status = "succeeded"
+        try:
+            with secret_env(params):
+                for i in range(start, len(steps)):
+                    step, entry = steps[i], entries[i]
+                    entry["status"] = "running"
+                    entry["started_at"] = utcnow()
+                    archive.write_manifest(manifest)
+                    _execute(step, entry, archive, params, nb_dir)
+                    manifest["rows_written"] = _rows_written(entries)
+                    bb = _bytes_billed(entries)
+                    if bb is not None:
+                        manifest["bytes_billed"] = bb
+                    archive.write_manifest(manifest)
+                    secs = f"{entry['seconds']:.1f} s" if entry["seconds"] is not None else ""
+                    say(f"  [{i + 1}/{len(steps)}] {step.name:<15} {entry['status']:<9} {secs}"
+                        + (f"  — {entry['error']}" if entry["error"] and entry["status"] != "skipped" else "")
+                        + ("  (notebook not written yet)" if entry["status"] == "skipped" else ""))
+                    if entry["status"] in ("failed", "blocked"):
+                        status = entry["status"]
+                        manifest.update(stopped_at=step.name, reason=entry["error"],
+                                        resume_command=resume_command(run_dir))
+                        break
+        except BaseException as e:  # Ctrl-C or a driver bug: the manifest still says what happened
+            status = "failed"
+            running = next((e2 for e2 in entries if e2["status"] == "running"), None)
+            if running is not None:
+                running.update(status="failed", error=f"interrupted: {type(e).__name__}", ended_at=utcnow())
+            manifest.update(stopped_at=running["name"] if running else None, reason=f"{type(e).__name__}: {e}",
+                            resume_command=resume_command(run_dir))
+            _finish(archive, manifest, status, params)
+            raise
+        _finish(archive, manifest, status, params)
+    finally:
+        lock.release()
+
+    report = archive.file(REPORT_HTML)
+    outcome = RunOutcome(
+        run_id=run_id, run_dir=run_dir, status=status, exit_code=EXIT_CODES[status],
+        report_path=report if report.exists() else None, stopped_at=manifest.get("stopped_at"),
+        reason=manifest.get("reason"), resume_command=manifest.get("resume_command"), manifest=manifest,
+    )
+    say(outcome.describe())
+    return outcome
+
+
+def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams) -> None:
+    manifest.update(status=status, exit_code=EXIT_CODES[status], ended_at=utcnow())
+    try:
+        t0 = datetime.fromisoformat(manifest["started_at"])
+        manifest["seconds"] = round((datetime.fromisoformat(manifest["ended_at"]) - t0).total_seconds(), 1)
+    except (KeyError, ValueError):
+        pass
+    manifest["active_seconds"] = round(sum(e.get("seconds") or 0 for e in manifest["stages"]), 1)
+    if status in ("failed", "blocked"):
+        url = webhook_url(params.notify_webhook)
+        if url:
+            manifest["notification"] = notify(url, run_payload(manifest, manifest.get("resume_command") or ""))
+    archive.write_manifest(manifest)
+    try:
+        from .report import write_summary
+
+        write_summary(archive.path)
+    except Exception as e:  # the summary is a convenience; the manifest is the record
+        log.warning("summary.md not written: %s", e)
+
+
+# -- resume, runs, open -----------------------------------------------------------------------
+def find_run(run: str | Path, archive_dir: Optional[str | Path] = None) -> Path:
+    """A run folder from a path, or a run id (or unique prefix) inside ``archive_dir``."""
+    p = Path(run)
+    if (p / "manifest.json").exists() or (p / "params.yaml").exists():
+        return p.resolve()
+    base = Path(archive_dir) if archive_dir else Path(load_params().archive_dir)
+    if (base / str(run)).is_dir():
+        return (base / str(run)).resolve()
+    matches = sorted(d for d in base.glob(f"{run}*") if d.is_dir()) if base.is_dir() else []
+    if len(matches) == 1:
+        return matches[0].resolve()
+    if len(matches) > 1:
+        raise FileNotFoundError(f"run id {run!r} is ambiguous in {base}: {', '.join(m.name for m in matches)}")
+    raise FileNotFoundError(f"no run {run!r} in {base}; `runbook runs` lists the archived runs")
+
+
+def resume_run(
+    run: str | Path,
+    from_stage: Optional[str] = None,
+    archive_dir: Optional[str | Path] = None,
+    *,
+    notebooks_dir: Optional[Path] = None,
+    echo: Optional[Callable[[str], None]] = print,
+) -> RunOutcome:
+    """Continue a stopped run in its own archive, with its own archived parameters."""
+    run_dir = find_run(run, archive_dir)
+    params = load_params(run_dir / "params.yaml", {"archive_dir": str(run_dir.parent)})
+    return run_runbook(params, run_id=run_dir.name, from_stage=from_stage, notebooks_dir=notebooks_dir, echo=echo)
+
+
+def _alive(manifest: dict) -> bool:
+    pid, host = manifest.get("pid"), manifest.get("host")
+    if host != socket.gethostname() or not pid:
+        return True  # cannot tell from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_runs(archive_dir: str | Path) -> pd.DataFrame:
+    """Archived runs: id, name, status, date range, start, duration, where it stopped."""
+    rows = []
+    base = Path(archive_dir)
+    for d in sorted(base.iterdir()) if base.is_dir() else []:
+        m_path = d / "manifest.json"
+        if not m_path.is_file():
+            continue
+        try:
+            m = json.loads(m_path.read_text())
+        except ValueError:
+            continue
+        status = m.get("status", "?")
+        if status == "running" and not _alive(m):
+            status = "interrupted"
+        p = m.get("params") or {}
+        if p.get("start_date") or p.get("end_date"):
+            rng = f"{p.get('start_date') or '…'} → {p.get('end_date') or '…'}"
+        else:
+            seasons = p.get("seasons") or []
+            rng = f"seasons {min(seasons)}-{max(seasons)}" if seasons else "all seasons"
+        rows.append({
+            "run_id": m.get("run_id", d.name), "name": m.get("run_name"), "status": status,
+            "range": rng, "started_at": m.get("started_at"), "seconds": m.get("seconds"),
+            "stopped_at": m.get("stopped_at"), "report": str(d / REPORT_HTML) if (d / REPORT_HTML).exists() else None,
+        })
+    return pd.DataFrame(rows, columns=["run_id", "name", "status", "range", "started_at", "seconds", "stopped_at", "report"])
+
+
+def report_path(run_dir: Path) -> Path:
+    """The run's report (HTML), else its summary, else its manifest."""
+    for name in (REPORT_HTML, SUMMARY_MD, "manifest.json"):
+        if (run_dir / name).exists():
+            return run_dir / name
+    raise FileNotFoundError(f"{run_dir} holds no report, summary or manifest")
+
+
+__all__ = [
+    "STEPS", "Step", "RunOutcome", "RunLockedError", "run_runbook", "resume_run", "list_runs", "find_run",
+    "report_path", "export_html", "EXIT_CODES",
+]
