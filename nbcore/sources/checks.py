@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import fastjsonschema
-import jsonschema
+import numpy as np
 import pandas as pd
 
 from . import BOXSCORES, GAMEBOOK, PROPS, SCHEDULE
@@ -52,7 +52,9 @@ def _fast(source: str):
 
 
 @lru_cache(maxsize=None)
-def _precise(source: str) -> jsonschema.Draft202012Validator:
+def _precise(source: str):
+    import jsonschema  # slow to import; only needed to explain a failing document
+
     return jsonschema.Draft202012Validator(json_schema(source))
 
 
@@ -143,7 +145,7 @@ def describe_location(doc: Any, path: list) -> tuple[str, Optional[str]]:
 _FIELD_NAMES = {"min": "minutes", "pts": "points", "turnover": "turnovers"}
 
 
-def _schema_reason(doc: Any, err: jsonschema.ValidationError) -> str:
+def _schema_reason(doc: Any, err) -> str:
     where, field = describe_location(doc, list(err.absolute_path))
     label = _FIELD_NAMES.get(field, field) if field else None
     v = err.validator
@@ -211,7 +213,22 @@ def _row_label(r) -> str:
     return f"game {r.game_id}, row {r._row} ({r.player_name})"
 
 
-def check_dated_rules(source: str, doc: dict, rows: pd.DataFrame, day: date, schedule: pd.DataFrame) -> None:
+class ScheduleIndex:
+    """The schedule as lookups (built once per load, used for thousands of files)."""
+
+    def __init__(self, games: pd.DataFrame):
+        self.games = {
+            r.game_id: (r.game_date, r.game_status, r.home_team, r.away_team)
+            for r in games[["game_id", "game_date", "game_status", "home_team", "away_team"]].itertuples(index=False)
+        }
+        self.teams = set(games.home_team) | set(games.away_team)
+        self.final_by_day: dict[date, list[tuple[str, str, str]]] = {}
+        for gid, (d, status, home, away) in self.games.items():
+            if status == "final":
+                self.final_by_day.setdefault(d, []).append((gid, home, away))
+
+
+def check_dated_rules(source: str, doc: dict, rows: pd.DataFrame, day: date, schedule: "ScheduleIndex | pd.DataFrame") -> None:
     """Rules for one date's file of a dated source (``rows`` parsed with positions=True).
 
     ``schedule`` holds every game known to the warehouse (game_id, game_date, game_status,
@@ -219,13 +236,13 @@ def check_dated_rules(source: str, doc: dict, rows: pd.DataFrame, day: date, sch
     that date with their teams, hold every completed game of that date (a partial date is
     never loaded), and hold consistent, unique player rows.
     """
+    if not isinstance(schedule, ScheduleIndex):
+        schedule = ScheduleIndex(schedule)
     problems: list[str] = []
     if doc.get("game_date") != day.isoformat():
         problems.append(f"the file is for {doc.get('game_date')} but its path says {day.isoformat()}: "
                         f"the scraper saved it under the wrong date")
     games_key = "events" if source == PROPS else "games"
-    by_id = schedule.set_index("game_id")
-    known_teams = set(schedule.home_team) | set(schedule.away_team)
     seen: set[str] = set()
     for g in doc[games_key]:
         gid = g["game_id"]
@@ -233,55 +250,70 @@ def check_dated_rules(source: str, doc: dict, rows: pd.DataFrame, day: date, sch
             problems.append(f"game {gid} appears twice in the file")
             continue
         seen.add(gid)
-        if gid not in by_id.index:
+        s = schedule.games.get(gid)
+        if s is None:
             problems.append(f"game {gid} ({g['home_team']} vs {g['away_team']}) is not in the schedule")
             continue
-        s = by_id.loc[gid]
-        if s.game_date != day:
-            problems.append(f"game {gid} is scheduled on {s.game_date}, not on {day}")
-        if (g["home_team"], g["away_team"]) != (s.home_team, s.away_team):
+        s_day, s_status, s_home, s_away = s
+        if s_day != day:
+            problems.append(f"game {gid} is scheduled on {s_day}, not on {day}")
+        if (g["home_team"], g["away_team"]) != (s_home, s_away):
             problems.append(f"game {gid}: teams {g['home_team']} vs {g['away_team']} do not match the schedule "
-                            f"({s.home_team} vs {s.away_team})")
-        if s.game_status != "final":
-            problems.append(f"game {gid} is not completed in the schedule (status {s.game_status})")
-    expected = schedule[(schedule.game_date == day) & (schedule.game_status == "final")]
+                            f"({s_home} vs {s_away})")
+        if s_status != "final":
+            problems.append(f"game {gid} is not completed in the schedule (status {s_status})")
     present_games = set(rows.game_id)
-    for g in expected.itertuples(index=False):
-        if g.game_id not in present_games:
-            problems.append(f"no rows for game {g.game_id} ({g.home_team} vs {g.away_team}), which the schedule says "
+    for gid, home, away in schedule.final_by_day.get(day, []):
+        if gid not in present_games:
+            problems.append(f"no rows for game {gid} ({home} vs {away}), which the schedule says "
                             f"was played on {day}; a partial date is never loaded")
     if len(rows):
-        problems += _row_rules(source, rows, known_teams, by_id)
+        problems += _row_rules(source, rows, schedule)
     if problems:
         raise FileProblem("rules", _join(problems))
 
 
-def _row_rules(source: str, rows: pd.DataFrame, known_teams: set[str], by_id: pd.DataFrame) -> list[str]:
+def _bad(rows: pd.DataFrame, mask) -> list:
+    """The rows where ``mask`` holds, as namedtuples (cheap when there are none)."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return []
+    return list(rows[mask].itertuples(index=False))
+
+
+def _row_rules(source: str, rows: pd.DataFrame, schedule: "ScheduleIndex") -> list[str]:
     problems: list[str] = []
+    game_ids = rows.game_id.tolist()
+    teams = rows.team_abbr.tolist()
     # teams: known at all, and one of the two teams of the game
-    sched = by_id.reindex(rows.game_id)
-    in_game = (rows.team_abbr.to_numpy() == sched.home_team.to_numpy()) | (rows.team_abbr.to_numpy() == sched.away_team.to_numpy())
-    scheduled = sched.home_team.notna().to_numpy()
-    for r in rows[~in_game & scheduled].itertuples(index=False):
-        if r.team_abbr not in known_teams:
+    bad_team = np.zeros(len(rows), dtype=bool)
+    for i, (gid, team) in enumerate(zip(game_ids, teams)):
+        s = schedule.games.get(gid)
+        if s is not None and team != s[2] and team != s[3]:
+            bad_team[i] = True
+    for r in _bad(rows, bad_team):
+        if r.team_abbr not in schedule.teams:
             problems.append(f"{_row_label(r)}: unknown team '{r.team_abbr}'")
         else:
             problems.append(f"{_row_label(r)}: team {r.team_abbr} did not play in this game")
     # both teams have rows (box scores and gamebooks list both sides)
     if source in (BOXSCORES, GAMEBOOK):
-        have = set(zip(rows.game_id, rows.team_abbr))
-        for gid in dict.fromkeys(rows.game_id):
-            if gid in by_id.index:
-                for team in (by_id.at[gid, "home_team"], by_id.at[gid, "away_team"]):
+        have = set(zip(game_ids, teams))
+        for gid in dict.fromkeys(game_ids):
+            s = schedule.games.get(gid)
+            if s is not None:
+                for team in (s[2], s[3]):
                     if (gid, team) not in have:
                         problems.append(f"game {gid} has no player rows for {team}")
     # duplicate player rows
     key = list(KEY_COLUMNS[source])
-    dup = rows[rows.duplicated(key, keep=False)]
-    for _, grp in dup.groupby(key, sort=False):
-        first = grp.iloc[0]
-        what = f"player {first.player_name}" + (f" with bookmaker {first.bookmaker}" if source == PROPS else "")
-        problems.append(f"game {first.game_id}: {what} appears {len(grp)} times (rows {', '.join(map(str, grp._row))})")
+    keys = list(zip(*(rows[k].tolist() for k in key)))
+    if len(set(keys)) != len(keys):
+        dupmask = rows.duplicated(key, keep=False)
+        for _, grp in rows[dupmask].groupby(key, sort=False):
+            first = grp.iloc[0]
+            what = f"player {first.player_name}" + (f" with bookmaker {first.bookmaker}" if source == PROPS else "")
+            problems.append(f"game {first.game_id}: {what} appears {len(grp)} times (rows {', '.join(map(str, grp._row))})")
     if source in (BOXSCORES, GAMEBOOK):
         problems += _stat_rules(source, rows)
     return problems
@@ -292,29 +324,33 @@ def _stat_rules(source: str, rows: pd.DataFrame) -> list[str]:
     counts = ["points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "reb", "ast", "stl", "blk", "tov", "pf"]
     if source == BOXSCORES:
         counts += ["oreb", "dreb"]
-    num = rows[counts].astype("int64")
+    num = {c: np.asarray(rows[c].to_numpy(), dtype=np.int64) for c in counts}
     for col in counts:  # the schema already says so; checked again on the parsed rows
-        for r in rows[num[col] < 0].itertuples(index=False):
+        for r in _bad(rows, num[col] < 0):
             problems.append(f"{_row_label(r)}: {col} is negative ({getattr(r, col)})")
-    expect_pts = 2 * num.fgm + num.fg3m + num.ftm
-    for r, want in zip(rows[num.points != expect_pts].itertuples(index=False), expect_pts[num.points != expect_pts]):
+    expect_pts = 2 * num["fgm"] + num["fg3m"] + num["ftm"]
+    for r in _bad(rows, num["points"] != expect_pts):
+        want = 2 * r.fgm + r.fg3m + r.ftm
         problems.append(f"{_row_label(r)}: points {r.points} != 2*FGM + 3PM + FTM = {want}")
     for made, att, label in (("fgm", "fga", "FGM > FGA"), ("fg3m", "fg3a", "3PM > 3PA"), ("ftm", "fta", "FTM > FTA"),
                              ("fg3m", "fgm", "3PM > FGM")):
-        for r in rows[num[made] > num[att]].itertuples(index=False):
+        for r in _bad(rows, num[made] > num[att]):
             problems.append(f"{_row_label(r)}: {label} ({getattr(r, made)} > {getattr(r, att)})")
     if source == BOXSCORES:
-        for r in rows[num.reb != num.oreb + num.dreb].itertuples(index=False):
+        for r in _bad(rows, num["reb"] != num["oreb"] + num["dreb"]):
             problems.append(f"{_row_label(r)}: rebounds {r.reb} != offensive {r.oreb} + defensive {r.dreb}")
-        secs = rows.minutes.str.split(":", n=1, expand=True)
-        played = secs[0].astype(int) * 60 + secs[1].astype(int)
-        for r in rows[played > 60 * 70].itertuples(index=False):
+        played = np.array([int(m.split(":", 1)[0]) for m in rows.minutes.tolist()], dtype=np.int64)
+        for r in _bad(rows, played > 70):
             problems.append(f"{_row_label(r)}: minutes {r.minutes} is more than a game lasts")
     else:
-        active = rows.player_status == "active"
-        for r in rows[active & rows.minutes.isna()].itertuples(index=False):
+        active = (rows.player_status == "active").to_numpy()
+        has_minutes = rows.minutes.notna().to_numpy()
+        for r in _bad(rows, active & ~has_minutes):
             problems.append(f"{_row_label(r)}: active player without minutes")
-        for r in rows[~active & (rows.minutes.notna() | (num.drop(columns=["points"]).sum(axis=1) + num.points > 0))].itertuples(index=False):
+        any_stat = np.zeros(len(rows), dtype=bool)
+        for c in counts:
+            any_stat |= num[c] != 0
+        for r in _bad(rows, ~active & (has_minutes | any_stat)):
             problems.append(f"{_row_label(r)}: status {r.player_status} but has minutes or stats")
     return problems
 
@@ -324,15 +360,15 @@ def check_schedule_rules(doc: dict, rows: pd.DataFrame, season_year: int) -> Non
     problems: list[str] = []
     if doc.get("season_year") != season_year:
         problems.append(f"the file is for season {doc.get('season_year')} but its path says {season_year}")
-    for r in rows[rows.duplicated("game_id", keep=False)].drop_duplicates("game_id").itertuples(index=False):
+    for r in _bad(rows, rows.duplicated("game_id", keep=False) & ~rows.duplicated("game_id")):
         problems.append(f"game {r.game_id} appears more than once")
-    for r in rows[rows.home_team == rows.away_team].itertuples(index=False):
+    for r in _bad(rows, rows.home_team == rows.away_team):
         problems.append(f"game {r.game_id}: {r.home_team} plays itself")
     years = rows.game_date.map(lambda d: d.year)
-    for r in rows[~years.isin([season_year, season_year + 1])].itertuples(index=False):
+    for r in _bad(rows, ~years.isin([season_year, season_year + 1])):
         problems.append(f"game {r.game_id} dated {r.game_date} is outside season {season_year}-{(season_year + 1) % 100:02d}")
     final = rows.game_status == "final"
-    for r in rows[final & (rows.home_score.isna() | rows.away_score.isna())].itertuples(index=False):
+    for r in _bad(rows, final & (rows.home_score.isna() | rows.away_score.isna())):
         problems.append(f"game {r.game_id} is final but has no score")
     if problems:
         raise FileProblem("rules", _join(problems))
