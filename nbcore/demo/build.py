@@ -32,6 +32,16 @@ HOLES_FILE = "_demo/holes.json"
 BEFORE_STATE_STEPS: list[Callable[[Warehouse, RunParams, League, HoleSpec], None]] = []
 
 
+def derive_phases_3_4(wh: Warehouse, params: RunParams, league: League, holes: HoleSpec) -> None:
+    """Phases 3 and 4 over every final date but the downstream holes (nbcore.derive, backfill mode)."""
+    from ..derive.demo_step import derive_phases_3_4 as step
+
+    step(wh, params, league, holes)
+
+
+BEFORE_STATE_STEPS.append(derive_phases_3_4)
+
+
 @dataclass
 class DemoBuild:
     bucket: Path

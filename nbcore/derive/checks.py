@@ -1,0 +1,200 @@
+"""Defensive checks: refuse to derive a chunk whose inputs are known to be bad.
+
+Before a chunk [first, last] is written, for every processor and each of its upstream tables:
+
+1. **upstream succeeded**: the upstream processor's latest recorded run for the previous game
+   date (of the same season) did not fail. A date with no recorded run passes this check (the
+   data check below decides), a recorded failure blocks.
+2. **no gap in the lookback window**: every game the processor's window can read has rows in
+   the upstream table. Windows follow the platform's counting: calendar days for team defense
+   (the games of [first - N days, first - 1]); the last N games for players (each team's last N
+   games before ``first``, the games any of its players' windows can touch). Windows stop at
+   the season's first game, so days before a season starts are never a gap. An upstream that
+   this run does not itself produce (a raw table, or a table left out by ``tables``) must also
+   be complete on the chunk's own dates.
+
+A failure raises ``DependencyError`` naming the upstream, the missing dates and the command that
+fixes them. ``backfill_mode: true`` or ``strict_mode: false`` skip the checks (announced).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cached_property
+
+import pandas as pd
+
+from ..history import latest_runs
+from ..warehouse import Warehouse
+from .processors import Processor
+
+PARAMS_HINT = "PARAMS.yaml"
+
+
+class DependencyError(RuntimeError):
+    """A defensive check failed: an upstream table is not ready for this chunk."""
+
+    def __init__(self, processor: str, upstream: str, missing_dates: list[date], reason: str,
+                 fix_command: str, chunk: tuple[date, date]):
+        self.processor = processor
+        self.upstream = upstream
+        self.missing_dates = sorted(missing_dates)
+        self.reason = reason
+        self.fix_command = fix_command
+        self.chunk = chunk
+        shown = ", ".join(d.isoformat() for d in self.missing_dates[:12])
+        more = f" (+{len(self.missing_dates) - 12} more)" if len(self.missing_dates) > 12 else ""
+        super().__init__(
+            f"{processor} for {chunk[0]}..{chunk[1]} is blocked by its upstream {upstream}: {reason} "
+            f"[dates: {shown}{more}]. Fix: {fix_command} "
+            f"(or set backfill_mode: true / strict_mode: false to bypass the defensive checks)"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "processor": self.processor, "upstream": self.upstream, "reason": self.reason,
+            "missing_dates": [d.isoformat() for d in self.missing_dates], "fix_command": self.fix_command,
+            "chunk": [self.chunk[0].isoformat(), self.chunk[1].isoformat()],
+        }
+
+
+@dataclass
+class Schedule:
+    """Completed games (``derive/final_games.sql``): the reference for dates and windows."""
+
+    games: pd.DataFrame  # game_id, game_date, season_year, game_type, home_team, away_team
+
+    def __post_init__(self):
+        g = self.games.copy()
+        g["game_date"] = pd.to_datetime(g["game_date"]).dt.date
+        g["season_year"] = g["season_year"].astype(int)
+        self.games = g.sort_values(["game_date", "game_id"]).reset_index(drop=True)
+
+    @cached_property
+    def dates(self) -> list[date]:
+        return sorted(set(self.games.game_date))
+
+    @cached_property
+    def season_of(self) -> dict[date, int]:
+        return dict(zip(self.games.game_date, self.games.season_year))
+
+    @cached_property
+    def game_ids_by_date(self) -> dict[date, set[str]]:
+        return {d: set(g) for d, g in self.games.groupby("game_date").game_id}
+
+    @cached_property
+    def date_of_game(self) -> dict[str, date]:
+        return dict(zip(self.games.game_id, self.games.game_date))
+
+    @cached_property
+    def team_games(self) -> pd.DataFrame:
+        g = self.games
+        both = pd.concat([
+            g.assign(team_abbr=g.home_team)[["game_id", "game_date", "season_year", "team_abbr"]],
+            g.assign(team_abbr=g.away_team)[["game_id", "game_date", "season_year", "team_abbr"]],
+        ])
+        return both.sort_values(["team_abbr", "game_date", "game_id"]).reset_index(drop=True)
+
+    def previous_date(self, day: date) -> date | None:
+        """The last game date before ``day`` in the same season (None at a season's start)."""
+        season = self.season_of.get(day)
+        earlier = self.games[(self.games.game_date < day) & (self.games.season_year == season)]
+        return None if earlier.empty else earlier.game_date.max()
+
+    def window_games(self, proc: Processor, first: date) -> set[str]:
+        """The games a processor's lookback window reads for a chunk starting at ``first``."""
+        season = self.season_of.get(first)
+        before = self.games[(self.games.game_date < first) & (self.games.season_year == season)]
+        if proc.lookback_days:
+            start = first - timedelta(days=proc.lookback_days)
+            return set(before[before.game_date >= start].game_id)
+        if proc.lookback_games:
+            tg = self.team_games
+            tg = tg[(tg.game_date < first) & (tg.season_year == season)]
+            return set(tg.groupby("team_abbr").tail(proc.lookback_games).game_id)
+        return set()
+
+    def games_on(self, dates: list[date]) -> set[str]:
+        out: set[str] = set()
+        for d in dates:
+            out |= self.game_ids_by_date.get(d, set())
+        return out
+
+
+@dataclass
+class CheckPlan:
+    """What one chunk's checks need: per processor and upstream, the games that must be present."""
+
+    chunk: list[date]
+    required: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (processor, upstream) -> game ids
+
+    @property
+    def earliest(self) -> date:
+        return self.chunk[0]
+
+
+def plan_checks(schedule: Schedule, processors: list[Processor], chunk: list[date], produced: set[str]) -> CheckPlan:
+    plan = CheckPlan(chunk=chunk)
+    own = schedule.games_on(chunk)
+    for proc in processors:
+        window = schedule.window_games(proc, chunk[0])
+        for up in proc.upstreams:
+            plan.required[(proc.name, up)] = window | (set() if up in produced else own)
+    return plan
+
+
+def fix_command(upstream: str, dates: list[date], failed_run: bool = False) -> str:
+    """The command an operator runs to close the upstream's gap (or redo its failed run)."""
+    first, last = min(dates), max(dates)
+    if upstream.startswith("nba_raw."):
+        return f"runbook load --params {PARAMS_HINT} --start-date {first} --end-date {last}"
+    if failed_run:
+        return f"runbook derive --params {PARAMS_HINT} --dates {','.join(d.isoformat() for d in sorted(dates))}"
+    return f"runbook derive --params {PARAMS_HINT} --start-date {first} --end-date {last}"
+
+
+def run_checks(wh: Warehouse, schedule: Schedule, processors: list[Processor], chunk: list[date],
+               produced: set[str]) -> int:
+    """Run every defensive check for one chunk; raise ``DependencyError`` on the first failure.
+
+    Returns the number of checks made. ``produced`` holds the tables this run writes itself
+    (their rows for the chunk's own dates come from this chunk, so only the window before it
+    is checked).
+    """
+    first, last = chunk[0], chunk[-1]
+    n = 0
+    # 1. the upstream processor's latest run for the previous game date succeeded
+    prev = schedule.previous_date(first)
+    if prev is not None:
+        for proc in processors:
+            for up in proc.upstreams:
+                n += 1
+                runs = latest_runs(wh, up.split(".")[-1], prev, prev)
+                if len(runs) and not bool(runs.iloc[0]["success"]):
+                    err = runs.iloc[0]["error"] or "no error recorded"
+                    raise DependencyError(
+                        proc.name, up, [prev], f"its latest run for {prev} failed ({err})",
+                        fix_command(up, [prev], failed_run=True), (first, last),
+                    )
+    # 2. no gap inside the lookback window (and, for inputs this run does not make, the chunk)
+    plan = plan_checks(schedule, processors, chunk, produced)
+    needed = set().union(*plan.required.values()) if plan.required else set()
+    if not needed:
+        return n
+    lo = min(schedule.date_of_game[g] for g in needed)
+    present = wh.query_file("derive/present_games", {"start_date": lo, "end_date": last})
+    have: dict[str, set[str]] = {t: set(g) for t, g in present.groupby("table_name").game_id}
+    for proc in processors:
+        for up in proc.upstreams:
+            n += 1
+            missing = plan.required[(proc.name, up)] - have.get(up, set())
+            if missing:
+                dates = sorted({schedule.date_of_game[g] for g in missing})
+                in_window = [d for d in dates if d < first]
+                where = f"inside its {proc.lookback_text()}" if in_window else "on the chunk's dates"
+                raise DependencyError(
+                    proc.name, up, dates,
+                    f"{len(missing)} game(s) on {len(dates)} date(s) have no rows {where}",
+                    fix_command(up, dates), (first, last),
+                )
+    return n
