@@ -224,5 +224,102 @@ def unlock(params_file: str, force: bool) -> None:
     click.echo(f"released the lock of {holder.describe()}" if holder else "the warehouse was not locked")
 
 
+@main.command()
+@params_option
+@click.option("--retry-failed", "retry_failed", default=None, metavar="RUN_ID",
+              help="load only the dates left failed in that run's failures.csv")
+@click.option("--reload", is_flag=True, default=None, help="load every expected date in range, not only the missing ones")
+@click.option("--run-dir", default=None, type=click.Path(file_okay=False),
+              help="write into this run archive (default: a new runs/<timestamp>-<run_name>-load)")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def load(params_file: str, retry_failed: str | None, reload: bool | None, run_dir: str | None, no_progress: bool) -> None:
+    """Load phase 1 files into the raw tables for missing dates (retry once, continue, log failures).
+
+    Exit 0 when every (source, date) ended loaded or waived, 1 when some failed (see failures.csv)."""
+    from .archive import RunArchive, new_run_id
+    from .load import run_load
+    from .lock import RunLockedError, WarehouseLock
+
+    params = _params(params_file, retry_failed=retry_failed, reload=reload or None)
+    try:
+        archive = RunArchive.open(run_dir) if run_dir else RunArchive.create(params, new_run_id(params.run_name) + "-load")
+        with WarehouseLock(params, archive.run_id):
+            result = run_load(params, archive=archive, progress=not no_progress)
+    except RunLockedError as e:
+        click.echo(f"refused: {e}", err=True)
+        sys.exit(EXIT_LOCKED)
+    except (ParamsError, FileNotFoundError, FileExistsError) as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(result.summary_table().to_string(index=False))
+    for o in result.failed:
+        click.echo(f"FAILED {o.date} {o.source}: {o.reason}", err=True)
+    click.echo(f"archive: {archive.path}")
+    if result.failed:
+        click.echo(f"retry with: {result.retry_command()}", err=True)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@main.command()
+@params_option
+@click.option("--run-dir", default=None, type=click.Path(file_okay=False),
+              help="record stages/gate.json in this run archive (default: a new runs/<timestamp>-<run_name>-gate)")
+@click.option("--json", "as_json", is_flag=True, help="print the gate record as JSON")
+def gate(params_file: str, run_dir: str | None, as_json: bool) -> None:
+    """The quality gate: is phase 2 complete against the schedule? Exit 0 passed (or overridden), 3 blocked."""
+    from .archive import RunArchive, new_run_id
+    from .gate import run_gate
+
+    params = _params(params_file)
+    try:
+        archive = RunArchive.open(run_dir) if run_dir else RunArchive.create(params, new_run_id(params.run_name) + "-gate")
+        result = run_gate(params, archive=archive, params_file=params_file, raise_on_block=False)
+    except (ParamsError, FileNotFoundError, FileExistsError) as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2, default=str))
+    else:
+        click.echo(result.reason())
+        if result.status != "passed":
+            click.echo(result.missing_frame().to_string(index=False))
+        for w in result.waived:
+            click.echo(f"waived: {w['source']} {w['date']} ({w['reason']}; approved by {w['approved_by']})")
+    sys.exit(EXIT_BLOCKED if result.status == "blocked" else EXIT_OK)
+
+
+
+@main.command()
+@params_option
+@click.option("--start-date", default=None, help="override start_date (YYYY-MM-DD)")
+@click.option("--end-date", default=None, help="override end_date (YYYY-MM-DD)")
+@click.option("--dates", default=None, help="derive exactly these game dates, comma-separated (default: the missing ones)")
+@click.option("--chunk-days", type=int, default=None, help="override chunk_days (1 = date by date)")
+@click.option("--tables", default=None, help="override tables, comma-separated bare names")
+@click.option("--backfill-mode", is_flag=True, default=None, help="skip the defensive checks (backfill_mode: true)")
+@click.option("--no-strict", is_flag=True, default=None, help="skip the defensive checks (strict_mode: false)")
+def derive(params_file: str, start_date: str | None, end_date: str | None, dates: str | None, chunk_days: int | None,
+           tables: str | None, backfill_mode: bool | None, no_strict: bool | None) -> None:
+    """Derive phases 3 and 4 (analytics, precompute) for the missing dates; stop at the first error.
+
+    Exit 0 succeeded, 1 a chunk failed (the message names the date, processor and fix)."""
+    from datetime import date as _date
+
+    from .derive import run_derive, waived_skip_dates
+
+    params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days,
+                     tables=_csv(tables), backfill_mode=backfill_mode or None,
+                     strict_mode=False if no_strict else None)
+    try:
+        wanted = [_date.fromisoformat(d) for d in _csv(dates)] if dates else None
+    except ValueError as e:
+        click.echo(f"--dates: {e}; give dates as YYYY-MM-DD,YYYY-MM-DD", err=True)
+        sys.exit(EXIT_USAGE)
+    result = run_derive(params, dates=wanted, skip_dates=waived_skip_dates(params), params_file=params_file)
+    click.echo(str(result))
+    if result.processed_dates or result.error:
+        click.echo(result.timing_table().to_string(index=False))
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

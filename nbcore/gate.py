@@ -1,0 +1,336 @@
+"""The quality gate between load and derive: phase 2 must be complete before anything is rebuilt.
+
+For the run's range (seasons, start/end dates) the gate checks, against the schedule:
+
+* every completed game has rows in each *required* source (``required_sources``; box scores
+  and gamebooks by default, prop lines are reported but do not block);
+* the raw tables are sane: players per game within range, no duplicate or NULL keys, no
+  impossible box-score values (validate's sanity checks);
+* the latest ``processor_run_history`` run of each phase 2 processor for each date succeeded
+  (dates with no history at all, e.g. loaded by the demo build, are fine when complete), and the
+  latest load of each season's schedule succeeded;
+* no unexpected file sits in a required source's folder.
+
+Waived (source, date) pairs (``nbcore.waivers``) count as reviewed, not missing: the gate
+passes, lists them, and ``waived_dates(params)`` tells downstream stages which dates to skip.
+
+A failing gate records ``stages/gate.json`` with ``status: blocked``, exactly what is missing
+and the commands that retry it, then raises ``GateBlocked`` so nothing downstream runs. An
+override (``gate_override`` + ``gate_override_reason``) lets the run go on; the reason is recorded.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from .archive import RunArchive
+from .bucket import Bucket, BucketError
+from .load import FAILURES_FILE, find_strays, read_failure_log, schedule_anchor, season_of_date
+from .params import ParamsError, RunParams
+from .sources import DATED_SOURCES, SCHEDULE
+from .warehouse import Warehouse, open_warehouse
+from .waivers import load_waivers
+
+GATE_NAME = "phase2_complete"
+STAGE = "gate"
+
+
+class GateBlocked(RuntimeError):
+    """The gate failed: the run stops here. ``.result`` holds what is missing and how to retry."""
+
+    def __init__(self, result: "GateResult"):
+        super().__init__(result.reason())
+        self.result = result
+
+
+@dataclass
+class Problem:
+    """One thing the gate found: blocking (required source) or only reported."""
+
+    check: str
+    source: str
+    detail: str
+    date: Optional[date] = None
+    blocking: bool = True
+
+    def to_json(self) -> dict:
+        return {"check": self.check, "source": self.source, "date": self.date.isoformat() if self.date else None,
+                "detail": self.detail, "blocking": self.blocking}
+
+
+@dataclass
+class GateResult:
+    status: str  # passed | blocked | overridden
+    gate: str
+    required_sources: list[str]
+    checks: pd.DataFrame  # one row per check x source: passed / problems / blocking
+    problems: list[Problem]
+    waived: list[dict]
+    retry_commands: list[str]
+    override_reason: Optional[str] = None
+    scope: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status in ("passed", "overridden")
+
+    @property
+    def blocking(self) -> list[Problem]:
+        return [p for p in self.problems if p.blocking]
+
+    @property
+    def reported(self) -> list[Problem]:
+        return [p for p in self.problems if not p.blocking]
+
+    def missing_frame(self) -> pd.DataFrame:
+        """Everything the gate found, blocking first: check, source, date, detail."""
+        rows = [p.to_json() for p in sorted(self.problems, key=lambda p: (not p.blocking, p.source, p.date or date.min))]
+        return pd.DataFrame(rows, columns=["blocking", "check", "source", "date", "detail"])
+
+    def waived_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.waived, columns=["source", "date", "present", "reason", "approved_by"])
+
+    def reason(self) -> str:
+        if self.status == "passed":
+            return f"gate {self.gate} passed"
+        blocking = self.blocking
+        head = "; ".join(
+            f"{p.source} {p.date}: {p.detail}" if p.date else f"{p.source}: {p.detail}" for p in blocking[:5]
+        )
+        more = f"; and {len(blocking) - 5} more" if len(blocking) > 5 else ""
+        verb = "overridden" if self.status == "overridden" else "blocked"
+        retry = f". Retry: {' && '.join(self.retry_commands)}" if self.retry_commands and self.status == "blocked" else ""
+        return f"gate {self.gate} {verb}: {len(blocking)} problem(s) in phase 2: {head}{more}{retry}"
+
+    def summary(self) -> dict:
+        """The stage record (``stages/gate.json``); the runbook driver stops on ``status: blocked``."""
+        return {
+            "status": self.status,
+            "gate": self.gate,
+            "reason": self.reason(),
+            "required_sources": self.required_sources,
+            "missing": [p.to_json() for p in self.blocking],
+            "not_blocking": [p.to_json() for p in self.reported],
+            "waived": [{**w, "date": w["date"].isoformat()} for w in self.waived],
+            "retry_commands": self.retry_commands if self.status != "passed" else [],
+            "override_reason": self.override_reason,
+            "checks": self.checks.to_dict("records"),
+            "scope": self.scope,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def _repr_html_(self) -> str:
+        color = {"passed": "green", "overridden": "orange", "blocked": "red"}[self.status]
+        out = f"<p><b style='color:{color}'>gate {self.gate}: {self.status.upper()}</b></p>"
+        if self.status == "overridden":
+            out += f"<p>Override reason: <i>{self.override_reason}</i></p>"
+        out += self.checks.to_html(index=False)
+        if self.blocking:
+            out += "<p><b>What is missing</b></p>" + self.missing_frame().query("blocking").to_html(index=False)
+        if self.retry_commands and self.status != "passed":
+            out += "<p><b>Retry</b></p><pre>" + "\n".join(self.retry_commands) + "</pre>"
+        if self.reported:
+            out += "<p>Reported, not blocking</p>" + self.missing_frame().query("not blocking").to_html(index=False)
+        if self.waived:
+            out += "<p>Waived (reviewed, not missing)</p>" + self.waived_frame().to_html(index=False)
+        return out
+
+
+# -- waivers for downstream stages -----------------------------------------------------------
+
+def waived_dates(params: RunParams, sources: Optional[list[str]] = None) -> list[date]:
+    """Dates in the run's scope where a required source (or one of ``sources``) is waived.
+
+    Downstream stages skip these dates explicitly (and say so) instead of failing on them.
+    """
+    wanted = set(sources or params.required_sources)
+    start, end = params.date_bounds()
+    seasons = set(params.season_list)
+    out = {d for w in load_waivers(params) if w.source in wanted for d in w.dates
+           if start <= d <= end and season_of_date(d) in seasons}
+    return sorted(out)
+
+
+# -- the gate --------------------------------------------------------------------------------
+
+def run_gate(
+    params: RunParams,
+    wh: Warehouse | None = None,
+    archive: RunArchive | None = None,
+    *,
+    params_file: str | None = None,
+    raise_on_block: bool = True,
+) -> GateResult:
+    """Check phase 2 for the run's range; record the outcome; raise ``GateBlocked`` if it fails."""
+    from .validate import run_validate
+
+    t0 = time.perf_counter()
+    waivers = load_waivers(params)
+    waived_pairs = {(w.source, d): w for w in waivers for d in w.dates}
+    required = list(params.required_sources)
+    sources = list(DATED_SOURCES)
+    problems: list[Problem] = []
+    checks: list[dict] = []
+    own = wh is None
+    wh = wh or open_warehouse(params)
+    try:
+        result = run_validate(params.model_copy(update={"tables": sources}), wh, progress=False)
+        expected_all = sorted({d for s in sources for d in result.expected_dates(s)})
+        last_errors = _last_errors(wh, sources, expected_all)
+
+        # 1. the schedule: loaded, and its latest load succeeded
+        sched_problems = _schedule_problems(params, wh, expected_all)
+        problems += sched_problems
+        checks.append(_check_row("schedule loaded", SCHEDULE, True, sched_problems))
+
+        # 2. every completed game has rows (waived dates excepted)
+        waived_rows = []
+        for s in sources:
+            blocking = s in required
+            missing = set(result.missing_dates(s))
+            partial = result.partial_dates(s)
+            found = []
+            for d in sorted(missing):
+                w = waived_pairs.get((s, d))
+                if w is not None:
+                    continue
+                if d in partial:
+                    detail = f"{len(partial[d])} game(s) without rows: {', '.join(partial[d])}"
+                else:
+                    detail = "no rows for this date"
+                if (s, d) in last_errors:
+                    detail += f" (last load failed: {last_errors[(s, d)]})"
+                found.append(Problem("complete against the schedule", s, detail, d, blocking))
+            problems += found
+            checks.append(_check_row("complete against the schedule", s, blocking, found))
+            for (ws, d), w in sorted(waived_pairs.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+                if ws == s and d in set(result.expected_dates(s)):
+                    waived_rows.append({"source": s, "date": d, "present": d not in missing, "reason": w.reason,
+                                        "approved_by": w.approved_by})
+
+        # 3. sanity checks on the raw tables
+        for r in result.checks.itertuples(index=False):
+            if r.table not in sources:
+                continue
+            blocking = r.table in required
+            found = [Problem(r.check, r.table, f"{r.violations} violation(s), e.g. {r.example}", None, blocking)] if r.violations else []
+            problems += found
+            checks.append(_check_row(r.check, r.table, blocking, found))
+
+        # 4. the latest phase 2 run per processor and date succeeded
+        stray_problems = _stray_problems(params, required, expected_all)
+        stray_reasons = {p.detail for p in stray_problems}
+        for s in sources:
+            blocking = s in required
+            found = [
+                Problem("latest load succeeded", s, f"latest load failed: {err}", d, blocking)
+                for (src, d), err in sorted(last_errors.items())
+                if src == s and (s, d) not in waived_pairs and err not in stray_reasons  # strays: reported once, below
+            ]
+            problems += found
+            checks.append(_check_row("latest load succeeded", s, blocking, found))
+
+        # 5. no unexpected files in the source folders
+        for s in sources:
+            found = [p for p in stray_problems if p.source == s]
+            problems += found
+            checks.append(_check_row("no unexpected files", s, s in required, found))
+    finally:
+        if own:
+            wh.close()
+
+    blocking = [p for p in problems if p.blocking]
+    status = "passed" if not blocking else ("overridden" if params.gate_override else "blocked")
+    gate = GateResult(
+        status=status, gate=GATE_NAME, required_sources=required,
+        checks=pd.DataFrame(checks, columns=["check", "source", "blocking", "passed", "problems"]),
+        problems=problems, waived=waived_rows,
+        retry_commands=_retry_commands(params, archive, params_file) if blocking else [],
+        override_reason=params.gate_override_reason if status == "overridden" else None,
+        scope={"seasons": params.season_list, "start_date": str(params.start_date or ""),
+               "end_date": str(params.end_date or ""), "expected_dates": len(expected_all)},
+        seconds=time.perf_counter() - t0,
+    )
+    if archive is not None:
+        archive.record_stage(STAGE, gate.summary())
+    if status == "blocked" and raise_on_block:
+        raise GateBlocked(gate)
+    return gate
+
+
+def _check_row(check: str, source: str, blocking: bool, found: list[Problem]) -> dict:
+    return {"check": check, "source": source, "blocking": blocking, "passed": not found, "problems": len(found)}
+
+
+def _last_errors(wh: Warehouse, sources: list[str], expected: list[date]) -> dict[tuple[str, date], str]:
+    """(processor, date) -> error, where the latest phase 2 run for that date failed."""
+    if not expected:
+        return {}
+    runs = wh.query_file("gate/latest_phase2_runs", {"processors": sources, "start_date": min(expected),
+                                                       "end_date": max(expected)})
+    out = {}
+    for r in runs.itertuples(index=False):
+        if not bool(r.success):
+            d = pd.Timestamp(r.data_date).date()
+            out[(r.processor, d)] = str(r.error or "unknown error")
+    return out
+
+
+def _schedule_problems(params: RunParams, wh: Warehouse, expected: list[date]) -> list[Problem]:
+    problems = []
+    if not expected:
+        problems.append(Problem("schedule loaded", SCHEDULE,
+                                f"the schedule has no completed games for seasons {params.season_list} in the run's range; "
+                                f"load the schedule files (runbook load) or check seasons/start_date/end_date"))
+        return problems
+    for season in params.season_list:
+        anchor = schedule_anchor(season)
+        runs = wh.query_file("gate/latest_phase2_runs", {"processors": [SCHEDULE], "start_date": anchor, "end_date": anchor})
+        if len(runs) and not bool(runs.success.iloc[0]):
+            problems.append(Problem("schedule loaded", SCHEDULE, f"latest load of season {season} failed: {runs.error.iloc[0]}",
+                                    None, True))
+    return problems
+
+
+def _stray_problems(params: RunParams, required: list[str], expected: list[date]) -> list[Problem]:
+    start, end = params.date_bounds()
+    seasons = set(params.season_list)
+    in_scope = lambda d: start <= d <= end and season_of_date(d) in seasons  # noqa: E731
+    try:
+        strays = find_strays(Bucket(params.bucket), DATED_SOURCES, {d: 1 for d in expected}, in_scope)
+    except (BucketError, OSError) as e:
+        return [Problem("no unexpected files", s, f"cannot list the bucket: {e}", None, s in required) for s in required]
+    return [Problem("no unexpected files", st.source, st.reason, st.date, st.source in required) for st in strays]
+
+
+def _retry_commands(params: RunParams, archive: RunArchive | None, params_file: str | None) -> list[str]:
+    pfile = params_file or (str(archive.file("params.yaml")) if archive is not None else "params/<your-params>.yaml")
+    cmds = []
+    if archive is not None and _has_unresolved_failures(params, archive):
+        cmds.append(f"runbook load --params {pfile} --retry-failed {archive.run_id}")
+    else:
+        cmds.append(f"runbook load --params {pfile}")
+    if archive is not None:
+        cmds.append(f"runbook resume {archive.run_id}")
+    else:
+        cmds.append(f"runbook gate --params {pfile}")
+    return cmds
+
+
+def _has_unresolved_failures(params: RunParams, archive: RunArchive) -> bool:
+    if not archive.file(FAILURES_FILE).exists():
+        return False
+    try:
+        probe = params.model_copy(update={"archive_dir": Path(archive.path).parent})
+        return bool(read_failure_log(probe, archive.run_id))
+    except ParamsError:
+        return False
+
+
+__all__ = ["GateBlocked", "GateResult", "run_gate", "waived_dates", "GATE_NAME"]
