@@ -270,6 +270,8 @@ def _failed_dates(run: RunData) -> dict[date, str]:
         return {}
     out: dict[date, str] = {}
     for r in f.to_dict("records"):
+        if str(r.get("resolved", "")).strip().lower() in ("true", "1", "yes"):
+            continue  # a failed attempt that a retry later fixed
         try:
             d = pd.Timestamp(r[date_col]).date()
         except (ValueError, TypeError):
@@ -280,20 +282,54 @@ def _failed_dates(run: RunData) -> dict[date, str]:
 
 
 def _gate_override(run: RunData) -> Optional[str]:
+    """The written reason, when the gate failed and was overridden (None otherwise)."""
     rec = run.record("gate")
-    for key in ("override_reason", "override", "waiver", "waived_reason"):
-        v = rec.get(key)
-        if isinstance(v, str) and v.strip():
-            return v.strip()
-        if isinstance(v, dict) and (v.get("reason") or "").strip():
-            return v["reason"].strip()
-    return None
+    if not rec:
+        return None
+    overridden = rec.get("overridden") is True or str(rec.get("status", "")).lower() == "overridden" \
+        or str(rec.get("verdict", "")).lower() == "overridden"
+    reason = rec.get("override_reason") or (run.manifest.get("params") or {}).get("gate_override_reason")
+    if isinstance(rec.get("override"), dict):
+        overridden = overridden or bool(rec["override"].get("applied") or rec["override"].get("used"))
+        reason = reason or rec["override"].get("reason")
+    return str(reason).strip() if overridden and reason else None
+
+
+def _waived(run: RunData) -> dict[tuple[str, date], str]:
+    """(raw source, date) -> reason, for the dates load skipped under a waiver."""
+    out = {}
+    for w in run.record("load").get("waived_dates") or []:
+        try:
+            out[(str(w.get("source")), pd.Timestamp(w.get("date")).date())] = str(w.get("reason") or "waived")
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def _raw_ancestors(table: str) -> list[str]:
+    try:
+        t = schema.table(table)
+    except KeyError:
+        return []
+    if t.phase == "2":
+        return [t.name]
+    out, stack, seen = [], list(t.upstream), set()
+    while stack:
+        u = schema.table(stack.pop())
+        if u.fqn in seen:
+            continue
+        seen.add(u.fqn)
+        if u.phase == "2":
+            out.append(u.name)
+        stack.extend(u.upstream)
+    return out
 
 
 def dates_open(run: RunData) -> pd.DataFrame:
     """Dates still missing after the run, grouped by table and reason.
 
-    Reasons, first that applies: the date's load failed (failures.csv); the gate was
+    Reasons, first that applies: a raw source of the table is waived on that date; the
+    date's load failed (failures.csv, retries that succeeded left out); the gate was
     overridden while raw was incomplete; the stage that writes the table did not run or
     failed; an upstream table still misses the date; otherwise unexplained (ask
     ``runbook why TABLE DATE``).
@@ -307,6 +343,7 @@ def dates_open(run: RunData) -> pd.DataFrame:
         by_table.setdefault(table, set()).update(missing)
     failed = _failed_dates(run)
     override = _gate_override(run)
+    waived = _waived(run)
     status = {s.get("stage"): s.get("status") for s in run.manifest.get("stages", []) if s.get("name") != "validate_after"}
     rows = []
     for (phase, table, season), missing in after.items():
@@ -318,8 +355,12 @@ def dates_open(run: RunData) -> pd.DataFrame:
         except KeyError:
             upstream = []
         stage = PHASE_STAGE.get(phase)
+        sources = _raw_ancestors(table)
         for d in sorted(missing):
-            if d in failed:  # the root cause, for raw and everything downstream of it
+            w = next(((src, waived[(src, d)]) for src in sources if (src, d) in waived), None)
+            if w is not None:
+                reason = f"waived ({w[0]}): {w[1]}"
+            elif d in failed:  # the root cause, for raw and everything downstream of it
                 reason = failed[d]
             elif phase == "2" and override:
                 reason = f"gate overridden: {override}"
@@ -396,9 +437,31 @@ def gate_checks(run: RunData) -> pd.DataFrame:
     return pd.DataFrame()
 
 
-def grading_metrics(run: RunData) -> pd.DataFrame:
-    """MAE, bias, accuracy per system and season, as the grade stage recorded them."""
+GRADING_CSV = "grading_metrics.csv"
+
+
+def grading_metrics(run: RunData, params=None, save: bool = False) -> pd.DataFrame:
+    """MAE, bias, hit rate per system and season.
+
+    From the archive's ``grading_metrics.csv`` when present; else, given ``params``, measured
+    read-only on the warehouse (``nbcore.grade.accuracy_metrics``) and saved into the archive so
+    the report can be rebuilt without it (``save``, when the report is part of the run); else the
+    per-system metrics the grade stage recorded.
+    """
+    csv_path = run.run_dir / GRADING_CSV
+    if csv_path.exists():
+        return pd.read_csv(csv_path)
+    if params is not None:
+        frame = _measure_grading(params)
+        if frame is not None and not frame.empty:
+            if save and (run.run_dir / "manifest.json").exists():
+                frame.to_csv(csv_path, index=False)
+            return frame
     rec = run.record("grade")
+    mbs = rec.get("metrics_by_system")
+    if isinstance(mbs, dict) and mbs:
+        frame = pd.DataFrame.from_dict(mbs, orient="index").rename_axis("system_id").reset_index()
+        return frame.drop(columns=[c for c in ("hit_rate_ci",) if c in frame.columns])
     for key in ("metrics", "by_system_season", "metrics_by_system_season", "by_system"):
         v = rec.get(key)
         if isinstance(v, list) and v and isinstance(v[0], dict):
@@ -410,6 +473,27 @@ def grading_metrics(run: RunData) -> pd.DataFrame:
             except ValueError:
                 continue
     return pd.DataFrame()
+
+
+def _measure_grading(params) -> Optional[pd.DataFrame]:
+    try:
+        from .grade import accuracy_metrics
+        from .warehouse import open_warehouse
+
+        if params.backend == "duckdb" and not Path(params.duckdb_path).exists():
+            return None
+        kwargs = {"read_only": True} if params.backend == "duckdb" else {}
+        with open_warehouse(params, **kwargs) as wh:
+            frame = accuracy_metrics(wh, params, by=["system_id", "season_year"])
+    except Exception:  # the report still renders without metrics
+        return None
+    keep = [c for c in ("system_id", "season_year", "graded", "voided", "mae", "bias", "rmse", "within_3_pct",
+                        "calls", "hit_rate", "hit_rate_low", "hit_rate_high", "pushes", "passes") if c in frame.columns]
+    frame = frame[keep].copy()
+    for c in ("mae", "bias", "rmse", "within_3_pct", "hit_rate", "hit_rate_low", "hit_rate_high"):
+        if c in frame.columns:
+            frame[c] = pd.to_numeric(frame[c]).round(3)
+    return frame
 
 
 def rows_written(run: RunData) -> pd.DataFrame:
@@ -504,7 +588,7 @@ def summary_markdown(run: RunData) -> str:
         (["nothing: every expected date is present in every table"] if run.after else ["unknown: no after snapshot (the run stopped early)"])
     steps = timeline(run)
     if not steps.empty:
-        lines += ["", "## Stages", "", _md_table(steps[["step", "status", "seconds", "error"]].fillna(""), index=False)]
+        lines += ["", "## Stages", "", _md_table(steps[["step", "status", "seconds", "error"]], index=False)]
     fl = run.failures
     if not fl.empty:
         lines += ["", f"## Failures ({len(fl)})", "", _md_table(fl.head(20), index=False)]

@@ -135,32 +135,36 @@ def _coverage(wh: Warehouse, t: schema.Table, start: date, end: date) -> dict[tu
     return {(pd.Timestamp(r.game_date).date(), str(r.game_id)): int(r.row_count) for r in frame.itertuples(index=False)}
 
 
-def _waiver(params: RunParams, table: str, day: date, archive_dir: Optional[Path]) -> Optional[str]:
-    """A waiver for this table and date: in the params (any field named like 'waive'), or a gate
-    override in the latest run that recorded one while this table was incomplete."""
-    data = params.model_dump(mode="json")
-    for key, value in data.items():
-        if "waive" not in key or not value:
-            continue
-        items = value.items() if isinstance(value, dict) else enumerate(value if isinstance(value, list) else [value])
-        for k, v in items:
-            entry = v if isinstance(v, dict) else {"date": k if isinstance(k, str) else v, "reason": v if isinstance(k, str) else None}
-            d = str(entry.get("date") or entry.get("game_date") or "")
-            tbl = entry.get("table")
-            if d == day.isoformat() and (not tbl or str(tbl).split(".")[-1] == table):
-                return f"params.{key}: {entry.get('reason') or 'waived'}"
+def _waiver(params: RunParams, t: schema.Table, tree: list[tuple[schema.Table, int]], day: date,
+            archive_dir: Optional[Path]) -> Optional[str]:
+    """Why this gap is accepted, if it is: a waiver (``params.waivers``) for the table's own raw
+    source or a raw source upstream of it, or a gate override in the latest run that recorded one
+    while this date was missing."""
+    raw = [t.name] if t.phase == "2" else [u.name for u, _ in tree if u.phase == "2"]
+    try:
+        from .waivers import waived
+
+        table = waived(params)
+    except Exception:  # no waivers module / unreadable file: nothing is waived
+        table = {}
+    for source in raw:
+        w = table.get((source, day))
+        if w is not None:
+            return f"{source} waived on {day} (approved by {w.approved_by}): {w.reason}"
     base = Path(archive_dir) if archive_dir else None
     if base is not None and base.is_dir():
         for run_dir in sorted((d for d in base.iterdir() if (d / "stages" / "gate.json").exists()), reverse=True):
             try:
                 gate = json.loads((run_dir / "stages" / "gate.json").read_text())
+                run_params = json.loads((run_dir / "manifest.json").read_text()).get("params", {}) \
+                    if (run_dir / "manifest.json").exists() else {}
             except ValueError:
                 continue
-            reason = gate.get("override_reason") or (gate.get("override") if isinstance(gate.get("override"), str) else None)
-            if reason:
-                blob = json.dumps(gate)
-                if day.isoformat() in blob:
-                    return f"gate override in run {run_dir.name}: {reason}"
+            reason = gate.get("override_reason") or run_params.get("gate_override_reason")
+            overridden = gate.get("overridden") or str(gate.get("status", "")).lower() == "overridden" \
+                or gate.get("verdict") == "overridden"
+            if overridden and reason and day.isoformat() in json.dumps(gate):
+                return f"gate overridden in run {run_dir.name}: {reason}"
     return None
 
 
@@ -257,5 +261,5 @@ def why(
     return WhyResult(
         table=t.name, phase=t.phase, day=day, status=status, scheduled_games=todays, missing_games=missing_games,
         rows=rows, upstream=upstream, history=history,
-        waived=_waiver(params, t.name, day, archive_dir or Path(params.archive_dir)), command=command, notes=notes,
+        waived=_waiver(params, t, tree, day, archive_dir or Path(params.archive_dir)), command=command, notes=notes,
     )

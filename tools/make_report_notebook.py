@@ -32,7 +32,7 @@ report.or_note(report.run_header(run), f"no run archive in {params.archive_dir} 
     ("code", "report.or_note(report.gate_verdict(run), 'the gate did not run')"),
     ("code", "report.or_note(report.gate_checks(run), 'the gate recorded no individual checks')"),
     ("md", "## Grading metrics per system and season"),
-    ("code", "report.or_note(report.grading_metrics(run), 'the grade stage recorded no metrics in this run')"),
+    ("code", "report.or_note(report.grading_metrics(run, params, save=archive is not None), 'no graded predictions to measure')"),
     ("md", "## Rows written"),
     ("code", "report.or_note(report.rows_written(run), 'no stage recorded rows written')"),
     ("md", "## Stage timeline"),
