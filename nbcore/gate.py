@@ -142,6 +142,15 @@ class GateResult:
         return out
 
 
+def enforce(result: GateResult, archive: RunArchive | None = None) -> None:
+    """Stop here when the gate is blocked and this is part of a run (an archive is given).
+
+    Interactively (no archive) the result is only shown, so a person can investigate.
+    """
+    if result.status == "blocked" and archive is not None:
+        raise GateBlocked(result)
+
+
 # -- waivers for downstream stages -----------------------------------------------------------
 
 def waived_dates(params: RunParams, sources: Optional[list[str]] = None) -> list[date]:
@@ -333,4 +342,4 @@ def _has_unresolved_failures(params: RunParams, archive: RunArchive) -> bool:
         return False
 
 
-__all__ = ["GateBlocked", "GateResult", "run_gate", "waived_dates", "GATE_NAME"]
+__all__ = ["GateBlocked", "GateResult", "enforce", "run_gate", "waived_dates", "GATE_NAME"]
