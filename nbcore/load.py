@@ -350,13 +350,15 @@ class _Loader:
                     record_runs(self.wh, [self._history(SCHEDULE, out.date, attempt, True, n, None, t0)])
                 out.state, out.rows = "loaded", n
                 break
-            except FileProblem as e:
-                reason = e.reason + (f"; kept the {have_games} games already loaded" if have_games and attempt == MAX_ATTEMPTS else "")
-                out.stage, out.reason = e.stage, reason
-                self._fail(SCHEDULE, None, rel, e.stage, reason, attempt, t0, history_day=out.date)
             except WarehouseError as e:
                 out.stage, out.reason = "write", f"writing the rows failed: {e}"
                 self._fail(SCHEDULE, None, rel, "write", out.reason, attempt, t0, history_day=out.date)
+            except Exception as e:  # FileProblem, or a file nobody foresaw: never stops the load
+                if not isinstance(e, FileProblem):
+                    e = FileProblem("check", f"unexpected error while checking the file: {type(e).__name__}: {e}")
+                reason = e.reason + (f"; kept the {have_games} games already loaded" if have_games and attempt == MAX_ATTEMPTS else "")
+                out.stage, out.reason = e.stage, reason
+                self._fail(SCHEDULE, None, rel, e.stage, reason, attempt, t0, history_day=out.date)
         out.seconds = time.perf_counter() - t_start
         return out
 
@@ -392,6 +394,9 @@ class _Loader:
             except FileProblem as e:
                 out.stage, out.reason = e.stage, e.reason
                 self._fail(source, day, rel, e.stage, e.reason, attempt, t0)
+            except Exception as e:  # a file nobody foresaw must not stop the other dates
+                out.stage, out.reason = "check", f"unexpected error while checking the file: {type(e).__name__}: {e}"
+                self._fail(source, day, rel, "check", out.reason, attempt, t0)
         out.seconds = time.perf_counter() - t_start
         return out, rows
 

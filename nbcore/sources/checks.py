@@ -15,6 +15,7 @@ import json
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import fastjsonschema
@@ -119,7 +120,10 @@ def describe_location(doc: Any, path: list) -> tuple[str, Optional[str]]:
     while i < len(path):
         key = path[i]
         nxt = path[i + 1] if i + 1 < len(path) else None
-        child = node[key] if isinstance(node, (dict, list)) else None
+        try:
+            child = node[key] if isinstance(node, (dict, list)) else None
+        except (KeyError, IndexError, TypeError):
+            child = None
         if isinstance(key, str) and isinstance(nxt, int) and isinstance(child, list) and nxt < len(child):
             item = child[nxt]
             if key in _GAME_LISTS:
@@ -193,8 +197,27 @@ def check_schema(source: str, doc: Any) -> None:
     errors = sorted(_precise(source).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     if not errors:  # the two validators disagree: trust the precise one
         return
-    reasons = list(dict.fromkeys(_schema_reason(doc, e) for e in errors))
-    raise FileProblem("schema", _join(reasons))
+    reasons: list[str] = []
+    missing: dict[tuple, list[str]] = {}  # one reason per object listing all its missing fields
+    for e in errors:
+        if e.validator == "required" and "'" in e.message:
+            loc = tuple(e.absolute_path)
+            if loc not in missing:
+                missing[loc] = []
+                reasons.append(loc)  # placeholder, filled below
+            missing[loc].append(e.message.split("'")[1])
+        else:
+            reasons.append(_schema_reason(doc, e))
+    out = []
+    for r in reasons:
+        if isinstance(r, tuple):
+            where, last = describe_location(doc, list(r) + ["_"])
+            names = missing[r]
+            msg = f"missing field{'s' if len(names) > 1 else ''} {', '.join(repr(n) for n in names)}"
+            out.append(f"{where}: {msg}" if where else msg)
+        else:
+            out.append(r)
+    raise FileProblem("schema", _join(list(dict.fromkeys(out))))
 
 
 def _join(reasons: list[str]) -> str:
@@ -278,7 +301,7 @@ def _bad(rows: pd.DataFrame, mask) -> list:
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return []
-    return list(rows[mask].itertuples(index=False))
+    return [SimpleNamespace(**r) for r in rows[mask].to_dict("records")]  # (itertuples renames _row)
 
 
 def _row_rules(source: str, rows: pd.DataFrame, schedule: "ScheduleIndex") -> list[str]:
