@@ -548,9 +548,19 @@ def timeline_chart(run: RunData):
     return fig
 
 
+def display_options() -> None:
+    """Show long date-range labels and reasons whole in the report."""
+    pd.set_option("display.max_colwidth", 400)
+    pd.set_option("display.max_rows", 500)
+    pd.set_option("display.precision", 3)
+
+
 def or_note(frame, note: str):
-    """The frame, or a one-line note when it is empty (so the report says *why* a section is blank)."""
+    """The frame (its first column as the index instead of 0..n), or a one-line note when it is
+    empty, so the report says *why* a section is blank."""
     if frame is not None and not getattr(frame, "empty", False):
+        if isinstance(frame, pd.DataFrame) and isinstance(frame.index, pd.RangeIndex) and frame.shape[1] > 1:
+            return frame.set_index(frame.columns[0])
         return frame
     from IPython.display import Markdown
 
@@ -591,7 +601,9 @@ def summary_markdown(run: RunData) -> str:
         lines += ["", "## Stages", "", _md_table(steps[["step", "status", "seconds", "error"]], index=False)]
     fl = run.failures
     if not fl.empty:
-        lines += ["", f"## Failures ({len(fl)})", "", _md_table(fl.head(20), index=False)]
+        resolved = int(fl["resolved"].astype(str).str.lower().isin(["true", "1", "yes"]).sum()) if "resolved" in fl else 0
+        lines += ["", f"## Failures ({len(fl)} failed attempts, {resolved} resolved by a retry)", "",
+                  _md_table(fl.head(20), index=False)]
     gate = _gate_override(run)
     if gate:
         lines += ["", f"**Gate override**: {gate}"]

@@ -140,7 +140,11 @@ def export_html(notebook: Path, html: Path, no_input: bool = False, title: Optio
         exporter.exclude_input = True
         exporter.exclude_input_prompt = True
         exporter.exclude_output_prompt = True
-    body, _ = exporter.from_filename(str(notebook), resources={"metadata": {"name": title or notebook.stem}})
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    nb.metadata["title"] = title or notebook.stem
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or notebook.stem}})
     html.write_text(body, encoding="utf-8")
     return html
 

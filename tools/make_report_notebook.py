@@ -11,6 +11,7 @@ run_dir = None      # set by the runbook; on its own, the notebook reports the l
     ("code", """from nbcore import notebook, report
 
 params, archive = notebook.setup(params_file, run_dir, globals())
+report.display_options()
 run_path = archive.path if archive else report.latest_run(params.archive_dir)
 run = report.load_run(run_path or params.archive_dir / "no-run-yet")
 report.or_note(report.run_header(run), f"no run archive in {params.archive_dir} yet: run `runbook run` first")"""),
