@@ -37,7 +37,7 @@ def feature(game_id: str, day: date, player: str, avg10, line, **kw) -> dict:
            "player_lookup": player, "team_abbr": "AAA", "opponent_team_abbr": "BBB", "is_home": True,
            "feature_version": "v2-test", "features_present": 10, "data_quality_score": 1.0,
            "points_avg_last_5": avg10, "points_avg_last_10": avg10, "points_avg_season": avg10,
-           "points_std_season": 5.0, "minutes_avg_last_10": 30.0, "fatigue_score": 0.0, "matchup_factor": 1.0,
+           "points_std_season": 5.0, "minutes_avg_last_10": 30.0, "fatigue_score": 1.0, "matchup_factor": 1.0,
            "pace_factor": 1.0, "days_rest": 2, "is_back_to_back": False, "points_line": line}
     row.update(kw)
     return row

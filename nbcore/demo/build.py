@@ -42,6 +42,23 @@ def derive_phases_3_4(wh: Warehouse, params: RunParams, league: League, holes: H
 BEFORE_STATE_STEPS.append(derive_phases_3_4)
 
 
+def predict_phase_5(wh: Warehouse, params: RunParams, league: League, holes: HoleSpec) -> None:
+    """Phase 5 over every final date but the downstream holes (nbcore.predict)."""
+    from ..predict.demo_step import predict_phase_5 as step
+
+    step(wh, params, league, holes)
+
+
+def grade_phase_5b(wh: Warehouse, params: RunParams, league: League, holes: HoleSpec) -> None:
+    """Phase 5B over the predicted dates but the ungraded season (nbcore.grade)."""
+    from ..predict.demo_step import grade_phase_5b as step
+
+    step(wh, params, league, holes)
+
+
+BEFORE_STATE_STEPS.extend([predict_phase_5, grade_phase_5b])
+
+
 @dataclass
 class DemoBuild:
     bucket: Path

@@ -10,7 +10,7 @@ import pandas as pd
 
 SYSTEM_ID = "ensemble"
 VERSION = "1.0"
-WEIGHTS = {"moving_average": 0.1, "matchup_adjusted": 0.3, "regression": 0.6}
+WEIGHTS = {"moving_average": 0.0, "matchup_adjusted": 0.1, "regression": 0.9}
 
 
 def combine(members: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -17,8 +17,11 @@ from ..warehouse import Warehouse
 SYSTEM_ID = "matchup_adjusted"
 VERSION = "1.0"
 SQL = "predict/matchup_adjusted"
+# how far toward the estimated factor to move (1 = all the way, 0 = ignore it)
+MATCHUP_SHRINK = 0.25
+PACE_SHRINK = 0.0
 
 
 def predict(wh: Warehouse, dates: list[date]) -> pd.DataFrame:
     """``game_id, player_lookup, predicted_points, sigma`` for every feature row on ``dates``."""
-    return wh.query_file(SQL, {"dates": list(dates)})
+    return wh.query_file(SQL, {"dates": list(dates), "matchup_shrink": MATCHUP_SHRINK, "pace_shrink": PACE_SHRINK})

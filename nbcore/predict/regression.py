@@ -8,10 +8,12 @@ per interval. It trains on feature rows joined to the points actually scored, fo
 ``[refit_date - train_window_days, refit_date - 1]``: strictly before D. The window actually
 used (first and last game date trained on) is written on every prediction.
 
-The design matrix is built from scale-free pieces: the line and the moving averages enter
+The model is a median regression (least absolute deviations, by reweighted least squares):
+grades are scored on absolute error, and points are right-skewed. The design matrix is built
+from scale-free pieces: the line and the moving averages enter
 linearly, and the matchup, pace, home and back-to-back effects enter multiplied by the
-player's level (points scale with them multiplicatively). Fitting is ``numpy.linalg.lstsq``
-(ordered input, so the fit is bit-for-bit reproducible). The spread ``sigma`` grows with the
+player's level (points scale with them multiplicatively). Fitting solves the normal equations
+(``numpy.linalg.lstsq`` on the k x k system) on ordered input, so the fit is bit-for-bit reproducible. The spread ``sigma`` grows with the
 predicted points: ``|residual| ~ a + b * predicted`` fitted on the same rows.
 
 Before enough history exists (fewer than ``MIN_TRAIN_ROWS`` rows), the system falls back to
@@ -30,6 +32,8 @@ SYSTEM_ID = "regression"
 VERSION = "1.0"
 EPOCH = date(2000, 1, 3)  # refit dates are EPOCH + k * refit_days
 MIN_TRAIN_ROWS = 300
+IRLS_ITERATIONS = 15
+IRLS_FLOOR = 0.5  # points: residuals below this weigh as much as this (keeps the weights finite)
 ABS_TO_SIGMA = float(np.sqrt(np.pi / 2))  # E|e| = sigma * sqrt(2/pi) for a normal error
 
 COLUMNS = [
@@ -132,6 +136,23 @@ class Model:
         return pd.DataFrame({"predicted_points": pred, "sigma": sigma}, index=frame.index)
 
 
+def least_absolute_deviations(X: np.ndarray, y: np.ndarray, iterations: int = IRLS_ITERATIONS) -> np.ndarray:
+    """Median regression by iteratively reweighted least squares (a fixed number of steps, so
+    the result is reproducible). Points are right-skewed; MAE is minimized by the conditional
+    median, not the mean that plain least squares estimates."""
+    coef = weighted_least_squares(X, y, np.ones(len(y)))
+    for _ in range(iterations):
+        coef = weighted_least_squares(X, y, 1.0 / np.maximum(np.abs(y - X @ coef), IRLS_FLOOR))
+    return coef
+
+
+def weighted_least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Solve the (small, k x k) normal equations; lstsq there copes with an all-zero column."""
+    Xw = X * w[:, None]
+    coef, *_ = np.linalg.lstsq(Xw.T @ X, Xw.T @ y, rcond=None)
+    return coef
+
+
 def fit(train: pd.DataFrame, refit: date) -> Model:
     """Least squares on the training rows (already restricted to the window before ``refit``)."""
     train = train[pd.to_numeric(train["actual_points"], errors="coerce").notna()]
@@ -142,11 +163,11 @@ def fit(train: pd.DataFrame, refit: date) -> Model:
         raise ValueError(f"training rows on/after the refit date {refit} (latest {days.max()}): look-ahead")
     X = design(train)
     y = train["actual_points"].astype(float).to_numpy()
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    coef = least_absolute_deviations(X, y)
     fitted = np.maximum(X @ coef, 0.0)
     resid = np.abs(y - fitted)
     S = np.column_stack([np.ones(len(fitted)), fitted])
-    sigma_coef, *_ = np.linalg.lstsq(S, resid, rcond=None)
+    sigma_coef = weighted_least_squares(S, resid, np.ones(len(resid)))
     if sigma_coef[0] + sigma_coef[1] * np.median(fitted) <= 0:  # degenerate: use a constant spread
         sigma_coef = np.array([float(resid.mean()), 0.0])
     return Model(

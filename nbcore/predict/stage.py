@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Optional
 
 import pandas as pd
@@ -146,7 +146,7 @@ def plan(wh: Warehouse, params: RunParams, dates: list[date] | None = None) -> p
 
 
 def predict_frame(
-    wh: Warehouse, params: RunParams, dates: list[date], models: dict[date, regression.Model], run_id: str
+    wh: Warehouse, params: RunParams, dates: list[date], models: "WalkForwardModels", run_id: str
 ) -> pd.DataFrame:
     """Every system's prediction rows for the player-games to do on ``dates`` (nothing written)."""
     targets = wh.query_file("predict/targets", {
@@ -165,7 +165,7 @@ def predict_frame(
         members[system.SYSTEM_ID] = out[["predicted_points", "sigma"]].set_axis(targets.index)
 
     refits = targets["game_date"].map(lambda d: regression.refit_date(d, params.refit_days))
-    _fit_missing_models(wh, params, sorted(set(refits) - set(models)), models)
+    models.ensure(sorted(set(refits)))
     reg = pd.DataFrame(index=targets.index, columns=["predicted_points", "sigma"], dtype=float)
     windows = pd.DataFrame(index=targets.index, columns=["training_window_start", "training_window_end"], dtype=object)
     base = members[baseline.SYSTEM_ID]
@@ -198,18 +198,52 @@ def predict_frame(
     return pd.concat(parts, ignore_index=True)
 
 
-def _fit_missing_models(wh: Warehouse, params: RunParams, refits: list[date], models: dict) -> None:
-    """Fit the models for ``refits`` from one training query covering all their windows."""
-    if not refits:
-        return
-    lo = regression.training_window(refits[0], params.train_window_days)[0]
-    hi = regression.training_window(refits[-1], params.train_window_days)[1]
-    train = wh.query_file("predict/training_rows", {"train_start": lo, "train_end": hi})
-    train["game_date"] = _dates(train["game_date"])
-    train = train.sort_values(["game_date", "game_id", "player_lookup"], kind="mergesort").reset_index(drop=True)
-    for refit in refits:
-        w0, w1 = regression.training_window(refit, params.train_window_days)
-        models[refit] = regression.fit(train[(train.game_date >= w0) & (train.game_date <= w1)], refit)
+class WalkForwardModels:
+    """The regression's models of one run, by refit date, and the training rows behind them.
+
+    Chunks move forward in time, so the training rows are kept and extended with one query for
+    just the new days instead of re-reading a whole window per chunk. Rows are kept sorted by
+    (game_date, game_id, player_lookup), exactly as a fresh read would be, so a model never
+    depends on what was read before it.
+    """
+
+    def __init__(self, wh: Warehouse, train_window_days: int):
+        self.wh = wh
+        self.train_window_days = train_window_days
+        self.models: dict[date, regression.Model] = {}
+        self._rows: pd.DataFrame | None = None
+        self._span: tuple[date, date] | None = None
+
+    def __getitem__(self, refit: date) -> regression.Model:
+        return self.models[refit]
+
+    def ensure(self, refits: list[date]) -> None:
+        """Fit the models for ``refits`` not fitted yet."""
+        todo = sorted(set(refits) - set(self.models))
+        if not todo:
+            return
+        lo = regression.training_window(todo[0], self.train_window_days)[0]
+        hi = regression.training_window(todo[-1], self.train_window_days)[1]
+        rows = self._training_rows(lo, hi)
+        for refit in todo:
+            w0, w1 = regression.training_window(refit, self.train_window_days)
+            self.models[refit] = regression.fit(rows[(rows.game_date >= w0) & (rows.game_date <= w1)], refit)
+
+    def _read(self, lo: date, hi: date) -> pd.DataFrame:
+        rows = self.wh.query_file("predict/training_rows", {"train_start": lo, "train_end": hi})
+        rows["game_date"] = _dates(rows["game_date"])
+        return rows
+
+    def _training_rows(self, lo: date, hi: date) -> pd.DataFrame:
+        if self._span and self._span[0] <= lo <= self._span[1] + timedelta(days=1) and hi >= self._span[1]:
+            rows = self._rows[self._rows.game_date >= lo]
+            if hi > self._span[1]:
+                rows = pd.concat([rows, self._read(self._span[1] + timedelta(days=1), hi)], ignore_index=True)
+        else:
+            rows = self._read(lo, hi)
+        rows = rows.sort_values(["game_date", "game_id", "player_lookup"], kind="mergesort").reset_index(drop=True)
+        self._rows, self._span = rows, (lo, hi)
+        return rows
 
 
 def run_predict(
@@ -230,7 +264,7 @@ def run_predict(
     wh = wh or open_warehouse(params)
     run_id = archive.run_id if archive else new_run_id(params.run_name)
     result = PredictResult(run_id=run_id, repredict=params.repredict)
-    models: dict[date, regression.Model] = {}
+    models = WalkForwardModels(wh, params.train_window_days)
     try:
         todo = plan(wh, params, dates)
         result.dates = sorted(todo.loc[todo.todo, "game_date"])
@@ -259,7 +293,7 @@ def run_predict(
                 "seconds": round(time.perf_counter() - t, 3),
             })
     finally:
-        result.models = [m.describe() for _, m in sorted(models.items())]
+        result.models = [m.describe() for _, m in sorted(models.models.items())]
         result.seconds = time.perf_counter() - t0
         if archive is not None:
             archive.record_stage(STAGE, result.summary())
