@@ -166,6 +166,8 @@ def _schema_reason(doc: Any, err) -> str:
         msg = f"{label or 'document'} should be {want}, got {_json_type(err.instance)} {_short(err.instance)}"
     elif v == "const":
         msg = f"{label} is {_short(err.instance)}, expected {_short(err.validator_value)}"
+        if field == "source":
+            msg += " (a file of another source saved in this folder?)"
     elif v == "enum":
         msg = f"{label} is {_short(err.instance)}, expected one of {', '.join(map(str, err.validator_value))}"
     elif v == "pattern":
