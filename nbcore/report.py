@@ -12,6 +12,7 @@ stopped early (missing snapshot, no grade stage, ...): it returns an empty frame
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -420,7 +421,10 @@ def gate_verdict(run: RunData) -> pd.DataFrame:
         elif isinstance(v, dict) and all(isinstance(x, (str, int, float, bool)) or x is None for x in v.values()):
             rows.append((k, ", ".join(f"{a}: {b}" for a, b in v.items()) or "—"))
         elif isinstance(v, list):
-            rows.append((k, f"{len(v)} item(s)" if v and isinstance(v[0], dict) else ", ".join(map(str, v[:12])) + (" …" if len(v) > 12 else "")))
+            if not v:
+                rows.append((k, "none"))
+            else:
+                rows.append((k, f"{len(v)} item(s)" if isinstance(v[0], dict) else ", ".join(map(str, v[:12])) + (" …" if len(v) > 12 else "")))
     override = _gate_override(run)
     if override and not any(k == "override reason" for k, _ in rows):
         rows.insert(1, ("override reason", override))
@@ -477,7 +481,9 @@ def grading_metrics(run: RunData, params=None, save: bool = False) -> pd.DataFra
 
 def _measure_grading(params) -> Optional[pd.DataFrame]:
     try:
-        from .grade import accuracy_metrics
+        with warnings.catch_warnings():  # tqdm.auto's notebook warning must not land in the report
+            warnings.simplefilter("ignore")
+            from .grade import accuracy_metrics
         from .warehouse import open_warehouse
 
         if params.backend == "duckdb" and not Path(params.duckdb_path).exists():
@@ -553,6 +559,7 @@ def display_options() -> None:
     pd.set_option("display.max_colwidth", 400)
     pd.set_option("display.max_rows", 500)
     pd.set_option("display.precision", 3)
+    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
 
 
 def or_note(frame, note: str):

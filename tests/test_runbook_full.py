@@ -17,7 +17,7 @@ from nbcore import report
 from nbcore.cli import main
 from nbcore.demo.build import load_holes
 from nbcore.lock import lock_path
-from nbcore.runbook import NOTEBOOKS_DIR, STEPS, resume_run, run_runbook
+from nbcore.runbook import NOTEBOOKS_DIR, STEPS, list_runs, resume_run, run_runbook
 from nbcore.warehouse import open_warehouse
 
 from runbook_helpers import copy_demo, kill_tree
@@ -158,6 +158,8 @@ def test_kill_mid_derive_then_resume_equals_uninterrupted(full_run, small_demo, 
                 break
             time.sleep(0.05)
     assert lock_path(params).exists()  # the dead run's lock is still there
+    runs = list_runs(params.archive_dir)
+    assert runs.set_index("run_id").loc[run_id, "status"] == "interrupted"
     with open_warehouse(params, read_only=True) as wh:
         committed = int(wh.query("SELECT COUNT(*) AS n FROM nba_reference.processor_run_history "
                                  "WHERE run_id = @r AND stage = 'derive'", {"r": run_id}).n.iloc[0])
