@@ -200,6 +200,7 @@ def run_gate(
 
         # 2. every completed game has rows (waived dates excepted)
         waived_rows = []
+        reported: set[tuple[str, date]] = set()
         for s in sources:
             blocking = s in required
             missing = set(result.missing_dates(s))
@@ -216,6 +217,7 @@ def run_gate(
                 if (s, d) in last_errors:
                     detail += f" (last load failed: {last_errors[(s, d)]})"
                 found.append(Problem("complete against the schedule", s, detail, d, blocking))
+                reported.add((s, d))
             problems += found
             checks.append(_check_row("complete against the schedule", s, blocking, found))
             for (ws, d), w in sorted(waived_pairs.items(), key=lambda kv: (kv[0][0], kv[0][1])):
@@ -240,7 +242,8 @@ def run_gate(
             found = [
                 Problem("latest load succeeded", s, f"latest load failed: {err}", d, blocking)
                 for (src, d), err in sorted(last_errors.items())
-                if src == s and (s, d) not in waived_pairs and err not in stray_reasons  # strays: reported once, below
+                # each problem once: missing dates above already carry their last error, strays come below
+                if src == s and (s, d) not in waived_pairs and (s, d) not in reported and err not in stray_reasons
             ]
             problems += found
             checks.append(_check_row("latest load succeeded", s, blocking, found))
@@ -326,7 +329,7 @@ def _retry_commands(params: RunParams, archive: RunArchive | None, params_file: 
     else:
         cmds.append(f"runbook load --params {pfile}")
     if archive is not None:
-        cmds.append(f"runbook resume {archive.run_id}")
+        cmds.append(f"runbook resume {archive.run_id} --archive-dir {Path(archive.path).parent}")
     else:
         cmds.append(f"runbook gate --params {pfile}")
     return cmds
