@@ -11,7 +11,7 @@ Before a chunk [first, last] is written, for every processor and each of its ups
    games before ``first``, the games any of its players' windows can touch). Windows stop at
    the season's first game, so days before a season starts are never a gap. An upstream that
    this run does not itself produce (a raw table, or a table left out by ``tables``) must also
-   be complete on the chunk's own dates.
+   be complete on the chunk's own dates. Waived dates (skipped by the run) are not gaps.
 
 A failure raises ``DependencyError`` naming the upstream, the missing dates and the command that
 fixes them. ``backfill_mode: true`` or ``strict_mode: false`` skip the checks (announced).
@@ -133,33 +133,36 @@ class CheckPlan:
         return self.chunk[0]
 
 
-def plan_checks(schedule: Schedule, processors: list[Processor], chunk: list[date], produced: set[str]) -> CheckPlan:
+def plan_checks(schedule: Schedule, processors: list[Processor], chunk: list[date], produced: set[str],
+                excused: frozenset[date] = frozenset()) -> CheckPlan:
     plan = CheckPlan(chunk=chunk)
     own = schedule.games_on(chunk)
+    excused_games = schedule.games_on(sorted(excused))
     for proc in processors:
-        window = schedule.window_games(proc, chunk[0])
+        window = schedule.window_games(proc, chunk[0]) - excused_games
         for up in proc.upstreams:
             plan.required[(proc.name, up)] = window | (set() if up in produced else own)
     return plan
 
 
-def fix_command(upstream: str, dates: list[date], failed_run: bool = False) -> str:
+def fix_command(upstream: str, dates: list[date], failed_run: bool = False, params_file: str | None = None) -> str:
     """The command an operator runs to close the upstream's gap (or redo its failed run)."""
     first, last = min(dates), max(dates)
+    pf = params_file or PARAMS_HINT
     if upstream.startswith("nba_raw."):
-        return f"runbook load --params {PARAMS_HINT} --start-date {first} --end-date {last}"
+        return f"runbook run --params {pf} --stages load,gate --start-date {first} --end-date {last}"
     if failed_run:
-        return f"runbook derive --params {PARAMS_HINT} --dates {','.join(d.isoformat() for d in sorted(dates))}"
-    return f"runbook derive --params {PARAMS_HINT} --start-date {first} --end-date {last}"
+        return f"runbook derive --params {pf} --dates {','.join(d.isoformat() for d in sorted(dates))}"
+    return f"runbook derive --params {pf} --start-date {first} --end-date {last}"
 
 
 def run_checks(wh: Warehouse, schedule: Schedule, processors: list[Processor], chunk: list[date],
-               produced: set[str]) -> int:
+               produced: set[str], excused: frozenset[date] = frozenset(), params_file: str | None = None) -> int:
     """Run every defensive check for one chunk; raise ``DependencyError`` on the first failure.
 
     Returns the number of checks made. ``produced`` holds the tables this run writes itself
     (their rows for the chunk's own dates come from this chunk, so only the window before it
-    is checked).
+    is checked). ``excused`` dates (waived: reviewed, not missing) are never a gap.
     """
     first, last = chunk[0], chunk[-1]
     n = 0
@@ -174,10 +177,10 @@ def run_checks(wh: Warehouse, schedule: Schedule, processors: list[Processor], c
                     err = runs.iloc[0]["error"] or "no error recorded"
                     raise DependencyError(
                         proc.name, up, [prev], f"its latest run for {prev} failed ({err})",
-                        fix_command(up, [prev], failed_run=True), (first, last),
+                        fix_command(up, [prev], failed_run=True, params_file=params_file), (first, last),
                     )
     # 2. no gap inside the lookback window (and, for inputs this run does not make, the chunk)
-    plan = plan_checks(schedule, processors, chunk, produced)
+    plan = plan_checks(schedule, processors, chunk, produced, excused)
     needed = set().union(*plan.required.values()) if plan.required else set()
     if not needed:
         return n
@@ -195,6 +198,6 @@ def run_checks(wh: Warehouse, schedule: Schedule, processors: list[Processor], c
                 raise DependencyError(
                     proc.name, up, dates,
                     f"{len(missing)} game(s) on {len(dates)} date(s) have no rows {where}",
-                    fix_command(up, dates), (first, last),
+                    fix_command(up, dates, params_file=params_file), (first, last),
                 )
     return n

@@ -21,7 +21,7 @@ class ChunkRecord:
     error: Optional[str] = None
 
 
-@dataclass
+@dataclass(repr=False)
 class DeriveResult:
     """The outcome of ``run_derive``. ``summary()`` is what ``stages/derive.json`` holds."""
 
@@ -70,10 +70,11 @@ class DeriveResult:
         return pd.DataFrame(rows)
 
     def chunk_table(self) -> pd.DataFrame:
+        """One row per chunk: its date range, status (succeeded / failed / not_run) and time."""
         return pd.DataFrame([
             {"first": c.first, "last": c.last, "dates": len(c.dates), "status": c.status,
              "seconds": round(c.seconds, 3), "error": c.error} for c in self.chunks
-        ])
+        ], columns=["first", "last", "dates", "status", "seconds", "error"])
 
     def summary(self) -> dict[str, Any]:
         iso = lambda ds: [d.isoformat() for d in ds]  # noqa: E731
@@ -121,6 +122,9 @@ class DeriveResult:
             if self.not_run_dates:
                 notes += f"<p>{len(self.not_run_dates)} later date(s) not run.</p>"
         return head + notes + self.timing_table().to_html(index=False)
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def __str__(self) -> str:
         s = (f"derive {self.status}: {len(self.processed_dates)}/{len(self.requested_dates)} dates, "

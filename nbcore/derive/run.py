@@ -115,12 +115,15 @@ def run_derive(
     progress: bool = True,
     dates: Optional[Iterable[date]] = None,
     skip_dates: Optional[Iterable[date]] = None,
+    params_file: Optional[str] = None,
 ) -> DeriveResult:
     """Derive phases 3 and 4 for the run's dates; stop at the first failing chunk.
 
     ``dates``: explicit game dates to derive (default: every date inside the run's seasons and
     window on which a phase 3/4 table is missing a game). ``skip_dates``: waived dates, never
-    derived, reported as skipped. With an archive the result goes to ``stages/derive.json``.
+    derived, reported as skipped, and not treated as gaps by the defensive checks (pass
+    ``waived_skip_dates(params)`` for the run's waivers). With an archive the result goes to
+    ``stages/derive.json``. ``params_file`` only names the file in the fix commands of errors.
     """
     t_run = time.perf_counter()
     own = wh is None
@@ -153,7 +156,8 @@ def run_derive(
         bar = tqdm(chunks, desc="derive", unit="chunk", disable=not progress or not chunks)
         for i, chunk in enumerate(bar):
             bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
-            ok = _run_chunk(wh, schedule, procs, chunk, produced, checks, run_id, attempts, result)
+            ok = _run_chunk(wh, schedule, procs, chunk, produced, checks, run_id, attempts, result, frozenset(skip),
+                            params_file)
             if not ok:
                 for later in chunks[i + 1:]:
                     result.chunks.append(ChunkRecord(later[0], later[-1], later, "not_run"))
@@ -170,13 +174,14 @@ def run_derive(
 
 
 def _run_chunk(wh: Warehouse, schedule: Schedule, procs: list[Processor], chunk: list[date],
-               produced: set[str], checks: bool, run_id: str, attempts: dict, result: DeriveResult) -> bool:
+               produced: set[str], checks: bool, run_id: str, attempts: dict, result: DeriveResult,
+               excused: frozenset[date] = frozenset(), params_file: Optional[str] = None) -> bool:
     first, last = chunk[0], chunk[-1]
     t_chunk = time.perf_counter()
     if checks:
         t = time.perf_counter()
         try:
-            result.checks_made += run_checks(wh, schedule, procs, chunk, produced)
+            result.checks_made += run_checks(wh, schedule, procs, chunk, produced, excused, params_file)
         except DependencyError as e:
             result.check_seconds += time.perf_counter() - t
             _fail(wh, result, chunk, e.processor, str(e), run_id, attempts, t_chunk, dependency=e.to_dict())
@@ -250,3 +255,12 @@ def _fail(wh: Warehouse, result: DeriveResult, chunk: list[date], processor: str
     except Exception as e:  # noqa: BLE001 - the original failure is what matters
         result.error += f" (and recording the failure in processor_run_history failed: {e})"
 
+
+
+def waived_skip_dates(params: RunParams) -> list[date]:
+    """Dates whose required sources are waived (the gate's waivers): derive skips them."""
+    try:
+        from ..gate import waived_dates
+    except ImportError:  # the gate stage is optional
+        return []
+    return list(waived_dates(params))

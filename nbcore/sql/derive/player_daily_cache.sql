@@ -14,10 +14,12 @@ games AS (
     ROW_NUMBER() OVER w AS game_number,
     AVG(points) OVER (w ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS points_avg_last_5,
     AVG(points) OVER (w ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS points_avg_last_10,
-    AVG(minutes) OVER (w ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS minutes_avg_last_5,
-    AVG(minutes) OVER (w ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS minutes_avg_last_10,
+    -- exact sums (integers, NUMERIC minutes): a value never depends on how a window is added up
+    AVG(CAST(minutes AS NUMERIC)) OVER (w ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS minutes_avg_last_5,
+    AVG(CAST(minutes AS NUMERIC)) OVER (w ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS minutes_avg_last_10,
     AVG(points) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points_avg_season,
-    STDDEV_SAMP(points) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points_std_season
+    SUM(points) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points_sum,
+    SUM(points * points) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points_sum_sq
   FROM nba_analytics.player_game_summary
   WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL 366 DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
   WINDOW w AS (PARTITION BY player_lookup, season_year ORDER BY game_date, game_id)
@@ -48,10 +50,12 @@ SELECT
   COALESCE(a.last_game_number, 0) AS games_played_season,
   ROUND(g.points_avg_last_5, 4) AS points_avg_last_5,
   ROUND(g.points_avg_last_10, 4) AS points_avg_last_10,
-  ROUND(g.minutes_avg_last_5, 4) AS minutes_avg_last_5,
-  ROUND(g.minutes_avg_last_10, 4) AS minutes_avg_last_10,
+  ROUND(CAST(g.minutes_avg_last_5 AS FLOAT64), 4) AS minutes_avg_last_5,
+  ROUND(CAST(g.minutes_avg_last_10 AS FLOAT64), 4) AS minutes_avg_last_10,
   ROUND(g.points_avg_season, 4) AS points_avg_season,
-  ROUND(g.points_std_season, 4) AS points_std_season,
+  -- the sample standard deviation from exact sums (NULL with fewer than two games)
+  ROUND(SQRT(GREATEST(SAFE_DIVIDE(g.points_sum_sq - g.points_sum * g.points_sum / g.game_number,
+    g.game_number - 1), 0)), 4) AS points_std_season,
   CURRENT_TIMESTAMP() AS processed_at
 FROM spine AS s
 JOIN as_of AS a

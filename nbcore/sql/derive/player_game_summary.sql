@@ -58,8 +58,9 @@ lines AS (
 ),
 played AS (
   SELECT m.*,
-    SUM(m.minutes) OVER (PARTITION BY m.game_id, m.team_abbr) AS team_minutes,
-    SUM(m.fga + 0.44 * m.fta + m.tov) OVER (PARTITION BY m.game_id, m.team_abbr) AS team_plays
+    -- NUMERIC sums are exact: the result never depends on the order rows are added in
+    SUM(CAST(m.minutes AS NUMERIC)) OVER (PARTITION BY m.game_id, m.team_abbr) AS team_minutes,
+    SUM(CAST(m.fga + 0.44 * m.fta + m.tov AS NUMERIC)) OVER (PARTITION BY m.game_id, m.team_abbr) AS team_plays
   FROM merged AS m
   WHERE m.minutes > 0
 )
@@ -96,7 +97,8 @@ SELECT
   ROUND(SAFE_DIVIDE(p.ftm, p.fta), 4) AS ft_pct,
   ROUND(SAFE_DIVIDE(p.points, 2 * (p.fga + 0.44 * p.fta)), 4) AS ts_pct,
   -- share of the team's plays (FGA + 0.44 FTA + TOV) used while on the floor, in percent
-  ROUND(SAFE_DIVIDE(100 * (p.fga + 0.44 * p.fta + p.tov) * (p.team_minutes / 5), p.minutes * p.team_plays), 2) AS usage_proxy,
+  ROUND(SAFE_DIVIDE(100 * (p.fga + 0.44 * p.fta + p.tov) * CAST(p.team_minutes / 5 AS FLOAT64),
+    p.minutes * CAST(p.team_plays AS FLOAT64)), 2) AS usage_proxy,
   p.primary_source,
   l.points_line,
   CASE

@@ -5,7 +5,8 @@
 -- row used (0 = no history; the values are then NULL).
 -- def_rating_vs_league = points allowed per game / the league's points per game in the window
 -- (> 1 = a defense that gives up more than average). Points per possession stays in
--- defensive_rating.
+-- defensive_rating. Sums of fractional values are NUMERIC (exact), so a value never depends on
+-- the order rows are added in (chunk sizes give identical tables).
 WITH spine AS (
   SELECT game_id, game_date, season_year, home_team AS team_abbr
   FROM nba_raw.nbac_schedule
@@ -17,7 +18,7 @@ WITH spine AS (
 ),
 history AS (
   SELECT game_date, season_year, team_abbr, points_allowed, opp_fg2m, opp_fg2a, opp_fg3m, opp_fg3a,
-    opp_fta, possessions, pace
+    opp_fta, CAST(possessions AS NUMERIC) AS possessions, CAST(pace AS NUMERIC) AS pace
   FROM nba_analytics.team_defense_game_summary
   WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL 15 DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
 ),
@@ -59,18 +60,18 @@ SELECT
   t.season_year,
   t.team_abbr,
   t.games_used,
-  ROUND(t.opp_points_per_game, 4) AS opp_points_per_game,
-  ROUND(t.opp_fg2_pct, 4) AS opp_fg2_pct,
-  ROUND(t.opp_fg3_pct, 4) AS opp_fg3_pct,
-  ROUND(t.opp_ft_rate, 4) AS opp_ft_rate,
-  ROUND(t.defensive_rating, 4) AS defensive_rating,
-  ROUND(t.pace, 4) AS pace,
-  ROUND(SAFE_DIVIDE(t.opp_points_per_game, l.points_per_game), 4) AS def_rating_vs_league,
-  ROUND(l.points_per_game, 4) AS league_points_per_game,
-  ROUND(l.defensive_rating, 4) AS league_defensive_rating,
-  ROUND(l.pace, 4) AS league_pace,
-  ROUND(l.fg2_pct, 4) AS league_opp_fg2_pct,
-  ROUND(l.fg3_pct, 4) AS league_opp_fg3_pct,
+  ROUND(CAST(t.opp_points_per_game AS FLOAT64), 4) AS opp_points_per_game,
+  ROUND(CAST(t.opp_fg2_pct AS FLOAT64), 4) AS opp_fg2_pct,
+  ROUND(CAST(t.opp_fg3_pct AS FLOAT64), 4) AS opp_fg3_pct,
+  ROUND(CAST(t.opp_ft_rate AS FLOAT64), 4) AS opp_ft_rate,
+  ROUND(CAST(t.defensive_rating AS FLOAT64), 4) AS defensive_rating,
+  ROUND(CAST(t.pace AS FLOAT64), 4) AS pace,
+  ROUND(CAST(SAFE_DIVIDE(t.opp_points_per_game, l.points_per_game) AS FLOAT64), 4) AS def_rating_vs_league,
+  ROUND(CAST(l.points_per_game AS FLOAT64), 4) AS league_points_per_game,
+  ROUND(CAST(l.defensive_rating AS FLOAT64), 4) AS league_defensive_rating,
+  ROUND(CAST(l.pace AS FLOAT64), 4) AS league_pace,
+  ROUND(CAST(l.fg2_pct AS FLOAT64), 4) AS league_opp_fg2_pct,
+  ROUND(CAST(l.fg3_pct AS FLOAT64), 4) AS league_opp_fg3_pct,
   CURRENT_TIMESTAMP() AS processed_at
 FROM team AS t
 JOIN league AS l ON l.game_date = t.game_date AND l.season_year = t.season_year
