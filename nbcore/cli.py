@@ -321,5 +321,107 @@ def derive(params_file: str, start_date: str | None, end_date: str | None, dates
         click.echo(result.timing_table().to_string(index=False))
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
+def _dates_option(dates: str | None):
+    from datetime import date as _date
+
+    try:
+        return [_date.fromisoformat(d) for d in _csv(dates)] if dates else None
+    except ValueError as e:
+        click.echo(f"--dates: {e}; give dates as YYYY-MM-DD,YYYY-MM-DD", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _phase5_stage(params, run_dir: str | None, suffix: str, fn):
+    """Run a phase 5 stage under the warehouse lock; the archive is optional (``--run-dir``)."""
+    from .archive import RunArchive, new_run_id
+    from .lock import RunLockedError, WarehouseLock
+
+    try:
+        archive = RunArchive.open(run_dir) if run_dir else None
+        with WarehouseLock(params, archive.run_id if archive else new_run_id(params.run_name) + suffix):
+            return fn(archive)
+    except RunLockedError as e:
+        click.echo(f"refused: {e}", err=True)
+        sys.exit(EXIT_LOCKED)
+    except FileNotFoundError as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@main.command()
+@params_option
+@click.option("--start-date", default=None, help="first game date (YYYY-MM-DD)")
+@click.option("--end-date", default=None, help="last game date (YYYY-MM-DD)")
+@click.option("--dates", default=None, help="only these game dates (YYYY-MM-DD,YYYY-MM-DD)")
+@click.option("--chunk-days", type=int, default=None, help="calendar days per chunk (one transaction each)")
+@click.option("--repredict", is_flag=True, default=None, help="predict every player-game in range, not only missing ones")
+@click.option("--run-dir", default=None, type=click.Path(file_okay=False), help="record the stage in this run archive")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def predict(params_file: str, start_date: str | None, end_date: str | None, dates: str | None, chunk_days: int | None,
+            repredict: bool | None, run_dir: str | None, no_progress: bool) -> None:
+    """Predict phase 5 for player-games with features and no prediction; stop at the first error.
+
+    Exit 0 succeeded, 1 a chunk failed (the message names the dates)."""
+    from .predict import PredictError, run_predict
+
+    params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days, repredict=repredict)
+    wanted = _dates_option(dates)
+    try:
+        result = _phase5_stage(params, run_dir, "-predict",
+                               lambda archive: run_predict(params, archive=archive, progress=not no_progress, dates=wanted))
+    except PredictError as e:
+        click.echo(f"FAILED: {e}", err=True)
+        sys.exit(EXIT_FAILED)
+    s = result.summary()
+    click.echo(f"predicted {s['player_games']} player-games on {s['dates']} dates "
+               f"({s['first_date'] or '-'} .. {s['last_date'] or '-'}) in {s['chunks']} chunks, "
+               f"{s['rows_written']['player_prop_predictions']} rows, {s['models_fitted']} models fitted, {s['seconds']} s")
+    for system_id, n in sorted(s["rows_by_system"].items()):
+        click.echo(f"  {system_id}: {n}")
+    sys.exit(EXIT_OK)
+
+
+@main.command()
+@params_option
+@click.option("--start-date", default=None, help="first game date (YYYY-MM-DD)")
+@click.option("--end-date", default=None, help="last game date (YYYY-MM-DD)")
+@click.option("--dates", default=None, help="only these game dates (YYYY-MM-DD,YYYY-MM-DD)")
+@click.option("--chunk-days", type=int, default=None, help="calendar days per chunk (one transaction each)")
+@click.option("--regrade", is_flag=True, default=None, help="grade every eligible prediction in range again")
+@click.option("--run-dir", default=None, type=click.Path(file_okay=False), help="record the stage in this run archive")
+@click.option("--json", "as_json", is_flag=True, help="print the stage summary as JSON")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def grade(params_file: str, start_date: str | None, end_date: str | None, dates: str | None, chunk_days: int | None,
+          regrade: bool | None, run_dir: str | None, as_json: bool, no_progress: bool) -> None:
+    """Grade phase 5B: predictions of final games without a current grade; print MAE, bias, hit rate.
+
+    Exit 0 succeeded, 1 a chunk failed (the message names the dates)."""
+    from .grade import GradeError, run_grade
+
+    params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days, regrade=regrade)
+    wanted = _dates_option(dates)
+    try:
+        result = _phase5_stage(params, run_dir, "-grade",
+                               lambda archive: run_grade(params, archive=archive, progress=not no_progress, dates=wanted))
+    except GradeError as e:
+        click.echo(f"FAILED: {e}", err=True)
+        sys.exit(EXIT_FAILED)
+    s = result.summary()
+    if as_json:
+        click.echo(json.dumps(s, indent=2, default=str))
+        sys.exit(EXIT_OK)
+    click.echo(f"graded {s['graded']} predictions, voided {s['voided']} (player did not play) on {s['dates']} dates; "
+               f"not eligible: {s['not_eligible']}; {s['seconds']} s")
+    metrics = result.metrics(["system_id"])
+    if not metrics.empty:
+        cols = ["system_id", "graded", "voided", "mae", "bias", "calls", "hit_rate", "hit_rate_low", "hit_rate_high",
+                "pushes", "passes", "no_line"]
+        click.echo(metrics[cols].round(3).to_string(index=False))
+    if not result.completeness.empty:
+        click.echo(result.completeness[["season_year", "eligible", "graded", "voided", "completeness_pct"]]
+                   .round(2).to_string(index=False))
+    sys.exit(EXIT_OK)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

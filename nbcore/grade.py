@@ -54,7 +54,7 @@ class GradeError(RuntimeError):
         self.result = result
 
 
-@dataclass
+@dataclass(repr=False)
 class GradeResult:
     """What the grade stage did, and the accuracy it measured afterwards."""
 
@@ -112,6 +112,11 @@ class GradeResult:
 
     def chunk_table(self) -> pd.DataFrame:
         return pd.DataFrame(self.chunks, columns=["start", "end", "dates", "rows", "graded", "voided", "seconds"])
+
+    def __repr__(self) -> str:
+        span = f"{self.dates[0]}..{self.dates[-1]}" if self.dates else "-"
+        return (f"<GradeResult grade {self.status}: {len(self.dates)} dates ({span}), {len(self.chunks)} chunks, "
+                f"graded {self._total('graded') if self.chunks else 0}, voided {self._total('voided') if self.chunks else 0}, {self.seconds:.2f} s>")
 
     def _repr_html_(self) -> str:
         s = self.summary()
@@ -301,8 +306,12 @@ def accuracy_metrics(wh: Warehouse, params: RunParams, by: Sequence[str] = DEFAU
     return accuracy_rollup(sums, by)
 
 
-def graded_rows(wh: Warehouse, params: RunParams) -> pd.DataFrame:
-    """Graded (not voided) rows, the input of the charts in ``nbcore.grade_charts``."""
+def graded_rows(wh: Warehouse | None, params: RunParams) -> pd.DataFrame:
+    """Graded (not voided) rows, the input of the charts in ``nbcore.grade_charts``
+    (``wh=None``: open the params' warehouse for the read)."""
+    if wh is None:
+        with open_warehouse(params) as own:
+            return graded_rows(own, params)
     frame = wh.query_file("grade/graded_rows", _scope(params))
     frame["game_date"] = pd.to_datetime(frame["game_date"])
     return frame

@@ -77,15 +77,23 @@ def hit_rate_by_confidence(rows: pd.DataFrame, ax=None, bands: list[float] = CON
     return ax
 
 
-def mae_over_season(rows: pd.DataFrame, ax=None, freq: str = "W"):
-    """Weekly MAE per system along the calendar (seasons side by side)."""
-    ax = _axes(ax, size=(10, 4))
-    for system_id, g in rows.groupby("system_id"):
-        weekly = g.set_index("game_date").absolute_error.astype(float).resample(freq).mean()  # NaN gaps break the line between seasons
-        ax.plot(weekly.index, weekly.to_numpy(), marker=".", linewidth=1, label=system_id)
+def mae_over_season(rows: pd.DataFrame, ax=None):
+    """Weekly MAE per system against the week of the season (week 1 = each season's first game
+    week), pooled over the seasons in scope: early weeks, with short histories, are harder."""
+    ax = _axes(ax, size=(9, 4))
+    if rows.empty:
+        return ax
+    frame = rows[["system_id", "season_year", "game_date", "absolute_error"]].copy()
+    first = frame.groupby("season_year").game_date.transform("min")
+    frame["week"] = (frame.game_date - first).dt.days // 7 + 1
+    weekly = frame.groupby(["system_id", "week"]).absolute_error.agg(["mean", "size"]).reset_index()
+    for system_id, g in weekly.groupby("system_id"):
+        ax.plot(g.week, g["mean"], marker=".", linewidth=1, label=system_id)
+    names = [f"{s}-{(s + 1) % 100:02d}" for s in sorted(frame.season_year.unique())]
+    label = names[0] if len(names) == 1 else f"seasons {names[0]} to {names[-1]} pooled"
+    ax.set_xlabel(f"week of the season ({label})")
     ax.set_ylabel("MAE (points)")
     ax.set_title("MAE over the season (weekly)")
     ax.legend(fontsize=8)
-    ax.figure.autofmt_xdate()
     ax.figure.tight_layout()
     return ax

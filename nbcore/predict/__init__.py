@@ -9,7 +9,7 @@
 chunk by chunk (``run_predict``).
 """
 from .stage import (PROCESSOR, SYSTEM_IDS, SYSTEM_VERSIONS, TABLE, PredictError, PredictResult, chunk_dates, plan,
-                    predict_frame, run_predict)
+                    predict_frame, prediction_mix, run_predict)
 
 __all__ = ["PROCESSOR", "SYSTEM_IDS", "SYSTEM_VERSIONS", "TABLE", "PredictError", "PredictResult", "chunk_dates",
-           "plan", "predict_frame", "run_predict"]
+           "plan", "predict_frame", "prediction_mix", "run_predict"]

@@ -50,7 +50,7 @@ class PredictError(RuntimeError):
         self.result = result
 
 
-@dataclass
+@dataclass(repr=False)
 class PredictResult:
     """What the predict stage did: chunks written, models fitted, rows per system."""
 
@@ -102,6 +102,11 @@ class PredictResult:
             return frame
         keep = ["refit_date", "fitted", "n_train", "window_start", "window_end", "mae_train"]
         return frame[keep + [c for c in frame.columns if c.startswith("coef_")]].sort_values("refit_date")
+
+    def __repr__(self) -> str:
+        span = f"{self.dates[0]}..{self.dates[-1]}" if self.dates else "-"
+        return (f"<PredictResult predict {self.status}: {len(self.dates)} dates ({span}), {len(self.chunks)} chunks, "
+                f"player-games {self.player_games}, rows {self.rows_written}, {self.seconds:.2f} s>")
 
     def _repr_html_(self) -> str:
         s = self.summary()
@@ -244,6 +249,28 @@ class WalkForwardModels:
         rows = rows.sort_values(["game_date", "game_id", "player_lookup"], kind="mergesort").reset_index(drop=True)
         self._rows, self._span = rows, (lo, hi)
         return rows
+
+
+def prediction_mix(params: RunParams, wh: Warehouse | None = None, dates: list[date] | None = None) -> pd.DataFrame:
+    """Per system: predictions, OVER / UNDER / PASS / no-line counts, mean prediction, edge and
+    confidence, rows from a fitted model (``nbcore/sql/predict/summary.sql``). Scope: the run's
+    seasons and window, narrowed to ``dates`` when given (an empty list selects nothing)."""
+    own = wh is None
+    wh = wh or open_warehouse(params)
+    try:
+        start, end = params.date_bounds()
+        frame = wh.query_file("predict/summary", {
+            "start_date": start, "end_date": end, "seasons": params.season_list,
+            "all_dates": dates is None, "dates": list(dates) if dates else [date(1900, 1, 1)],
+        })
+    finally:
+        if own:
+            wh.close()
+    for c in ("predictions", "dates", "over_calls", "under_calls", "passes", "no_line", "from_fitted_model"):
+        frame[c] = pd.to_numeric(frame[c]).fillna(0).astype(int)
+    for c in ("mean_predicted", "mean_abs_edge", "mean_confidence"):
+        frame[c] = pd.to_numeric(frame[c]).round(3)
+    return frame
 
 
 def run_predict(
