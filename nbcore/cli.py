@@ -224,6 +224,20 @@ def unlock(params_file: str, force: bool) -> None:
     click.echo(f"released the lock of {holder.describe()}" if holder else "the warehouse was not locked")
 
 
+def _new_archive(params, stage: str):
+    """A fresh archive for a stage run on its own: runs/<timestamp>-<run_name>-<stage>[-N]."""
+    from pathlib import Path
+
+    from .archive import RunArchive, new_run_id
+
+    base = f"{new_run_id(params.run_name)}-{stage}"
+    run_id, n = base, 1
+    while (Path(params.archive_dir) / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return RunArchive.create(params, run_id)
+
+
 @main.command()
 @params_option
 @click.option("--retry-failed", "retry_failed", default=None, metavar="RUN_ID",
@@ -236,13 +250,17 @@ def load(params_file: str, retry_failed: str | None, reload: bool | None, run_di
     """Load phase 1 files into the raw tables for missing dates (retry once, continue, log failures).
 
     Exit 0 when every (source, date) ended loaded or waived, 1 when some failed (see failures.csv)."""
-    from .archive import RunArchive, new_run_id
+    from .archive import RunArchive
     from .load import run_load
     from .lock import RunLockedError, WarehouseLock
 
     params = _params(params_file, retry_failed=retry_failed, reload=reload or None)
     try:
-        archive = RunArchive.open(run_dir) if run_dir else RunArchive.create(params, new_run_id(params.run_name) + "-load")
+        if params.retry_failed:
+            from .load import read_failure_log
+
+            read_failure_log(params, params.retry_failed)  # a wrong run id fails before any archive is made
+        archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "load")
         with WarehouseLock(params, archive.run_id):
             result = run_load(params, archive=archive, progress=not no_progress)
     except RunLockedError as e:
@@ -267,12 +285,12 @@ def load(params_file: str, retry_failed: str | None, reload: bool | None, run_di
 @click.option("--json", "as_json", is_flag=True, help="print the gate record as JSON")
 def gate(params_file: str, run_dir: str | None, as_json: bool) -> None:
     """The quality gate: is phase 2 complete against the schedule? Exit 0 passed (or overridden), 3 blocked."""
-    from .archive import RunArchive, new_run_id
+    from .archive import RunArchive
     from .gate import run_gate
 
     params = _params(params_file)
     try:
-        archive = RunArchive.open(run_dir) if run_dir else RunArchive.create(params, new_run_id(params.run_name) + "-gate")
+        archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "gate")
         result = run_gate(params, archive=archive, params_file=params_file, raise_on_block=False)
     except (ParamsError, FileNotFoundError, FileExistsError) as e:
         click.echo(str(e), err=True)
