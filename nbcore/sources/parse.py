@@ -16,6 +16,7 @@ messages: ``_game`` (0-based index of the game) and ``_row`` (1-based row within
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from typing import Mapping, Optional
 
@@ -27,6 +28,7 @@ from . import BOXSCORES, GAMEBOOK, PROPS, SCHEDULE
 POSITION_COLUMNS = ("_game", "_row")
 
 
+@lru_cache(maxsize=65536)
 def player_lookup(name: str) -> str:
     """The platform's join key: lower-case ASCII letters and digits of the name ("Luka Dončić" -> "lukadoncic")."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
