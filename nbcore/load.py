@@ -469,6 +469,8 @@ def run_load(
     """
     t_start = time.perf_counter()
     waivers = waived(params)  # validates the waiver file before any work
+    if params.retry_failed:
+        read_failure_log(params, params.retry_failed)  # a wrong run id fails before any work
     mode = "retry_failed" if params.retry_failed else ("reload" if params.reload else "missing")
     run_id = archive.run_id if archive is not None else new_run_id(params.run_name)
     bucket = bucket or Bucket(params.bucket)
