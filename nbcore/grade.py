@@ -99,7 +99,7 @@ class GradeResult:
             "first_date": self.dates[0].isoformat() if self.dates else None,
             "last_date": self.dates[-1].isoformat() if self.dates else None,
             "chunks": len(self.chunks),
-            "rows_written": {PROCESSOR: self._total("rows")} if self.chunks else {PROCESSOR: 0},
+            "rows_written": {TABLE: self._total("rows") if self.chunks else 0},
             "graded": self._total("graded") if self.chunks else 0,
             "voided": self._total("voided") if self.chunks else 0,
             "not_eligible": dict(self.not_eligible),

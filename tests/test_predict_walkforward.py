@@ -88,10 +88,12 @@ def test_no_look_ahead(league, tmp_path):
 
 def test_chunking_does_not_change_predictions(league, tmp_path):
     params, wh, dates = league
-    run_predict(params.model_copy(update={"chunk_days": 1}), wh=wh, progress=False)
+    some = dates[20:42]  # three refit intervals, fitted models throughout
+    run_predict(params.model_copy(update={"chunk_days": 1}), wh=wh, progress=False, dates=some)
     by_day = wh.checksum(PRED)
-    run_predict(params.model_copy(update={"chunk_days": 400, "repredict": True}), wh=wh, progress=False)
+    run_predict(params.model_copy(update={"chunk_days": 400, "repredict": True}), wh=wh, progress=False, dates=some)
     assert wh.checksum(PRED) == by_day
+    assert wh.query(f"SELECT COUNT(*) AS n FROM {PRED} WHERE training_window_end IS NOT NULL").n.iloc[0] > 0
 
 
 def test_rerun_changes_nothing(league):

@@ -83,7 +83,7 @@ class PredictResult:
             "last_date": self.dates[-1].isoformat() if self.dates else None,
             "chunks": len(self.chunks),
             "player_games": self.player_games,
-            "rows_written": {PROCESSOR: self.rows_written},
+            "rows_written": {TABLE: self.rows_written},
             "rows_by_system": dict(self.rows_by_system),
             "models_fitted": sum(1 for m in self.models if m["fitted"]),
             "seconds": round(self.seconds, 3),
@@ -112,7 +112,7 @@ class PredictResult:
         s = self.summary()
         head = (f"<b>predict</b> {html.escape(s['status'])}: {s['dates']} dates "
                 f"({s['first_date'] or '-'} → {s['last_date'] or '-'}), {s['chunks']} chunks, "
-                f"{s['player_games']} player-games, {s['rows_written'][PROCESSOR]} rows, "
+                f"{s['player_games']} player-games, {s['rows_written'][TABLE]} rows, "
                 f"{s['models_fitted']} models fitted, {s['seconds']} s")
         if self.error:
             head += f"<br><b style='color:#b00'>error:</b> {html.escape(self.error)}"
