@@ -41,6 +41,8 @@ class Table:
     cluster_by: tuple[str, ...] = ()
     upstream: tuple[str, ...] = ()
     lookback: dict[str, int] = field(default_factory=dict)
+    # BigQuery refuses a query on the table without a filter on the date column (big tables).
+    require_partition_filter: bool = False
 
     @property
     def fqn(self) -> str:
@@ -79,6 +81,7 @@ def _load() -> dict[str, Table]:
                 cluster_by=tuple(t.get("cluster_by", ())),
                 upstream=tuple(t.get("upstream", ())),
                 lookback=dict(t.get("lookback", {})),
+                require_partition_filter=bool(t.get("require_partition_filter", False)),
             )
             tables[table.fqn] = table
             tables.setdefault(name, table)

@@ -53,6 +53,13 @@ class Warehouse(ABC):
     def table_exists(self, fqn: str) -> bool:
         """Whether ``dataset.table`` exists."""
 
+    @abstractmethod
+    def drop_all(self) -> None:
+        """Delete every dataset of ``nbcore.schema`` with its tables and recreate them empty.
+
+        The demo build starts from nothing this way on every backend.
+        """
+
     # -- writes --------------------------------------------------------------
     @abstractmethod
     @contextmanager

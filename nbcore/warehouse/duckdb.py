@@ -81,6 +81,15 @@ class DuckDBWarehouse(Warehouse):
             for t in schema.all_tables():
                 self.con.execute(t.duckdb_ddl())
 
+    def drop_all(self) -> None:
+        """Drop every dataset schema and its tables, then recreate them empty."""
+        if self.read_only:
+            raise WarehouseError(f"drop_all: DuckDB file {self.path} was opened read-only")
+        with self._lock:
+            for dataset in schema.datasets():
+                self.con.execute(f"DROP SCHEMA IF EXISTS {dataset} CASCADE")
+        self.ensure_schema()
+
     def table_exists(self, fqn: str) -> bool:
         dataset, name = fqn.split(".")
         n = self.con.execute(

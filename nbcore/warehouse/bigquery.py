@@ -1,0 +1,907 @@
+"""The BigQuery backend: the same interface as DuckDB, run as BigQuery jobs.
+
+SQL arrives as BigQuery Standard SQL naming tables ``dataset.table``; every statement is
+qualified with the project and the run's ``dataset_suffix`` (``nbcore.sqlfiles.qualify_tables``)
+and runs as a query job with named ``QueryJobConfig`` parameters, job labels (app, run id,
+stage, step) and the run's ``maximum_bytes_billed``. Every job is recorded in ``wh.jobs``
+(job id, stage, statement type, bytes processed and billed, rows) for the run manifest.
+
+**Writes are atomic.** A ``replace_range`` outside ``transaction()`` is one multi-statement
+script ``BEGIN TRANSACTION; DELETE ...; INSERT ...; COMMIT TRANSACTION``. Inside
+``with wh.transaction():`` the writes run in one BigQuery *session* whose transaction spans
+the jobs: every statement runs when it is issued (so ``replace_range`` returns exact row
+counts and a later query in the block sees the earlier writes, exactly as on DuckDB, which
+derive and grade rely on), ``COMMIT TRANSACTION`` on a clean exit and ``ROLLBACK
+TRANSACTION`` on an exception, so a failed chunk leaves nothing. (Buffering the DML into one
+script at exit was considered: it cannot return row counts at the call, and statements
+inside the block could not read what the block wrote.)
+
+**DataFrames in.** A frame is loaded with pandas-gbq (``to_gbq`` into a staging table that
+expires after a day, then ``INSERT ... SELECT`` inside the transaction) when no transaction
+is open yet. A transaction reads a snapshot taken when it begins, so a frame that arrives
+after ``BEGIN`` (the run-history rows a stage appends after its writes) is inserted from an
+``ARRAY<STRUCT>`` query parameter in the session, in chunks, instead of a staging table
+created mid-transaction. ``append`` outside a transaction is a plain pandas-gbq load job.
+
+**DataFrames out.** Query results come back through google-cloud-bigquery's
+``RowIterator.to_arrow`` (the same download path ``pandas_gbq.read_gbq`` uses internally)
+rather than ``read_gbq`` itself, because ``read_gbq`` returns only the frame, and the job
+(its id and bytes billed for the manifest, its error reason for the bytes-cap message) is
+needed. Frames are typed like DuckDB's (nullable ints become ``Int64``, dates
+``datetime64``), so stages cannot tell the backends apart.
+
+**Cost control.** ``dry_run_bytes(sql, params)`` asks BigQuery what a statement would
+scan (``runbook plan`` uses it); a job over ``maximum_bytes_billed`` fails with a
+``BytesBilledLimitError`` naming the stage, the tables and the bytes. Tables are created
+from ``nbcore.schema``, partitioned by day on the date column, clustered as defined, and
+``require_partition_filter`` where the schema says so (the big raw tables), so a query that
+forgets its date filter fails instead of scanning a table's whole history.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import uuid
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from .. import schema
+from ..sqlfiles import parameter_names, qualify_tables
+from .base import Warehouse, WarehouseError, conform_frame
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..params import RunParams
+
+APP_LABEL = "backfill-runbook"
+STAGING_PREFIX = "_staging_"
+STAGING_TTL = timedelta(days=1)
+STRUCT_PARAM_BYTES = 2_000_000  # per INSERT job when rows travel as an ARRAY<STRUCT> parameter
+_LABEL_BAD = re.compile(r"[^a-z0-9_-]+")
+_DML = (exp.Insert, exp.Delete, exp.Update, exp.Merge)
+
+
+class BytesBilledLimitError(WarehouseError):
+    """A job would bill more than ``maximum_bytes_billed``: says which stage, tables and bytes."""
+
+    def __init__(self, message: str, *, stage: str, tables: list[str], bytes_billed: Optional[int],
+                 bytes_processed: Optional[int], cap: Optional[int]):
+        super().__init__(message)
+        self.stage, self.tables = stage, tables
+        self.bytes_billed, self.bytes_processed, self.cap = bytes_billed, bytes_processed, cap
+
+
+def label_value(value: Any) -> str:
+    """BigQuery label values: lowercase letters, digits, ``_`` and ``-``, at most 63 characters."""
+    return _LABEL_BAD.sub("_", str(value).lower()).strip("_")[:63] or "none"
+
+
+def is_loopback(endpoint: Optional[str]) -> bool:
+    host = urlsplit(endpoint).hostname if endpoint else None
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def human_bytes(n: Optional[int]) -> str:
+    if n is None:
+        return "? bytes"
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n:,} bytes ({n / size:.1f} {unit})"
+    return f"{n:,} bytes"
+
+
+@dataclass
+class _Tx:
+    """An open ``transaction()``: its session (once BEGIN ran) and its staging tables."""
+
+    session_id: Optional[str] = None
+    staging: list[str] = field(default_factory=list)
+    written: set[str] = field(default_factory=set)
+
+    @property
+    def began(self) -> bool:
+        return self.session_id is not None
+
+
+class BigQueryWarehouse(Warehouse):
+    name = "bigquery"
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        location: str = "US",
+        dataset_suffix: str = "",
+        credentials: Any = None,
+        api_endpoint: Optional[str] = None,
+        maximum_bytes_billed: Optional[int] = None,
+        max_plan_bytes: Optional[int] = None,
+        client: Any = None,
+        run_id: Optional[str] = None,
+        stage: Optional[str] = None,
+        read_only: bool = False,
+    ):
+        self.project = project
+        self.location = location
+        self.dataset_suffix = dataset_suffix or ""
+        self.api_endpoint = api_endpoint
+        self.maximum_bytes_billed = maximum_bytes_billed
+        self.max_plan_bytes = max_plan_bytes
+        self.read_only = read_only
+        self.run_id = run_id or os.environ.get("RUNBOOK_RUN_ID") or "adhoc"
+        self.stage = stage or os.environ.get("RUNBOOK_STAGE")
+        self.jobs: list[dict] = []
+        self._credentials = credentials
+        self._client = client
+        self._tx: Optional[_Tx] = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_params(cls, params: "RunParams", **kwargs) -> "BigQueryWarehouse":
+        """The backend ``params.bigquery`` describes (credentials: service-account file, else ADC)."""
+        bq = params.bigquery
+        if bq is None:
+            raise WarehouseError("backend is bigquery but the 'bigquery:' section (project, ...) is missing")
+        kwargs.setdefault("credentials", _credentials(bq.credentials_path, bq.api_endpoint))
+        return cls(
+            bq.project, location=bq.location, dataset_suffix=bq.dataset_suffix, api_endpoint=bq.api_endpoint,
+            maximum_bytes_billed=bq.maximum_bytes_billed, max_plan_bytes=bq.max_plan_bytes, **kwargs,
+        )
+
+    # -- the client --------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = _make_client(self.project, self.location, self._credentials, self.api_endpoint)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                pass
+            self._client = None
+
+    def dataset(self, name: str) -> str:
+        """``nba_raw`` -> ``nba_raw<suffix>``."""
+        return name + self.dataset_suffix
+
+    def table_id(self, fqn: str) -> str:
+        """``nba_raw.t`` -> ``project.nba_raw<suffix>.t``."""
+        t = schema.table(fqn)
+        return f"{self.project}.{self.dataset(t.dataset)}.{t.name}"
+
+    # -- labels and job bookkeeping --------------------------------------------------------
+    def _stage_for(self, label: str) -> str:
+        if self.stage:
+            return self.stage
+        head = label.split("/", 1)[0] if "/" in label else ""
+        return head or "adhoc"
+
+    def _labels(self, label: str) -> dict[str, str]:
+        return {
+            "app": APP_LABEL,
+            "run_id": label_value(self.run_id),
+            "stage": label_value(self._stage_for(label)),
+            "step": label_value(label or "query"),
+        }
+
+    def _record(self, job, kind: str, label: str, error: Optional[str] = None) -> dict:
+        entry = {
+            "job_id": job.job_id,
+            "kind": kind,
+            "stage": self._stage_for(label),
+            "step": label,
+            "labels": dict(job.labels or {}),
+            "state": "FAILED" if error else "DONE",
+        }
+        if kind == "load":
+            entry["rows"] = job.output_rows
+            entry["destination"] = job.destination.table_id if job.destination is not None else None
+        else:
+            entry.update(
+                statement_type=job.statement_type,
+                bytes_processed=job.total_bytes_processed,
+                bytes_billed=job.total_bytes_billed,
+                rows=job.num_dml_affected_rows,
+            )
+        if error:
+            entry["error"] = error
+        self.jobs.append(entry)
+        return entry
+
+    def job_summary(self) -> dict:
+        """What the run manifest shows: job count, ids and bytes, in total and per stage."""
+        out: dict[str, Any] = {"jobs": 0, "bytes_processed": 0, "bytes_billed": 0, "by_stage": {}, "job_ids": []}
+        for j in self.jobs:
+            if j["kind"] == "dry_run":
+                continue
+            s = out["by_stage"].setdefault(j["stage"], {"jobs": 0, "bytes_processed": 0, "bytes_billed": 0})
+            for d in (out, s):
+                d["jobs"] += 1
+                d["bytes_processed"] += int(j.get("bytes_processed") or 0)
+                d["bytes_billed"] += int(j.get("bytes_billed") or 0)
+            out["job_ids"].append(j["job_id"])
+        return out
+
+    # -- SQL ----------------------------------------------------------------------------------
+    def qualify(self, sql: str) -> str:
+        """BigQuery text with every ``dataset.table`` as ``project.dataset<suffix>.table``."""
+        return _qualify(sql, self.project, self.dataset_suffix)
+
+    def _params(self, sql: str, params: Optional[Mapping[str, Any]], label: str, provided: frozenset = frozenset()) -> list:
+        wanted = parameter_names(sql) - provided
+        params = dict(params or {})
+        missing = wanted - params.keys()
+        if missing:
+            raise WarehouseError(f"{label or 'query'}: missing query parameters {sorted(missing)}")
+        return [to_query_parameter(k, params[k]) for k in sorted(wanted)]
+
+    def _job_config(self, label: str, query_parameters: list, *, dry_run: bool = False, session: bool = True,
+                    create_session: bool = False):
+        from google.cloud import bigquery
+
+        cfg = bigquery.QueryJobConfig(
+            query_parameters=query_parameters, labels=self._labels(label), use_legacy_sql=False, dry_run=dry_run,
+        )
+        if dry_run:
+            cfg.use_query_cache = False
+        elif self.maximum_bytes_billed:
+            cfg.maximum_bytes_billed = int(self.maximum_bytes_billed)
+        if create_session:
+            cfg.create_session = True
+        elif session and self._tx is not None and self._tx.began:
+            cfg.connection_properties = [bigquery.ConnectionProperty("session_id", self._tx.session_id)]
+        return cfg
+
+    def _run(self, sql: str, params: Optional[Mapping[str, Any]], label: str, *, qualified: bool = False,
+             extra_params: Optional[list] = None, create_session: bool = False, session: bool = True):
+        """Run one query job (text already in BigQuery SQL) to completion: (job, RowIterator)."""
+        from google.api_core import exceptions as gexc
+
+        text = sql if qualified else self.qualify(sql)
+        extra = list(extra_params or [])
+        qp = self._params(sql, params, label, frozenset(p.name for p in extra)) + extra
+        cfg = self._job_config(label, qp, create_session=create_session, session=session)
+        job = None
+        try:
+            job = self.client.query(text, job_config=cfg, job_id_prefix=f"runbook_{label_value(self._stage_for(label))}_")
+            rows = job.result()
+        except gexc.GoogleAPICallError as e:
+            reason = _reason(e)
+            if job is not None:
+                self._record(job, "query", label, error=f"{reason}: {_message(e)}")
+            if reason == "bytesBilledLimitExceeded":
+                raise self._cap_error(text, params, label, e) from None
+            raise WarehouseError(f"{label or 'query'} failed on BigQuery"
+                                 f"{f' (job {job.job_id})' if job is not None else ''}: {_message(e)}") from None
+        self._record(job, "query", label)
+        return job, rows
+
+    def _cap_error(self, text: str, params, label: str, e) -> BytesBilledLimitError:
+        m = re.search(r"(\d+) or higher required", _message(e))
+        needed = int(m.group(1)) if m else None
+        tables = _referenced_tables(text)
+        try:
+            processed = self._dry_run(text, params, label, qualified=True)
+        except WarehouseError:
+            processed = None
+        stage = self._stage_for(label)
+        msg = (
+            f"stage {stage}: {label or 'a query'} would bill {human_bytes(needed)} "
+            f"(scanning {human_bytes(processed)} of {', '.join(tables) or 'no table'}), over "
+            f"bigquery.maximum_bytes_billed = {human_bytes(self.maximum_bytes_billed)}. Nothing was written by this "
+            f"job. Narrow the run (start_date/end_date, seasons, chunk_days), raise maximum_bytes_billed, or run "
+            f"`runbook plan` first to see the bytes per stage."
+        )
+        return BytesBilledLimitError(msg, stage=stage, tables=tables, bytes_billed=needed, bytes_processed=processed,
+                                     cap=self.maximum_bytes_billed)
+
+    # -- queries ------------------------------------------------------------------------------
+    def query(self, sql, params=None, *, label=""):
+        with self._lock:
+            _, rows = self._run(sql, params, label)
+            return arrow_to_frame(rows.to_arrow(create_bqstorage_client=False))
+
+    def execute(self, sql, params=None, *, label=""):
+        self._check_writable(label or "execute")
+        with self._lock:
+            if self._tx is not None and _is_dml(sql):
+                self._begin()
+                self._tx.written.update(_written_tables(sql))
+            self._run(sql, params, label)
+
+    def dry_run_bytes(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> int:
+        """Bytes a statement would process (a dry run: free, nothing runs)."""
+        return self._dry_run(sql, params, label or "dry run")
+
+    def _dry_run(self, sql: str, params, label: str, qualified: bool = False) -> int:
+        from google.api_core import exceptions as gexc
+
+        text = sql if qualified else self.qualify(sql)
+        cfg = self._job_config(label, self._params(sql, params, label), dry_run=True, session=False)
+        try:
+            job = self.client.query(text, job_config=cfg)
+        except gexc.GoogleAPICallError as e:
+            raise WarehouseError(f"dry run of {label or 'query'} failed on BigQuery: {_message(e)}") from None
+        entry = {"job_id": job.job_id, "kind": "dry_run", "stage": self._stage_for(label), "step": label,
+                 "labels": dict(job.labels or {}), "state": "DONE", "bytes_processed": job.total_bytes_processed}
+        self.jobs.append(entry)
+        return int(job.total_bytes_processed or 0)
+
+    def check_plan_budget(self, total_bytes: int) -> None:
+        """Refuse a run whose dry-run total over all stages exceeds ``max_plan_bytes``."""
+        if self.max_plan_bytes and total_bytes > self.max_plan_bytes:
+            raise WarehouseError(
+                f"the run would scan {human_bytes(total_bytes)} over all stages (dry runs), over "
+                f"bigquery.max_plan_bytes = {human_bytes(self.max_plan_bytes)}; narrow the run or raise max_plan_bytes"
+            )
+
+    def read_table(self, fqn: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """A whole table. Says so with a filter on the date column: tables may require one."""
+        t = schema.table(fqn)
+        cols = ", ".join(columns or t.columns)
+        return self.query(f"SELECT {cols} FROM {t.fqn} WHERE {t.date_column} >= @_all_from",
+                          {"_all_from": date(1, 1, 1)}, label=f"read {t.fqn}")
+
+    def row_count(self, fqn: str) -> int:
+        t = schema.table(fqn)
+        frame = self.query(f"SELECT COUNT(*) AS n FROM {t.fqn} WHERE {t.date_column} >= @_all_from",
+                           {"_all_from": date(1, 1, 1)}, label=f"count {t.fqn}")
+        return int(frame.iloc[0, 0])
+
+    # -- schema ---------------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Create missing datasets and tables (partitioned, clustered) from ``nbcore.schema``; idempotent."""
+        if self.read_only:
+            return
+        from google.api_core import exceptions as gexc
+        from google.cloud import bigquery
+
+        with self._lock:
+            for dataset in schema.datasets():
+                ds_id = f"{self.project}.{self.dataset(dataset)}"
+                try:
+                    existing = {t.table_id for t in self.client.list_tables(ds_id)}
+                except gexc.NotFound:
+                    ds = bigquery.Dataset(ds_id)
+                    ds.location = self.location
+                    ds.labels = {"app": APP_LABEL}
+                    ds.description = f"backfill-runbook dataset {dataset}"
+                    self.client.create_dataset(ds, exists_ok=True)
+                    existing = set()
+                for t in schema.all_tables():
+                    if t.dataset == dataset and t.name not in existing:
+                        self.client.create_table(self._bq_table(t), exists_ok=True)
+
+    def _bq_table(self, t: schema.Table, table_id: Optional[str] = None, staging: bool = False):
+        from google.cloud import bigquery
+
+        table = bigquery.Table(table_id or self.table_id(t.fqn), schema=bq_schema(t))
+        table.labels = {"app": APP_LABEL}
+        if staging:
+            table.expires = datetime.now(timezone.utc) + STAGING_TTL
+            table.description = f"staging rows for {t.fqn} (run {self.run_id}); deleted after the write, expires in a day"
+            return table
+        table.description = t.description[:1000] if t.description else None
+        table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field=t.date_column)
+        if t.cluster_by:
+            table.clustering_fields = list(t.cluster_by)[:4]
+        if getattr(t, "require_partition_filter", False):
+            table.require_partition_filter = True
+        return table
+
+    def table_exists(self, fqn: str) -> bool:
+        from google.api_core import exceptions as gexc
+
+        try:
+            self.client.get_table(self.table_id(fqn))
+            return True
+        except gexc.NotFound:
+            return False
+
+    def drop_all(self) -> None:
+        """Delete every dataset of the pipeline (with this suffix), contents included, and recreate them empty.
+
+        Refuses the unsuffixed datasets on a real project: the demo must never delete a
+        production ``nba_raw``; give a sandbox ``dataset_suffix`` instead.
+        """
+        self._check_writable("drop_all")
+        if not self.dataset_suffix and not is_loopback(self.api_endpoint):
+            raise WarehouseError(
+                f"refusing to delete the unsuffixed datasets {', '.join(schema.datasets())} of project {self.project}: "
+                f"set bigquery.dataset_suffix (e.g. _demo) to build the demo in sandbox datasets"
+            )
+        with self._lock:
+            for dataset in schema.datasets():
+                self.client.delete_dataset(f"{self.project}.{self.dataset(dataset)}", delete_contents=True,
+                                           not_found_ok=True)
+        self.ensure_schema()
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._tx is not None:  # nested: part of the outer transaction
+                yield
+                return
+            tx = self._tx = _Tx()
+            try:
+                yield
+            except BaseException:
+                self._tx = None
+                self._finish(tx, commit=False)
+                raise
+            self._tx = None
+            self._finish(tx, commit=True)
+
+    def _begin(self) -> None:
+        """Open the transaction's session and BEGIN, just before its first write."""
+        tx = self._tx
+        if tx is None or tx.began:
+            return
+        job, _ = self._run("BEGIN TRANSACTION", None, "begin transaction", create_session=True)
+        info = job.session_info
+        if info is None or not info.session_id:
+            raise WarehouseError("BigQuery did not open a session for the transaction")
+        tx.session_id = info.session_id
+
+    def _finish(self, tx: _Tx, commit: bool) -> None:
+        try:
+            if tx.began:
+                self._tx = tx  # the COMMIT/ROLLBACK jobs run in the transaction's session
+                try:
+                    if commit:
+                        try:
+                            self._run("COMMIT TRANSACTION", None, "commit transaction")
+                        except WarehouseError:
+                            self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction"))
+                            raise
+                    else:
+                        self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction"))
+                finally:
+                    self._quiet(lambda: self._run("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True))
+                    self._tx = None
+        finally:
+            for table_id in tx.staging:
+                self._quiet(lambda t=table_id: self.client.delete_table(t, not_found_ok=True))
+
+    @staticmethod
+    def _quiet(fn) -> None:
+        try:
+            fn()
+        except Exception:  # cleanup must not hide the error that got us here
+            pass
+
+    def _check_writable(self, what: str) -> None:
+        if self.read_only:
+            raise WarehouseError(f"{what}: this BigQuery warehouse was opened read-only")
+
+    # -- writes --------------------------------------------------------------------------------
+    def replace_range(self, table, start, end, *, sql=None, params=None, frame=None, where=None):
+        t = schema.table(table)
+        if (sql is None) == (frame is None):
+            raise WarehouseError(f"replace_range({t.fqn}): give exactly one of sql= or frame=")
+        self._check_writable(f"replace {t.fqn}")
+        p = dict(params or {})
+        p.update(_rr_start=start, _rr_end=end)
+        cond = f"{t.date_column} BETWEEN @_rr_start AND @_rr_end" + (f" AND ({where})" if where else "")
+        delete = f"DELETE FROM {t.fqn} WHERE {cond}"
+        cols = ", ".join(t.columns)
+        label = f"replace {t.fqn}"
+        data = None
+        if frame is not None:
+            from .duckdb import _check_range
+
+            data = conform_frame(t, frame)
+            if len(data):
+                _check_range(t, data, start, end)
+        with self._lock:
+            if self._tx is None:
+                return self._replace_script(t, delete, p, sql, data, label)
+            staging = None
+            if data is not None and len(data) and not self._tx.began:
+                staging = self._stage_frame(t, data)  # before BEGIN: the transaction's snapshot includes it
+            self._begin()
+            self._tx.written.add(t.fqn)
+            self._run(delete, p, label)
+            if data is not None:
+                if not len(data):
+                    return 0
+                if staging is not None:
+                    self._run(f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`", None, label,
+                              qualified=False)
+                else:
+                    self._insert_rows(t, data, label)
+                return len(data)
+            select = sql.strip().rstrip(";")
+            job, _ = self._run(
+                f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({select}) AS _new "
+                f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end", p, label,
+            )
+            return int(job.num_dml_affected_rows or 0)
+
+    def _replace_script(self, t: schema.Table, delete: str, p: dict, sql: Optional[str], data: Optional[pd.DataFrame],
+                        label: str) -> int:
+        """One job outside a transaction: BEGIN TRANSACTION; DELETE; INSERT; COMMIT TRANSACTION."""
+        cols = ", ".join(t.columns)
+        staging = None
+        if data is not None:
+            if not len(data):
+                self._run(delete, p, label)
+                return 0
+            staging = self._stage_frame(t, data)
+            insert = f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`"
+        else:
+            select = sql.strip().rstrip(";")
+            insert = (f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({select}) AS _new "
+                      f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end")
+        script = f"BEGIN TRANSACTION;\n{delete};\n{insert};\nCOMMIT TRANSACTION;"
+        try:
+            job, _ = self._run(script, p, label)
+        finally:
+            if staging is not None:
+                self._quiet(lambda: self.client.delete_table(staging, not_found_ok=True))
+        if data is not None:
+            return len(data)
+        return _inserted_rows(self.client, job)
+
+    def append(self, table: str, frame: pd.DataFrame) -> int:
+        t = schema.table(table)
+        self._check_writable(f"append to {t.fqn}")
+        if frame.empty:
+            return 0
+        data = conform_frame(t, frame)
+        label = f"append {t.fqn}"
+        with self._lock:
+            if self._tx is None:  # a load job is atomic on its own
+                self._load_frame(t, data, self.table_id(t.fqn), label)
+                return len(data)
+            cols = ", ".join(t.columns)
+            staging = None if self._tx.began else self._stage_frame(t, data)
+            self._begin()
+            self._tx.written.add(t.fqn)
+            if staging is not None:
+                self._run(f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`", None, label)
+            else:
+                self._insert_rows(t, data, label)
+            return len(data)
+
+    # -- frames in -------------------------------------------------------------------------------
+    def _stage_frame(self, t: schema.Table, data: pd.DataFrame) -> str:
+        """Load rows into a fresh staging table (expires in a day); its ``project.dataset.table``."""
+        name = f"{STAGING_PREFIX}{t.name}_{uuid.uuid4().hex[:12]}"
+        table_id = f"{self.project}.{self.dataset(t.dataset)}.{name}"
+        self.client.create_table(self._bq_table(t, table_id, staging=True))
+        if self._tx is not None:
+            self._tx.staging.append(table_id)
+        try:
+            self._load_frame(t, data, table_id, f"stage {t.fqn}")
+        except BaseException:
+            if self._tx is None:
+                self._quiet(lambda: self.client.delete_table(table_id, not_found_ok=True))
+            raise
+        return table_id
+
+    def _load_frame(self, t: schema.Table, data: pd.DataFrame, table_id: str, label: str) -> None:
+        """pandas-gbq ``to_gbq`` (append) through our client: a load job carrying the run's labels."""
+        import pandas_gbq
+        from google.api_core import exceptions as gexc
+        from google.cloud import bigquery
+
+        client = self.client
+        before = len(getattr(client, "load_jobs", []))
+        client.default_load_job_config = bigquery.LoadJobConfig(labels=self._labels(label))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # load_table_from_dataframe's pending deprecation, tqdm
+                pandas_gbq.to_gbq(
+                    bq_frame(t, data), table_id.split(".", 1)[1], project_id=self.project, if_exists="append",
+                    table_schema=[f.to_api_repr() for f in bq_schema(t)], location=self.location,
+                    progress_bar=False, bigquery_client=client,
+                )
+        except (gexc.GoogleAPICallError, pandas_gbq.exceptions.GenericGBQException, ValueError, pa.ArrowException) as e:
+            for job in getattr(client, "load_jobs", [])[before:]:
+                self._record(job, "load", label, error=str(e)[:500])
+            raise WarehouseError(f"{label}: loading {len(data)} rows into {table_id} failed: {_message(e)}") from None
+        finally:
+            client.default_load_job_config = bigquery.LoadJobConfig()
+        for job in getattr(client, "load_jobs", [])[before:]:
+            self._record(job, "load", label)
+
+    def _insert_rows(self, t: schema.Table, data: pd.DataFrame, label: str) -> None:
+        """INSERT rows carried by an ``ARRAY<STRUCT>`` query parameter, in chunks, in the session."""
+        from google.cloud import bigquery
+
+        cols = list(t.columns)
+        select = ", ".join(f"_r.{c}" for c in cols)
+        sql = f"INSERT INTO {t.fqn} ({', '.join(cols)}) SELECT {select} FROM UNNEST(@_rows) AS _r"
+        text = self.qualify(sql)
+        per_row = 40 * len(cols)
+        chunk = max(1, STRUCT_PARAM_BYTES // per_row)
+        values = python_rows(t, data)
+        struct_type = bigquery.StructQueryParameterType(
+            *[bigquery.ScalarQueryParameterType(schema_type(typ), name=c) for c, typ in t.columns.items()]
+        )
+        for i in range(0, len(values), chunk):
+            rows = [
+                bigquery.StructQueryParameter(None, *[
+                    bigquery.ScalarQueryParameter(c, schema_type(typ), row[j]) for j, (c, typ) in enumerate(t.columns.items())
+                ])
+                for row in values[i:i + chunk]
+            ]
+            param = bigquery.ArrayQueryParameter("_rows", struct_type, rows)
+            self._run(text, None, label, qualified=True, extra_params=[param])
+
+
+# -- module helpers ----------------------------------------------------------------------------
+def _make_client(project: str, location: str, credentials: Any, api_endpoint: Optional[str]):
+    from google.api_core.client_options import ClientOptions
+    from google.auth import exceptions as auth_exc
+    from google.cloud import bigquery
+
+    class RecordingClient(bigquery.Client):
+        """A client that remembers the load jobs it starts (pandas-gbq does not return them)."""
+
+        def load_table_from_file(self, *args, **kwargs):
+            job = super().load_table_from_file(*args, **kwargs)
+            self.load_jobs.append(job)
+            return job
+
+    options = ClientOptions(api_endpoint=api_endpoint) if api_endpoint else None
+    try:
+        client = RecordingClient(project=project, credentials=credentials, location=location, client_options=options)
+    except auth_exc.DefaultCredentialsError:
+        raise WarehouseError(
+            "no Google credentials found: run `gcloud auth application-default login` (Application Default "
+            "Credentials), or point RUNBOOK_CREDENTIALS_PATH (or bigquery.credentials_path) at a service-account key"
+        ) from None
+    client.load_jobs = []
+    return client
+
+
+def _credentials(credentials_path, api_endpoint: Optional[str]):
+    """Anonymous for a loopback endpoint (a local test server never gets a real key); else
+    service-account credentials from the (secret) path; else ADC (None).
+
+    Error messages never include the path: it is a secret, and errors end up in archived notebooks.
+    """
+    if is_loopback(api_endpoint):
+        from google.auth.credentials import AnonymousCredentials
+
+        return AnonymousCredentials()
+    if credentials_path is not None:
+        path = credentials_path.get_secret_value() if hasattr(credentials_path, "get_secret_value") else str(credentials_path)
+        if path:
+            if not os.path.isfile(path):
+                raise WarehouseError(
+                    "bigquery.credentials_path: the service-account key file does not exist (the path is a secret and "
+                    "is not shown); point RUNBOOK_CREDENTIALS_PATH at the JSON key, or leave it empty to use "
+                    "Application Default Credentials"
+                )
+            from google.oauth2 import service_account
+
+            try:
+                return service_account.Credentials.from_service_account_file(
+                    path, scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            except Exception as e:
+                raise WarehouseError(
+                    f"bigquery.credentials_path: the file is not a usable service-account key ({type(e).__name__}; "
+                    "the path is a secret and is not shown)"
+                ) from None
+    return None
+
+
+def _reason(e) -> str:
+    for err in getattr(e, "errors", None) or []:
+        if isinstance(err, dict) and err.get("reason"):
+            return err["reason"]
+    return type(e).__name__
+
+
+def _message(e) -> str:
+    msg = getattr(e, "message", None) or str(e)
+    return msg.split("\n\nLocation:")[0].strip()
+
+
+@lru_cache(maxsize=512)
+def _qualify(sql: str, project: str, suffix: str) -> str:
+    return qualify_tables(sql, project, suffix)
+
+
+def _referenced_tables(text: str) -> list[str]:
+    out = []
+    try:
+        for stmt in sqlglot.parse(text, read="bigquery"):
+            if stmt is None:
+                continue
+            ctes = {c.alias_or_name for c in stmt.find_all(exp.CTE)}
+            for t in stmt.find_all(exp.Table):
+                if t.db and t.name not in ctes:
+                    name = f"{t.db}.{t.name}"
+                    if name not in out:
+                        out.append(name)
+    except sqlglot.errors.ParseError:
+        pass
+    return out
+
+
+def _is_dml(sql: str) -> bool:
+    try:
+        return any(isinstance(s, _DML) for s in sqlglot.parse(sql, read="bigquery") if s is not None)
+    except sqlglot.errors.ParseError:
+        return False
+
+
+def _written_tables(sql: str) -> set[str]:
+    out = set()
+    for s in sqlglot.parse(sql, read="bigquery"):
+        target = s.this if isinstance(s, _DML) else None
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if isinstance(target, exp.Table) and target.db:
+            out.add(f"{target.db}.{target.name}")
+    return out
+
+
+def _inserted_rows(client, job) -> int:
+    """Rows the INSERT of a transaction script inserted: from the script's child jobs."""
+    n = 0
+    for child in client.list_jobs(parent_job=job):
+        if getattr(child, "statement_type", None) == "INSERT":
+            n += int(child.num_dml_affected_rows or 0)
+    return n
+
+
+# -- types ------------------------------------------------------------------------------------
+_SCHEMA_TYPES = {"INT64": "INT64", "FLOAT64": "FLOAT64", "NUMERIC": "NUMERIC", "BOOL": "BOOL", "STRING": "STRING",
+                 "DATE": "DATE", "TIMESTAMP": "TIMESTAMP"}
+
+
+def schema_type(typ: str) -> str:
+    return _SCHEMA_TYPES[typ]
+
+
+def bq_schema(t: schema.Table) -> list:
+    """BigQuery schema fields for a table: key columns REQUIRED (DuckDB makes them NOT NULL)."""
+    from google.cloud import bigquery
+
+    return [bigquery.SchemaField(c, schema_type(typ), mode="REQUIRED" if c in t.key else "NULLABLE")
+            for c, typ in t.columns.items()]
+
+
+def bq_frame(t: schema.Table, data: pd.DataFrame) -> pd.DataFrame:
+    """A frame with dtypes pandas-gbq uploads as the table's types (what DuckDB's CASTs do)."""
+    out = {}
+    for c, typ in t.columns.items():
+        s = data[c]
+        if typ == "INT64":
+            s = pd.to_numeric(s, errors="raise")
+            out[c] = s.round().astype("Int64") if s.dtype.kind == "f" else s.astype("Int64")
+        elif typ in ("FLOAT64", "NUMERIC"):
+            out[c] = pd.to_numeric(s, errors="raise").astype("float64")
+        elif typ == "BOOL":
+            out[c] = s.astype("boolean")
+        elif typ == "STRING":
+            out[c] = s.astype("string")
+        elif typ == "DATE":
+            out[c] = pd.to_datetime(s).dt.date.astype("object").where(s.notna(), None)
+        elif typ == "TIMESTAMP":
+            ts = pd.to_datetime(s)
+            out[c] = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+        else:  # pragma: no cover - schema types are checked when the schema loads
+            out[c] = s
+    return pd.DataFrame(out, index=data.index)
+
+
+def python_rows(t: schema.Table, data: pd.DataFrame) -> list[tuple]:
+    """Rows as Python values of the columns' types (NULL for NaN/NaT/NA), for query parameters."""
+    frame = bq_frame(t, data)
+    cols = []
+    for c, typ in t.columns.items():
+        s = frame[c]
+        if typ == "TIMESTAMP":
+            vals = [None if pd.isna(v) else v.to_pydatetime() for v in s]
+        elif typ == "NUMERIC":
+            vals = [None if pd.isna(v) else Decimal(repr(float(v))) for v in s]
+        else:
+            vals = [None if (v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))) else
+                    (v.item() if hasattr(v, "item") else v) for v in s.astype("object")]
+        cols.append(vals)
+    return list(zip(*cols)) if cols else []
+
+
+def to_query_parameter(name: str, value: Any):
+    """A Python value as a typed BigQuery query parameter (lists become ARRAY parameters)."""
+    from google.cloud import bigquery
+
+    if isinstance(value, (bigquery.ScalarQueryParameter, bigquery.ArrayQueryParameter, bigquery.StructQueryParameter)):
+        value.name = name
+        return value
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Index, pd.Series)):
+        items = [_py(v) for v in (sorted(value) if isinstance(value, (set, frozenset)) else list(value))]
+        types = {_scalar_type(v) for v in items if v is not None}
+        if None in [v for v in items]:
+            raise WarehouseError(f"query parameter @{name}: a list may not hold NULL (BigQuery arrays cannot)")
+        if types == {"INT64", "FLOAT64"}:
+            types = {"FLOAT64"}
+        if types == {"DATE", "TIMESTAMP"}:
+            types = {"TIMESTAMP"}
+        if len(types) > 1:
+            raise WarehouseError(f"query parameter @{name}: a list mixes types {sorted(types)}")
+        elem = types.pop() if types else "STRING"
+        return bigquery.ArrayQueryParameter(name, elem, items)
+    v = _py(value)
+    return bigquery.ScalarQueryParameter(name, _scalar_type(v) if v is not None else "STRING", v)
+
+
+def _py(v: Any) -> Any:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    if isinstance(v, np.datetime64):
+        return pd.Timestamp(v).to_pydatetime()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _scalar_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "BOOL"
+    if isinstance(v, int):
+        return "INT64"
+    if isinstance(v, float):
+        return "FLOAT64"
+    if isinstance(v, Decimal):
+        return "NUMERIC"
+    if isinstance(v, datetime):
+        return "TIMESTAMP"
+    if isinstance(v, date):
+        return "DATE"
+    if isinstance(v, str):
+        return "STRING"
+    if isinstance(v, bytes):
+        return "BYTES"
+    raise WarehouseError(f"cannot send a {type(v).__name__} as a BigQuery query parameter")
+
+
+def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
+    """Query results typed like DuckDB's ``.df()``: int64/Int64, float64, bool/boolean, datetime64[us]."""
+    data = {}
+    for name, col in zip(table.column_names, table.columns):
+        t = col.type
+        nulls = col.null_count > 0
+        if pa.types.is_integer(t):
+            s = col.to_pandas(types_mapper={t: pd.Int64Dtype()}.get) if nulls else col.to_pandas().astype("int64")
+        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+            s = col.to_pandas().astype("float64")
+        elif pa.types.is_boolean(t):
+            s = col.to_pandas(types_mapper={t: pd.BooleanDtype()}.get) if nulls else col.to_pandas().astype("bool")
+        elif pa.types.is_date(t):
+            s = col.cast(pa.timestamp("us")).to_pandas().astype("datetime64[us]")
+        elif pa.types.is_timestamp(t):
+            s = col.to_pandas()
+            if getattr(s.dt, "tz", None) is not None:
+                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+            s = s.astype("datetime64[us]")
+        else:
+            s = col.to_pandas()
+        data[name] = pd.Series(s).reset_index(drop=True)
+    return pd.DataFrame(data, columns=table.column_names)
