@@ -180,6 +180,9 @@ def run_grade(
     run_id = archive.run_id if archive else new_run_id(params.run_name)
     result = GradeResult(run_id=run_id, regrade=params.regrade)
     try:
+        if not params.table_selected(PROCESSOR):  # ``tables`` limits the run to other tables
+            result.status = "skipped"
+            return result
         todo = plan(wh, params, dates)
         result.not_eligible = {
             "not_final": int(todo.not_final.sum()),

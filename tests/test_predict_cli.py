@@ -61,3 +61,14 @@ def test_a_failing_chunk_exits_1_and_bad_input_exits_2(tmp_path, monkeypatch):
     assert r.exit_code == 2
     r = runner.invoke(main, ["grade", "--params", path, "--chunk-days", "0"])
     assert r.exit_code == 2 and "chunk_days" in r.output
+
+
+def test_tables_parameter_can_leave_the_stages_out(tmp_path):
+    from nbcore import grade
+    from nbcore.predict import run_predict
+
+    params, _ = _setup(tmp_path)
+    only_derive = params.model_copy(update={"tables": ["player_game_summary"]})
+    assert run_predict(only_derive, progress=False).summary()["status"] == "skipped"
+    assert grade.run_grade(only_derive, progress=False).summary()["status"] == "skipped"
+    assert run_predict(params, progress=False).summary()["dates"] == 1

@@ -293,6 +293,9 @@ def run_predict(
     result = PredictResult(run_id=run_id, repredict=params.repredict)
     models = WalkForwardModels(wh, params.train_window_days)
     try:
+        if not params.table_selected(PROCESSOR):  # ``tables`` limits the run to other tables
+            result.status = "skipped"
+            return result
         todo = plan(wh, params, dates)
         result.dates = sorted(todo.loc[todo.todo, "game_date"])
         chunks = chunk_dates(result.dates, params.chunk_days)
@@ -336,7 +339,9 @@ def _write_chunk(wh: Warehouse, params: RunParams, chunk: list[date], frame: pd.
         where, wparams = "game_date IN UNNEST(@chunk_dates)", {"chunk_dates": list(chunk)}
     else:  # only the player-games predicted now: existing predictions are history, left alone
         keys = sorted(set(frame.game_id + "|" + frame.player_lookup))
-        where, wparams = "CONCAT(game_id, '|', player_lookup) IN UNNEST(@player_games)", {"player_games": keys}
+        days = sorted(set(frame.game_date)) or list(chunk)
+        where = "game_date IN UNNEST(@write_dates) AND CONCAT(game_id, '|', player_lookup) IN UNNEST(@player_games)"
+        wparams = {"write_dates": days, "player_games": keys}
     per_date = frame.groupby("game_date").size() if len(frame) else pd.Series(dtype=int)
     records = [
         RunRecord(run_id, STAGE, PHASE, PROCESSOR, d, True, int(per_date.get(d, 0)), started_at=started,
