@@ -83,7 +83,7 @@ def test_chunk_days_1_and_400_give_identical_tables(raw_complete, derived, tmp_p
         try:
             result = run_derive(p, wh=wh, progress=False)
             assert result.ok, result.error
-            assert len(result.chunks) == (len(built.holes.downstream_missing) if days == 1 else 4)
+            assert len(result.chunks) == (len(built.holes.downstream_missing) if days == 1 else 1)
             sums[days] = wh.checksums(DERIVED)
         finally:
             wh.close()
@@ -95,12 +95,28 @@ def test_chunk_days_1_and_400_give_identical_tables(raw_complete, derived, tmp_p
         ref.close()
 
 
-def test_make_chunks_never_spans_a_date_it_was_not_asked_for():
+def test_make_chunks_groups_dates_by_calendar_span():
     days = [date(2024, 1, d) for d in range(1, 11)]
     targets = [days[0], days[1], days[2], days[4], days[5], days[9]]
-    assert make_chunks(targets, days, 400) == [days[0:3], days[4:6], [days[9]]]
-    assert make_chunks(targets, days, 2) == [days[0:2], [days[2]], days[4:6], [days[9]]]
-    assert make_chunks(targets, days, 1) == [[d] for d in targets]
+    assert make_chunks(targets, 400) == [targets]
+    assert make_chunks(targets, 5) == [days[0:3] + [days[4]], [days[5], days[9]]]
+    assert make_chunks(targets, 2) == [days[0:2], [days[2]], days[4:6], [days[9]]]
+    assert make_chunks(targets, 1) == [[d] for d in targets]
+
+
+def test_a_chunk_never_rewrites_a_date_it_was_not_asked_for(derived, tmp_path):
+    params, _, _ = derived
+    p, wh = fresh_copy(params, tmp_path, backfill_mode=True, chunk_days=400)
+    keep, redo = date(2024, 4, 9), [date(2024, 4, 8), date(2024, 4, 10)]
+    try:
+        wh.execute("UPDATE nba_precompute.player_daily_cache SET points_avg_last_5 = -1 WHERE game_date = @d", {"d": keep})
+        result = run_derive(p, wh=wh, progress=False, dates=redo)
+        assert result.ok and len(result.chunks) == 1
+        left = wh.query("SELECT DISTINCT points_avg_last_5 FROM nba_precompute.player_daily_cache WHERE game_date = @d",
+                        {"d": keep})
+        assert list(left.points_avg_last_5) == [-1]
+    finally:
+        wh.close()
 
 
 def test_check_blocks_a_date_whose_upstream_failed_and_stops_there(raw_complete, tmp_path):
@@ -115,7 +131,7 @@ def test_check_blocks_a_date_whose_upstream_failed_and_stops_there(raw_complete,
         dep = result.dependency
         assert dep["upstream"] == "nba_raw.bdl_player_boxscores"
         assert dep["missing_dates"] == [(PLAYOFFS - timedelta(days=1)).isoformat()]
-        assert "HTTP 503" in result.error and "--stages load" in dep["fix_command"]
+        assert "HTTP 503" in result.error and dep["fix_command"] == "runbook load --params PARAMS.yaml --retry-failed test-load"
         # the three hole dates before it were derived, nothing on or after it
         earlier = [d for d in built.holes.downstream_missing if d < PLAYOFFS]
         later = [d for d in built.holes.downstream_missing if d >= PLAYOFFS]
@@ -160,7 +176,7 @@ def test_check_blocks_a_raw_gap_on_the_chunk(small_demo, tmp_path):
         assert not result.ok and result.failed_date == FIRST_HOLE
         assert result.dependency["upstream"] == "nba_raw.nbac_gamebook_player_stats"
         assert result.dependency["missing_dates"] == [FIRST_HOLE.isoformat()]
-        assert "chunk's dates" in result.error
+        assert "chunk's dates" in result.error and result.dependency["fix_command"].startswith("runbook load --params")
         assert wh.checksums(DERIVED) == before  # stop on error: nothing written anywhere
         assert all(c.status == "not_run" for c in result.chunks[1:]) and len(result.chunks) > 1
     finally:
@@ -212,7 +228,7 @@ def test_waived_dates_are_skipped_and_not_gaps(raw_complete, tmp_path):
 
 def test_a_crash_mid_chunk_leaves_no_partial_chunk(raw_complete, tmp_path, monkeypatch):
     params, built = raw_complete
-    p, wh = fresh_copy(params, tmp_path, chunk_days=30)
+    p, wh = fresh_copy(params, tmp_path, chunk_days=10)
     try:
         before = {t: dates_present(wh, t) for t in DERIVED}
         real = wh.replace_range

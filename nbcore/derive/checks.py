@@ -145,12 +145,16 @@ def plan_checks(schedule: Schedule, processors: list[Processor], chunk: list[dat
     return plan
 
 
-def fix_command(upstream: str, dates: list[date], failed_run: bool = False, params_file: str | None = None) -> str:
+def fix_command(upstream: str, dates: list[date], failed_run: bool = False, params_file: str | None = None,
+                failed_run_id: str | None = None) -> str:
     """The command an operator runs to close the upstream's gap (or redo its failed run)."""
     first, last = min(dates), max(dates)
     pf = params_file or PARAMS_HINT
     if upstream.startswith("nba_raw."):
-        return f"runbook run --params {pf} --stages load,gate --start-date {first} --end-date {last}"
+        if failed_run and failed_run_id:
+            return f"runbook load --params {pf} --retry-failed {failed_run_id}"
+        span = f"{first}" if first == last else f"{first}..{last}"
+        return f"runbook load --params {pf} (loads every missing date of the run's range, here {span})"
     if failed_run:
         return f"runbook derive --params {pf} --dates {','.join(d.isoformat() for d in sorted(dates))}"
     return f"runbook derive --params {pf} --start-date {first} --end-date {last}"
@@ -177,7 +181,8 @@ def run_checks(wh: Warehouse, schedule: Schedule, processors: list[Processor], c
                     err = runs.iloc[0]["error"] or "no error recorded"
                     raise DependencyError(
                         proc.name, up, [prev], f"its latest run for {prev} failed ({err})",
-                        fix_command(up, [prev], failed_run=True, params_file=params_file), (first, last),
+                        fix_command(up, [prev], failed_run=True, params_file=params_file,
+                                    failed_run_id=str(runs.iloc[0]["run_id"])), (first, last),
                     )
     # 2. no gap inside the lookback window (and, for inputs this run does not make, the chunk)
     plan = plan_checks(schedule, processors, chunk, produced, excused)

@@ -1,9 +1,11 @@
 """``run_derive``: phase 3 then phase 4 over a set of game dates, chunk by chunk.
 
-A chunk is a run of consecutive game dates (no date outside the request in between) spanning
-at most ``chunk_days`` calendar days; ``chunk_days: 1`` is the platform's date-by-date behaviour,
-larger chunks are the fast path (each processor is one set-based statement per chunk). For each
-chunk, in order:
+A chunk is the requested game dates that fall within ``chunk_days`` calendar days of its first
+date; ``chunk_days: 1`` is the platform's date-by-date behaviour, larger chunks are the fast path
+(each processor is one set-based statement per chunk). A chunk replaces exactly its own dates:
+a date inside its span that was not requested (already complete, waived) is neither deleted nor
+written (the SQL's ``@dates`` and ``replace_range``'s ``where`` both name the chunk's dates).
+For each chunk, in order:
 
 1. defensive checks (unless ``backfill_mode`` or ``strict_mode: false``, both announced);
 2. one transaction: every processor replaces the chunk's date range of its table, in processor
@@ -45,22 +47,15 @@ def _announce(result: DeriveResult, message: str, progress: bool) -> None:
         print(f"WARNING: {message}")
 
 
-def make_chunks(targets: list[date], all_dates: list[date], chunk_days: int) -> list[list[date]]:
-    """Group target dates into chunks of consecutive game dates spanning < ``chunk_days`` days.
-
-    A game date that is not a target (already complete, waived, outside the run) ends the
-    chunk, so a chunk's [first, last] range never rewrites a date the run was not asked for.
-    """
-    position = {d: i for i, d in enumerate(all_dates)}
+def make_chunks(targets: list[date], chunk_days: int) -> list[list[date]]:
+    """Group target dates into chunks: each holds the targets within ``chunk_days`` calendar
+    days of its first date (``chunk_days: 1`` = one date per chunk)."""
     chunks: list[list[date]] = []
     for d in sorted(set(targets)):
-        if chunks:
-            cur = chunks[-1]
-            adjacent = position.get(d, -2) == position.get(cur[-1], -10) + 1
-            if adjacent and (d - cur[0]).days < chunk_days:
-                cur.append(d)
-                continue
-        chunks.append([d])
+        if chunks and (d - chunks[-1][0]).days < chunk_days:
+            chunks[-1].append(d)
+        else:
+            chunks.append([d])
     return chunks
 
 
@@ -149,7 +144,7 @@ def run_derive(
         skip = {pd.Timestamp(d).date() for d in (skip_dates or ())}
         result.skipped_dates = sorted(skip & set(targets))
         result.requested_dates = [d for d in targets if d not in skip]
-        chunks = make_chunks(result.requested_dates, schedule.dates, params.chunk_days)
+        chunks = make_chunks(result.requested_dates, params.chunk_days)
         attempts = _existing_attempts(wh, run_id)
         produced = {p.table.fqn for p in procs}
 
@@ -199,7 +194,8 @@ def _run_chunk(wh: Warehouse, schedule: Schedule, procs: list[Processor], chunk:
                 t = time.perf_counter()
                 rows[p.table.fqn] = wh.replace_range(
                     p.table.fqn, first, last, sql=read_sql(p.sql_name),
-                    params={"start_date": first, "end_date": last},
+                    params={"start_date": first, "end_date": last, "dates": list(chunk)},
+                    where=f"{p.table.date_column} IN UNNEST(@dates)",
                 )
                 seconds[p.name] = time.perf_counter() - t
             current = "(run history)"

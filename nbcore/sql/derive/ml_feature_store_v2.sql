@@ -4,11 +4,13 @@
 -- and the pre-game context (rest, the posted line). feature_version names the layout;
 -- features_present counts the 13 features that are not NULL; data_quality_score (0-100) is the
 -- share of features present, scaled down while the player's 10-game window is still short.
+-- Only the dates in @dates (the chunk's requested dates inside the range) get rows.
 WITH spine AS (
   SELECT game_id, game_date, season_year, game_type, player_lookup, team_abbr, opponent_team_abbr,
     is_home, days_rest, is_back_to_back, points_line
   FROM nba_analytics.upcoming_player_game_context
   WHERE game_date BETWEEN @start_date AND @end_date
+    AND game_date IN UNNEST(@dates)
 ),
 features AS (
   SELECT s.*,

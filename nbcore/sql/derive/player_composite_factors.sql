@@ -12,11 +12,13 @@
 --   composite_adjustment  fatigue x matchup x pace (a missing factor counts as 1).
 -- games_used = the player's games on a roster in the 14 days before D (the context lookback).
 -- Everything comes from rows for D that were computed from games before D: no look-ahead.
+-- Only the dates in @dates (the chunk's requested dates inside the range) get rows.
 WITH spine AS (
   SELECT game_id, game_date, season_year, player_lookup, team_abbr, opponent_team_abbr,
     days_rest, is_back_to_back, games_last_7_days
   FROM nba_analytics.upcoming_player_game_context
   WHERE game_date BETWEEN @start_date AND @end_date
+    AND game_date IN UNNEST(@dates)
 ),
 recent AS (
   SELECT s.game_id, s.player_lookup, COUNT(c.game_id) AS games_last_14_days

@@ -3,10 +3,12 @@
 -- points and minutes over his last 5 and 10 games of the season before D, his season average
 -- and spread (sample standard deviation) before D. No look-ahead: only games before D count.
 -- games_used = games in the 10-game window; games_played_season = games before D this season.
+-- Only the dates in @dates (the chunk's requested dates inside the range) get rows.
 WITH spine AS (
   SELECT game_id, game_date, season_year, player_lookup, team_abbr
   FROM nba_analytics.upcoming_player_game_context
   WHERE game_date BETWEEN @start_date AND @end_date
+    AND game_date IN UNNEST(@dates)
 ),
 games AS (
   -- a season lasts less than a year: 366 days back reaches every earlier game of its season

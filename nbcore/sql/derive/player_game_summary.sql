@@ -5,10 +5,12 @@
 -- (primary_source says which one each row came from). Game type, home/away and opponent come
 -- from the schedule; the starter flag from the gamebook (bdl does not publish it).
 -- points_line is the consensus (median across bookmakers) of the posted player points lines.
+-- Only the dates in @dates (the chunk's requested dates inside the range) get rows.
 WITH games AS (
   SELECT game_id, game_date, season_year, game_type, home_team, away_team
   FROM nba_raw.nbac_schedule
   WHERE game_date BETWEEN @start_date AND @end_date
+    AND game_date IN UNNEST(@dates)
     AND game_status = 'final'
 ),
 gamebook AS (

@@ -4,10 +4,12 @@
 -- games_used = how many games the window held (0 at the player's first game of a season).
 -- Set-based: a running window over each player's games gives the last-10 totals as of every
 -- game; each context row takes the totals as of the player's latest game before D.
+-- Only the dates in @dates (the chunk's requested dates inside the range) get rows.
 WITH spine AS (
   SELECT game_id, game_date, season_year, player_lookup, team_abbr
   FROM nba_analytics.upcoming_player_game_context
   WHERE game_date BETWEEN @start_date AND @end_date
+    AND game_date IN UNNEST(@dates)
 ),
 games AS (
   -- a season lasts less than a year: 366 days back reaches every earlier game of its season

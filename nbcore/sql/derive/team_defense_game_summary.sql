@@ -2,6 +2,7 @@
 -- One row per team per game: what the opponent did against this team, read from the
 -- opponent's row of team_offense_game_summary (same possessions and pace for both sides).
 -- defensive_rating = points allowed per 100 possessions.
+-- Only the dates in @dates (the chunk's requested dates inside the range) get rows.
 SELECT
   t.game_id,
   t.game_date,
@@ -29,4 +30,5 @@ FROM nba_analytics.team_offense_game_summary AS t
 JOIN nba_analytics.team_offense_game_summary AS o
   ON o.game_id = t.game_id AND o.team_abbr <> t.team_abbr
 WHERE t.game_date BETWEEN @start_date AND @end_date
+  AND t.game_date IN UNNEST(@dates)
   AND o.game_date BETWEEN @start_date AND @end_date

@@ -7,14 +7,15 @@
 -- (> 1 = a defense that gives up more than average). Points per possession stays in
 -- defensive_rating. Sums of fractional values are NUMERIC (exact), so a value never depends on
 -- the order rows are added in (chunk sizes give identical tables).
+-- Only the dates in @dates (the chunk's requested dates inside the range) get rows.
 WITH spine AS (
   SELECT game_id, game_date, season_year, home_team AS team_abbr
   FROM nba_raw.nbac_schedule
-  WHERE game_date BETWEEN @start_date AND @end_date AND game_status = 'final'
+  WHERE game_date BETWEEN @start_date AND @end_date AND game_date IN UNNEST(@dates) AND game_status = 'final'
   UNION ALL
   SELECT game_id, game_date, season_year, away_team AS team_abbr
   FROM nba_raw.nbac_schedule
-  WHERE game_date BETWEEN @start_date AND @end_date AND game_status = 'final'
+  WHERE game_date BETWEEN @start_date AND @end_date AND game_date IN UNNEST(@dates) AND game_status = 'final'
 ),
 history AS (
   SELECT game_date, season_year, team_abbr, points_allowed, opp_fg2m, opp_fg2a, opp_fg3m, opp_fg3a,

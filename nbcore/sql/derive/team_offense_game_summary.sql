@@ -4,10 +4,12 @@
 -- FGA + 0.44 FTA - OREB + TOV, averaged over both teams; when a team's rows come from the
 -- gamebook (no offensive rebounds) OREB is estimated as a quarter of its rebounds.
 -- pace = possessions per 48 minutes; offensive_rating = points per 100 possessions.
+-- Only the dates in @dates (the chunk's requested dates inside the range) get rows.
 WITH games AS (
   SELECT game_id, game_date, season_year, game_type, home_team, away_team, periods
   FROM nba_raw.nbac_schedule
   WHERE game_date BETWEEN @start_date AND @end_date
+    AND game_date IN UNNEST(@dates)
     AND game_status = 'final'
 ),
 team AS (

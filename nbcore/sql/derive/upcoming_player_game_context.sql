@@ -4,6 +4,7 @@
 -- the team's schedule before the game (days of rest, back-to-back, games in the previous 7
 -- days, counted within the season; NULL rest before a season's first game) and the consensus
 -- points line (median across bookmakers) if one was posted. Nothing from the game's result.
+-- Only the dates in @dates (the chunk's requested dates inside the range) get rows.
 WITH team_games AS (
   -- every team's games (both sides of each game), reaching back far enough for rest counts
   SELECT game_id, game_date, season_year, game_type, game_status, home_team AS team_abbr,
@@ -65,4 +66,5 @@ FROM roster AS r
 JOIN team_rest AS t ON t.game_id = r.game_id AND t.team_abbr = r.team_abbr
 LEFT JOIN lines AS l ON l.game_id = r.game_id AND l.player_lookup = r.player_lookup
 WHERE t.game_date BETWEEN @start_date AND @end_date
+  AND t.game_date IN UNNEST(@dates)
   AND t.game_status = 'final'
