@@ -731,7 +731,7 @@ def _referenced_tables(text: str) -> list[str]:
             ctes = {c.alias_or_name for c in stmt.find_all(exp.CTE)}
             for t in stmt.find_all(exp.Table):
                 if t.db and t.name not in ctes:
-                    name = f"{t.db}.{t.name}"
+                    name = ".".join(p for p in (t.catalog, t.db, t.name) if p)
                     if name not in out:
                         out.append(name)
     except sqlglot.errors.ParseError:
