@@ -102,6 +102,7 @@ class ValidateResult:
     seconds: float
     snapshot: Optional[str] = None
     scope: dict = field(default_factory=dict)
+    grading: pd.DataFrame = field(default_factory=pd.DataFrame)  # graded / eligible per season
 
     # -- lookups used by later stages -------------------------------------------
     def _for(self, table: str) -> list[TableStatus]:
@@ -167,6 +168,7 @@ class ValidateResult:
             "complete": self.complete,
             "tables": [t.to_json() for t in self.tables],
             "checks": self.checks.astype(object).where(self.checks.notna(), None).to_dict("records"),
+            "grading_completeness": self.grading.to_dict("records"),
         }
 
     def summary(self) -> dict:
@@ -214,6 +216,7 @@ def run_validate(
             columns=["table_name", "game_date", "game_id", "row_count"])
         tables = _completeness(params, expected, present)
         checks = run_sanity_checks(wh, params, p) if not expected.empty else _empty_checks()
+        grading = _grading(wh, params)
     finally:
         if own:
             wh.close()
@@ -223,6 +226,7 @@ def run_validate(
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - t0,
         snapshot=snapshot,
+        grading=grading,
         scope={"seasons": params.season_list, "start_date": str(params.start_date or ""), "end_date": str(params.end_date or ""),
                "backend": params.backend},
     )
@@ -231,6 +235,15 @@ def run_validate(
         archive.write_json(f"{name}.json", result.to_status_json())
         archive.record_stage(name, result.summary())
     return result
+
+
+def _grading(wh: Warehouse, params: RunParams) -> pd.DataFrame:
+    """Grading completeness is graded / eligible predictions (final games, player played)."""
+    if not params.table_selected("prediction_accuracy"):
+        return pd.DataFrame()
+    from .grade import grading_completeness
+
+    return grading_completeness(wh, params)
 
 
 def _as_date(v) -> date:

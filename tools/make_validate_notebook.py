@@ -19,6 +19,8 @@ print(f"validated {len(result.tables)} table-seasons in {result.seconds:.2f} s; 
     ("code", "result.matrix()"),
     ("md", "## Missing dates, grouped into ranges of consecutive game dates"),
     ("code", "result.missing_table()"),
+    ("md", "## Grading completeness: graded ÷ eligible predictions (final games, player played)"),
+    ("code", "result.grading"),
     ("md", "## Sanity checks"),
     ("code", "result.checks"),
 ])
