@@ -97,7 +97,7 @@ def run_header(run: RunData) -> pd.DataFrame:
     steps = [s for s in m.get("stages", []) if s.get("name") != "report"]
     status = m.get("status", "?")
     if status == "running" and steps and all(s.get("status") in ("succeeded", "skipped") for s in steps):
-        status = "succeeded (report being written)"
+        status = "succeeded (every stage before this report)"
     rows = [
         ("run", run.run_id), ("name", m.get("run_name")), ("status", status),
         ("stopped at", m.get("stopped_at") and f"{m.get('stopped_at')}: {m.get('reason')}"),

@@ -335,16 +335,19 @@ def run_runbook(
                 e.update(status="skipped", error=f"not run: the run started at {steps[start].name}")
 
         now = utcnow()
+        git, phash = git_state(), params_hash(public)
+        if not resuming:  # a resumed run keeps the commit and hash it started with; each resume records its own
+            manifest.update(**git, params_hash=phash)
         manifest.update(
             run_id=run_id, run_name=params.run_name, run_dir=str(run_dir), status="running", exit_code=None,
-            started_at=manifest.get("started_at", now), ended_at=None,
-            **git_state(), params_hash=params_hash(public), params=public, backend=params.backend,
+            started_at=manifest.get("started_at", now), ended_at=None, params=public, backend=params.backend,
             warehouse=warehouse_label(params), host=socket.gethostname(), pid=os.getpid(),
             stages=entries, stopped_at=None, reason=None, resume_command=None, notification=None,
         )
         manifest.setdefault("resumes", [])
         if resuming:
-            manifest["resumes"].append({"at": now, "from": steps[start].name if start < len(steps) else None})
+            manifest["resumes"].append({"at": now, "from": steps[start].name if start < len(steps) else None,
+                                        **git, "params_hash": phash})
         if lock.released_stale is not None:
             manifest.setdefault("stale_locks_released", []).append(vars(lock.released_stale))
         archive.write_manifest(manifest)
