@@ -181,6 +181,11 @@ def _run_chunk(wh: Warehouse, schedule: Schedule, procs: list[Processor], chunk:
             result.check_seconds += time.perf_counter() - t
             _fail(wh, result, chunk, e.processor, str(e), run_id, attempts, t_chunk, dependency=e.to_dict())
             return False
+        except Exception as e:  # noqa: BLE001 - a check that cannot run is a failed chunk too
+            result.check_seconds += time.perf_counter() - t
+            _fail(wh, result, chunk, procs[0].name, f"defensive checks could not run: {type(e).__name__}: {e}",
+                  run_id, attempts, t_chunk)
+            return False
         result.check_seconds += time.perf_counter() - t
 
     seconds: dict[str, float] = {}
