@@ -8,8 +8,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# conda-forge names that differ from the PyPI name
+CONDA_TO_PYPI = {"python-fastjsonschema": "fastjsonschema"}
+
+
 def _name(spec: str) -> str:
-    return re.split(r"[<>=!~\[ ;]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    name = re.split(r"[<>=!~\[ ;#]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return CONDA_TO_PYPI.get(name, name)
 
 
 def test_environment_yml_matches_pyproject():
