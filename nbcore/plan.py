@@ -87,14 +87,21 @@ def _open_readonly(params: RunParams) -> Warehouse:
     return open_warehouse(params)
 
 
-def _dry_run_bytes(wh: Warehouse, stage: str, table: str, start: date, end: date) -> Optional[int]:
-    """Bytes a dry run of ``sql/<stage>/<table>.sql`` would process, when the backend can say."""
+def _dry_run_bytes(wh: Warehouse, stage: str, table: str, dates: list[date], params: RunParams) -> Optional[int]:
+    """Bytes a dry run of ``sql/<stage>/<table>.sql`` would process, when the backend can say
+    (BigQuery's ``dry_run_bytes``; DuckDB has none). Only the parameters a file uses are sent."""
     fn = getattr(wh, "dry_run_bytes", None)
     if fn is None or not (SQL_DIR / stage / f"{table}.sql").is_file():
         return None
+    from .sqlfiles import parameter_names
+
+    sql = read_sql(f"{stage}/{table}")
+    start, end = min(dates), max(dates)
+    known = {"start_date": start, "end_date": end, "dates": list(dates), "all_dates": list(dates), "day": start,
+             "seasons": params.season_list, "run_id": "plan", "train_start": start, "train_end": end,
+             "repredict": params.repredict}
     try:
-        return int(fn(read_sql(f"{stage}/{table}"), {"start_date": start, "end_date": end, "game_date": start,
-                                                     "run_id": "plan", "lookback_start": start}))
+        return int(fn(sql, {k: v for k, v in known.items() if k in parameter_names(sql)}, label=f"plan {stage}/{table}"))
     except Exception:  # a dry run is advice, not a requirement
         return None
 
@@ -146,7 +153,7 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
                 "ranges": "; ".join(range_label(*g) for g in group_dates(missing)),
                 "games": games, "expected_rows": round(rpg * games) if rpg else None,
                 "files_in_bucket": files,
-                "bytes_processed": _dry_run_bytes(wh, stage, t.name, min(missing), max(missing)),
+                "bytes_processed": _dry_run_bytes(wh, stage, t.name, missing, params),
             })
             if rpg is None:
                 notes.append(f"{t.name} has no rows yet: its expected row count is unknown")
@@ -160,6 +167,12 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
                     "verdict": ("would pass if load fills every missing raw date" if not unfillable else
                                 "would block: " + ", ".join(f"{r['table']} has {r['dates'] - r['files_in_bucket']} date(s) "
                                                               "with no file in the bucket" for r in unfillable))}
+        scanned = [r["bytes_processed"] for r in rows if r["bytes_processed"] is not None]
+        if scanned and hasattr(wh, "check_plan_budget"):
+            try:
+                wh.check_plan_budget(int(sum(scanned)))
+            except Exception as e:  # over max_plan_bytes: the plan says so, the run would refuse
+                notes.append(str(e))
         frame = pd.DataFrame(rows, columns=COLUMNS)
         order = {s: i for i, s in enumerate(WRITING_STAGES)}
         frame = frame.sort_values("stage", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)

@@ -28,7 +28,7 @@ import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -150,20 +150,57 @@ def export_html(notebook: Path, html: Path, no_input: bool = False, title: Optio
 
 
 @contextmanager
-def secret_env(params: RunParams) -> Iterator[None]:
-    """Hand secrets to kernels through the environment, never through notebook parameters."""
-    old = os.environ.get(SECRET_ENV)
-    secret = params.bigquery.credentials_path if params.bigquery is not None else None
-    if secret is not None:
-        os.environ[SECRET_ENV] = secret.get_secret_value()
+def kernel_env(**values: Optional[str]) -> Iterator[None]:
+    """Set environment variables for the kernels started inside the block (then restore them)."""
+    old = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is not None:
+            os.environ[k] = v
     try:
         yield
     finally:
-        if secret is not None:
-            if old is None:
-                os.environ.pop(SECRET_ENV, None)
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
             else:
-                os.environ[SECRET_ENV] = old
+                os.environ[k] = v
+
+
+def secret_env(params: RunParams):
+    """Hand secrets to kernels through the environment, never through notebook parameters."""
+    secret = params.bigquery.credentials_path if params.bigquery is not None else None
+    return kernel_env(**{SECRET_ENV: secret.get_secret_value() if secret is not None else None})
+
+
+def _bigquery_jobs(params: RunParams, run_id: str, stage: str, since: datetime) -> Optional[dict]:
+    """On BigQuery: the jobs a step ran (labelled with this run and stage by the backend), with their
+    ids and bytes, listed through the jobs API after the step. None on other backends."""
+    if params.backend != "bigquery":
+        return None
+    try:
+        from .warehouse.bigquery import BigQueryWarehouse, label_value
+
+        wh = BigQueryWarehouse.from_params(params, run_id=run_id, stage="runbook", read_only=True)
+        try:
+            want = (label_value(run_id), label_value(stage))
+            floor = since - timedelta(seconds=5)
+            out: dict[str, Any] = {"jobs": 0, "job_ids": [], "bytes_processed": 0, "bytes_billed": 0}
+            for job in wh.client.list_jobs(min_creation_time=floor, all_users=False):
+                labels = job.labels or {}
+                if (labels.get("run_id"), labels.get("stage")) != want:
+                    continue
+                if job.created is not None and job.created < floor:
+                    continue
+                out["jobs"] += 1
+                out["job_ids"].append(job.job_id)
+                out["bytes_processed"] += int(getattr(job, "total_bytes_processed", None) or 0)
+                out["bytes_billed"] += int(getattr(job, "total_bytes_billed", None) or 0)
+            return out
+        finally:
+            wh.close()
+    except Exception as e:  # bookkeeping must never fail a run
+        log.warning("could not list the BigQuery jobs of %s: %s", stage, e)
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 def resume_command(run_dir: Path, step: Optional[str] = None) -> str:
@@ -213,6 +250,8 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     src = nb_dir / step.notebook
     entry.update(started_at=utcnow(), ended_at=None, seconds=None, error=None, failed_cell=None, record=None,
                  kernel_overhead_s=None)
+    for stale in ("bigquery", "job_ids", "bytes_billed", "html_error"):  # from an earlier attempt
+        entry.pop(stale, None)
     if not src.exists():
         entry.update(status="skipped", ended_at=utcnow(), seconds=0.0,
                      error=f"notebook {step.notebook} does not exist yet; stage skipped")
@@ -220,12 +259,15 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     out = archive.file(step.output)
     parameters = {"params_file": str(archive.file("params.yaml")), "run_dir": str(archive.path), **dict(step.parameters)}
     t_wall, t0 = time.time(), time.perf_counter()
+    began = datetime.now(timezone.utc)
     status, error = "succeeded", None
     try:
-        pm.execute_notebook(
-            str(src), str(out), parameters=parameters, kernel_name=params.kernel_name, cwd=str(src.parent),
-            progress_bar=False, log_output=False, request_save_on_cell_execute=True,
-        )
+        # the BigQuery backend labels every job with these (run_id, stage): the manifest lists them below
+        with kernel_env(RUNBOOK_RUN_ID=archive.run_id, RUNBOOK_STAGE=step.stage):
+            pm.execute_notebook(
+                str(src), str(out), parameters=parameters, kernel_name=params.kernel_name, cwd=str(src.parent),
+                progress_bar=False, log_output=False, request_save_on_cell_execute=True,
+            )
     except PapermillExecutionError as e:
         status, error = "failed", f"{e.ename}: {e.evalue}"
         entry["failed_cell"] = e.exec_count
@@ -241,6 +283,9 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
             error = str(record.get("reason") or record.get("message") or error or "the stage blocked the run")
         elif rstat == "failed" and status == "succeeded":
             status, error = "failed", str(record.get("error") or record.get("reason") or "the stage reported failure")
+    jobs = _bigquery_jobs(params, archive.run_id, step.stage, began)
+    if jobs is not None:
+        entry["bigquery"] = jobs
     total, cells = _cell_seconds(out)
     if total is not None and cells is not None:
         entry["kernel_overhead_s"] = round(max(0.0, float(total) - cells), 3)
@@ -267,12 +312,29 @@ def _rows_written(entries: list[dict]) -> dict[str, int]:
     return out
 
 
+def _jobs(record: dict) -> Optional[dict]:
+    """BigQuery job summary a stage recorded: ``record["bigquery"]`` (``wh.job_summary()``), else
+    top-level ``bytes_billed`` / ``job_ids``."""
+    bq = record.get("bigquery") or record.get("jobs")
+    if isinstance(bq, dict):
+        return bq
+    if isinstance(record.get("bytes_billed"), (int, float)):
+        return {"bytes_billed": record["bytes_billed"], "job_ids": record.get("job_ids", [])}
+    return None
+
+
 def _bytes_billed(entries: list[dict]) -> Optional[int]:
+    """Total bytes billed over the stages (on BigQuery); also copies each stage's job ids to its entry."""
     total, seen = 0, False
     for e in entries:
-        b = (e.get("record") or {}).get("bytes_billed")
-        if isinstance(b, (int, float)):
-            total, seen = total + int(b), True
+        jobs = e.get("bigquery") if isinstance(e.get("bigquery"), dict) and "jobs" in e["bigquery"] \
+            else _jobs(e.get("record") or {})
+        if jobs is None:
+            continue
+        e["job_ids"] = list(jobs.get("job_ids") or [])
+        e["bytes_billed"] = jobs.get("bytes_billed")
+        if isinstance(jobs.get("bytes_billed"), (int, float)):
+            total, seen = total + int(jobs["bytes_billed"]), True
     return total if seen else None
 
 
