@@ -526,8 +526,12 @@ def timeline(run: RunData) -> pd.DataFrame:
         st = datetime.fromisoformat(s["started_at"]) if s.get("started_at") else None
         rows.append({"step": s.get("name"), "status": s.get("status"),
                      "start_s": (st - t0).total_seconds() if st else None, "seconds": s.get("seconds"),
-                     "kernel_overhead_s": s.get("kernel_overhead_s"), "error": s.get("error") if s.get("status") != "skipped" else None})
-    return pd.DataFrame(rows, columns=cols)
+                     "kernel_overhead_s": s.get("kernel_overhead_s"), "error": s.get("error") if s.get("status") != "skipped" else None,
+                     "bigquery_jobs": (s.get("bigquery") or {}).get("jobs"), "bytes_billed": s.get("bytes_billed")})
+    frame = pd.DataFrame(rows, columns=cols + ["bigquery_jobs", "bytes_billed"])
+    if frame.bigquery_jobs.isna().all() and frame.bytes_billed.isna().all():  # not a BigQuery run
+        frame = frame[cols]
+    return frame
 
 
 STATUS_COLORS = {"succeeded": "#2e7d32", "failed": "#c62828", "blocked": "#ef6c00", "skipped": "#9e9e9e",
