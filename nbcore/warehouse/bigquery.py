@@ -66,6 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..params import RunParams
 
 APP_LABEL = "backfill-runbook"
+STAGES = ("validate", "load", "gate", "derive", "predict", "grade", "report")
+PHASE_STAGE = {"2": "load", "3": "derive", "4": "derive", "5": "predict", "5B": "grade"}
 STAGING_PREFIX = "_staging_"
 STAGING_TTL = timedelta(days=1)
 STRUCT_PARAM_BYTES = 2_000_000  # per INSERT job when rows travel as an ARRAY<STRUCT> parameter
@@ -186,10 +188,20 @@ class BigQueryWarehouse(Warehouse):
 
     # -- labels and job bookkeeping --------------------------------------------------------
     def _stage_for(self, label: str) -> str:
+        """The stage a job belongs to: given (``stage=`` or ``$RUNBOOK_STAGE``), else read off the job:
+        a SQL file's folder (``derive/player_game_summary``), or the phase of the table written."""
         if self.stage:
             return self.stage
         head = label.split("/", 1)[0] if "/" in label else ""
-        return head or "adhoc"
+        if head in STAGES:
+            return head
+        m = re.match(r"^(replace|append|stage) ([a-z_]+\.[a-z_0-9]+)$", label)
+        if m:
+            try:
+                return PHASE_STAGE.get(schema.table(m.group(2)).phase, "adhoc")
+            except KeyError:
+                pass
+        return "adhoc"
 
     def _labels(self, label: str) -> dict[str, str]:
         return {

@@ -679,7 +679,7 @@ class Engine:
 
     def _describe(self, stmt: exp.Expression, params: dict, con) -> list[dict]:
         duck = self._duck_sql(stmt)
-        rel = con.sql(duck, params=_bind(duck, params) or None)
+        rel = con.sql(duck, params=_bind(stmt, params) or None)
         return [bq_field_for_duck(n, t) for n, t in zip(rel.columns, rel.types)]
 
     def _execute(self, job: Job, prepared: list[Prepared], params: dict, qc: dict, script: bool,
@@ -711,17 +711,17 @@ class Engine:
                 elif isinstance(stmt, exp.Query):
                     duck = self._duck_sql(stmt)
                     if dest and i == len(prepared) - 1:
-                        self._write_destination(job, dest, qc, duck, params, con)
+                        self._write_destination(job, dest, qc, duck, _bind(stmt, params), con)
                         last_result = None
                     else:
-                        rel = con.sql(duck, params=_bind(duck, params) or None)
+                        rel = con.sql(duck, params=_bind(stmt, params) or None)
                         fields = [bq_field_for_duck(n, t) for n, t in zip(rel.columns, rel.types)]
                         last_result = (rel.to_arrow_table(), fields)
                 elif isinstance(stmt, (exp.Insert, exp.Delete, exp.Update, exp.Merge)):
                     if isinstance(stmt, (exp.Delete, exp.Update)) and stmt.args.get("where") is None:
                         raise BQError(400, "invalidQuery", f"{type(stmt).__name__.upper()} must have a WHERE clause")
                     duck = self._duck_sql(stmt)
-                    rows = self._sql(duck, _bind(duck, params) or None, con)
+                    rows = self._sql(duck, _bind(stmt, params) or None, con)
                     n = int(rows[0][0]) if rows else 0
                     affected = n
                     child_stats["numDmlAffectedRows"] = str(n)
@@ -775,7 +775,7 @@ class Engine:
         self.jobs[(parent.project, job_id)] = child
         self.job_order.append((parent.project, job_id))
 
-    def _write_destination(self, job: Job, dest: dict, qc: dict, duck_sql: str, params: dict, con) -> None:
+    def _write_destination(self, job: Job, dest: dict, qc: dict, duck_sql: str, bound: dict, con) -> None:
         project, dataset, table_id = dest.get("projectId") or job.project, dest["datasetId"], dest["tableId"]
         self._dataset(project, dataset)
         write = (qc.get("writeDisposition") or "WRITE_EMPTY").upper()
@@ -784,7 +784,7 @@ class Engine:
         if meta is not None and meta.expired:
             self._drop_table(meta)
             meta = None
-        bound = _bind(duck_sql, params) or None
+        bound = bound or None
         rel = con.sql(duck_sql, params=bound)
         fields = [bq_field_for_duck(n, t) for n, t in zip(rel.columns, rel.types)]
         target = f"{_q(dataset)}.{_q(table_id)}"
@@ -832,7 +832,7 @@ class Engine:
                 raise BQError(409, "duplicate", f"Already Exists: Table {proj}:{dataset}.{table_id}")
             self._drop_table(existing)
         duck = self._duck_sql(stmt)
-        self._sql(duck, _bind(duck, params) or None, con)
+        self._sql(duck, _bind(stmt, params) or None, con)
         rel = con.sql(f"SELECT * FROM {_q(dataset)}.{_q(table_id)} LIMIT 0")
         fields = [bq_field_for_duck(n, t) for n, t in zip(rel.columns, rel.types)]
         self._create_table(proj, dataset, table_id, {"schema": {"fields": fields}}, duck_ddl=False)
@@ -1010,9 +1010,10 @@ def _parse_cached(sql: str):
     return statements
 
 
-def _bind(duck_sql: str, params: dict) -> dict:
-    """The parameters a DuckDB statement uses (DuckDB refuses extra ones)."""
-    names = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", re.sub(r"'(?:[^']|'')*'", "", duck_sql)))
+def _bind(stmt: exp.Expression, params: dict) -> dict:
+    """The parameters a statement uses (DuckDB refuses extra ones), from the parsed statement:
+    its translation keeps every ``@name`` as ``$name``."""
+    names = {p.name for p in stmt.find_all(exp.Parameter)}
     return {k: v for k, v in params.items() if k in names}
 
 
