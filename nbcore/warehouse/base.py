@@ -89,6 +89,10 @@ class Warehouse(ABC):
     def append(self, table: str, frame: pd.DataFrame) -> int:
         """Append rows (bookkeeping tables only)."""
 
+    def job_summary(self) -> dict | None:
+        """Jobs run and bytes billed so far, for a stage record (BigQuery); None where nothing is billed."""
+        return None
+
     def close(self) -> None:
         """Release connections."""
 
