@@ -254,3 +254,13 @@ def test_drop_all_refuses_unsuffixed_datasets_of_a_real_project():
     ro = BigQueryWarehouse("prod-project", dataset_suffix="_x", client=object(), read_only=True)
     with pytest.raises(WarehouseError, match="read-only"):
         ro.replace_range(BOX, date(2024, 1, 1), date(2024, 1, 1), frame=box_rows(date(2024, 1, 1), "g", 1))
+
+
+def test_drop_all_on_duckdb_drops_and_recreates(tmp_path):
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as duck:
+        duck.ensure_schema()
+        day = date(2024, 4, 22)
+        duck.replace_range(BOX, day, day, frame=box_rows(day, "g1", 3))
+        assert duck.row_count(BOX) == 3
+        duck.drop_all()
+        assert all(duck.table_exists(t.fqn) for t in schema.all_tables()) and duck.row_count(BOX) == 0
