@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import traceback
 import uuid
@@ -321,7 +322,24 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, engine: Engine, verbose: bool):
         self.engine = engine
         self.verbose = verbose
+        self.open_sockets: set = set()
         super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address):
+        self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End kept-alive client connections, so no handler thread outlives the server."""
+        for sock in list(self.open_sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class BigQueryLoopback:
@@ -358,8 +376,13 @@ class BigQueryLoopback:
             self._server.shutdown()
             self._thread.join(timeout=10)
             self._thread = None
+        self._server.close_connections()
         self._server.server_close()
-        self.engine.con.close()
+        with self.engine.lock:
+            for session in list(self.engine.sessions.values()):
+                session.con.close()
+            self.engine.sessions.clear()
+            self.engine.con.close()
 
     def __enter__(self) -> "BigQueryLoopback":
         return self.start()
