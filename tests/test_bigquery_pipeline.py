@@ -106,6 +106,19 @@ def test_no_archived_file_holds_the_credentials_path(runs):
         assert SECRET.encode() not in data and b"S3CR3T" not in data, p
 
 
+def test_the_manifest_lists_each_steps_jobs_and_bytes(runs, bq_server):
+    _, bq = runs
+    m = json.loads((bq.run_dir / "manifest.json").read_text())
+    steps = {s["name"]: s for s in m["stages"]}
+    for name in ("validate_before", "load", "derive", "predict", "grade"):
+        info = steps[name].get("bigquery") or {}
+        assert info.get("jobs", 0) > 0 and len(info["job_ids"]) == info["jobs"], (name, info)
+        assert info["bytes_billed"] >= info["bytes_processed"] > 0, (name, info)
+    labelled = {j["jobReference"]["jobId"]: j["configuration"]["labels"] for j in bq_server.jobs()}
+    for job_id in steps["derive"]["bigquery"]["job_ids"]:
+        assert labelled[job_id]["run_id"] == bq.run_id.lower() and labelled[job_id]["stage"] == "derive"
+
+
 def test_every_job_is_labelled(runs, bq_server):
     jobs = bq_server.jobs()
     assert len(jobs) > 100 and {j["configuration"]["jobType"] for j in jobs} == {"QUERY", "LOAD"}

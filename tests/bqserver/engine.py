@@ -935,16 +935,21 @@ class Engine:
         with self.lock:
             return {"kind": "bigquery#jobCancelResponse", "job": self._job(project, job_id).resource}
 
-    def list_jobs(self, project: str, parent_job_id: Optional[str], state_filter: list[str]) -> dict:
+    def list_jobs(self, project: str, parent_job_id: Optional[str], state_filter: list[str],
+                  min_created: Optional[int] = None, max_created: Optional[int] = None) -> dict:
+        """jobs.list, newest first: top-level jobs, or the child jobs of ``parent_job_id`` (as BigQuery)."""
         with self.lock:
             jobs = [self.jobs[k] for k in reversed(self.job_order) if k[0] == project and k in self.jobs]
-        if parent_job_id:
-            jobs = [j for j in jobs if j.parent_job_id == parent_job_id]
+        jobs = [j for j in jobs if j.parent_job_id == parent_job_id] if parent_job_id else \
+            [j for j in jobs if j.parent_job_id is None]
         items = []
         for j in jobs:
             r = j.resource
             state = r["status"]["state"]
             if state_filter and state.lower() not in [s.lower() for s in state_filter]:
+                continue
+            created = int(r["statistics"]["creationTime"])
+            if (min_created is not None and created < min_created) or (max_created is not None and created > max_created):
                 continue
             items.append({"kind": "bigquery#job", "id": r["id"], "jobReference": r["jobReference"], "state": state,
                           "configuration": r["configuration"], "statistics": r["statistics"], "status": r["status"],

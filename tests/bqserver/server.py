@@ -188,7 +188,8 @@ def get_job(h, raw, q, project, job_id):
 
 def list_jobs(h, raw, q, project):
     parent = (q.get("parentJobId") or [None])[0]
-    return _engine(h).list_jobs(project, parent, q.get("stateFilter") or [])
+    return _engine(h).list_jobs(project, parent, q.get("stateFilter") or [], _int(q, "minCreationTime"),
+                                _int(q, "maxCreationTime"))
 
 
 def cancel_job(h, raw, q, project, job_id):
