@@ -45,6 +45,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=2, default=_default)
         f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; archives are shared reports
     os.replace(tmp, path)
 
 

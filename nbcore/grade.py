@@ -27,7 +27,7 @@ from datetime import date, datetime, timezone
 from typing import Optional, Sequence
 
 import pandas as pd
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .archive import RunArchive, new_run_id
 from .history import RunRecord, record_runs

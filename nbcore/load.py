@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 import pandas as pd
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from . import schema
 from .archive import RunArchive, new_run_id

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from .. import schema
 from ..params import RunParams
