@@ -303,7 +303,7 @@ def run_sanity_checks(wh: Warehouse, params: RunParams, p: dict) -> pd.DataFrame
         dups = wh.query(render_template("validate/duplicate_keys", key=", ".join(t.key), **ident), rng)
         rows.append({"check": "duplicate keys", "table": t.name, "violations": int(len(dups)),
                      "example": _example(dups)})
-        nulls = wh.query(render_template("validate/null_keys", null_condition=" IS NULL OR ".join(t.key) + " IS NULL", **ident), rng)
+        nulls = wh.query(render_template("validate/null_keys", key=", ".join(t.key), null_condition=" IS NULL OR ".join(t.key) + " IS NULL", **ident), rng)
         n = int(nulls.violations.iloc[0]) if len(nulls) else 0
         rows.append({"check": "NULL key columns", "table": t.name, "violations": n,
                      "example": nulls.example.iloc[0] if n else None})

@@ -1,5 +1,5 @@
--- Rows with a NULL in any key column.
-SELECT COUNT(*) AS violations, ANY_VALUE(TO_JSON_STRING(t)) AS example
-FROM {{table}} AS t
+-- Rows with a NULL in any key column (reads only the key columns and the date column).
+SELECT COUNT(*) AS violations, ANY_VALUE(TO_JSON_STRING(STRUCT({{key}}))) AS example
+FROM {{table}}
 WHERE {{date_column}} BETWEEN @start_date AND @end_date
   AND ({{null_condition}})
