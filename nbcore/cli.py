@@ -321,23 +321,19 @@ def derive(params_file: str, start_date: str | None, end_date: str | None, dates
     """Derive phases 3 and 4 (analytics, precompute) for the missing dates; stop at the first error.
 
     Exit 0 succeeded, 1 a chunk failed (the message names the date, processor and fix)."""
-    from datetime import date as _date
-
     from .derive import run_derive, waived_skip_dates
 
     params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days,
                      tables=_csv(tables), backfill_mode=backfill_mode or None,
                      strict_mode=False if no_strict else None)
-    try:
-        wanted = [_date.fromisoformat(d) for d in _csv(dates)] if dates else None
-    except ValueError as e:
-        click.echo(f"--dates: {e}; give dates as YYYY-MM-DD,YYYY-MM-DD", err=True)
-        sys.exit(EXIT_USAGE)
-    result = run_derive(params, dates=wanted, skip_dates=waived_skip_dates(params), params_file=params_file)
+    wanted = _dates_option(dates)
+    result = _locked_stage(params, None, "-derive", lambda archive: run_derive(
+        params, dates=wanted, skip_dates=waived_skip_dates(params), params_file=params_file))
     click.echo(str(result))
     if result.processed_dates or result.error:
         click.echo(result.timing_table().to_string(index=False))
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
 
 def _dates_option(dates: str | None):
     from datetime import date as _date
@@ -349,8 +345,8 @@ def _dates_option(dates: str | None):
         sys.exit(EXIT_USAGE)
 
 
-def _phase5_stage(params, run_dir: str | None, suffix: str, fn):
-    """Run a phase 5 stage under the warehouse lock; the archive is optional (``--run-dir``)."""
+def _locked_stage(params, run_dir: str | None, suffix: str, fn):
+    """Run one stage under the warehouse lock (only one writer at a time); the archive is optional (``--run-dir``)."""
     from .archive import RunArchive, new_run_id
     from .lock import RunLockedError, WarehouseLock
 
@@ -385,7 +381,7 @@ def predict(params_file: str, start_date: str | None, end_date: str | None, date
     params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days, repredict=repredict)
     wanted = _dates_option(dates)
     try:
-        result = _phase5_stage(params, run_dir, "-predict",
+        result = _locked_stage(params, run_dir, "-predict",
                                lambda archive: run_predict(params, archive=archive, progress=not no_progress, dates=wanted))
     except PredictError as e:
         click.echo(f"FAILED: {e}", err=True)
@@ -419,7 +415,7 @@ def grade(params_file: str, start_date: str | None, end_date: str | None, dates:
     params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days, regrade=regrade)
     wanted = _dates_option(dates)
     try:
-        result = _phase5_stage(params, run_dir, "-grade",
+        result = _locked_stage(params, run_dir, "-grade",
                                lambda archive: run_grade(params, archive=archive, progress=not no_progress, dates=wanted))
     except GradeError as e:
         click.echo(f"FAILED: {e}", err=True)

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Optional
 import pandas as pd
 
 from .archive import RunArchive, new_run_id, utcnow
+from .kernels import LocalKernelManager
 from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
 from .params import PROJECT_ROOT, RunParams, load_params
@@ -267,6 +268,7 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
             pm.execute_notebook(
                 str(src), str(out), parameters=parameters, kernel_name=params.kernel_name, cwd=str(src.parent),
                 progress_bar=False, log_output=False, request_save_on_cell_execute=True,
+                kernel_manager_class=LocalKernelManager,
             )
     except PapermillExecutionError as e:
         status, error = "failed", f"{e.ename}: {e.evalue}"
