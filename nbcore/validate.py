@@ -251,33 +251,35 @@ def _as_date(v) -> date:
 
 
 def _completeness(params: RunParams, expected: pd.DataFrame, present: pd.DataFrame) -> list[TableStatus]:
+    """Every (table, expected game) pair at once: one merge and one group-by, not a loop per table."""
+    tables = [t for t in schema.tracked_tables() if params.table_selected(t.name)]
     expected = expected.assign(game_date=pd.to_datetime(expected.game_date).dt.date)
-    present = present.assign(game_date=pd.to_datetime(present.game_date).dt.date)
-    have = {(r.table_name, r.game_id): int(r.row_count) for r in present.itertuples(index=False)}
+    counts = present.groupby(["table_name", "game_id"], as_index=False).row_count.sum()
+    grid = expected.merge(pd.DataFrame({"table_name": [t.name for t in tables]}), how="cross")
+    grid = grid.merge(counts, on=["table_name", "game_id"], how="left")
+    grid["rows"] = grid.row_count.fillna(0).astype(int)
+    grid["has"] = grid.rows > 0
+    per_date = grid.groupby(["table_name", "season_year", "game_date"]).agg(
+        n=("has", "size"), got=("has", "sum"), rows=("rows", "sum")).reset_index()
+    per_date["complete"] = per_date.n == per_date.got
+    partly = per_date[~per_date.complete & (per_date.got > 0)][["table_name", "game_date"]]
+    short = grid[~grid.has].merge(partly, on=["table_name", "game_date"])
+    partial = {(tn, d): sorted(ids) for (tn, d), ids in short.groupby(["table_name", "game_date"]).game_id}
+    by_key = dict(tuple(per_date.groupby(["table_name", "season_year"])))
     out = []
-    for t in schema.tracked_tables():
-        if not params.table_selected(t.name):
-            continue
-        for season, games in expected.groupby("season_year"):
-            games_by_date = games.groupby("game_date").game_id.apply(sorted)
-            present_dates, missing, partial = [], [], {}
-            games_present = rows = 0
-            for day, ids in games_by_date.items():
-                counts = [have.get((t.name, g), 0) for g in ids]
-                got = sum(1 for c in counts if c)
-                games_present += got
-                rows += sum(counts)
-                if got == len(ids):
-                    present_dates.append(day)
-                else:
-                    missing.append(day)
-                    if got:
-                        partial[day] = [g for g, c in zip(ids, counts) if not c]
+    for t in tables:
+        for season in sorted(expected.season_year.unique()):
+            d = by_key.get((t.name, season))
+            if d is None:
+                continue
+            d = d.sort_values("game_date")
+            missing = list(d.game_date[~d.complete])
             out.append(
                 TableStatus(
-                    phase=t.phase, table=t.name, season_year=int(season), expected=list(games_by_date.index),
-                    present=present_dates, missing=missing, partial=partial,
-                    games_expected=len(games), games_present=games_present, rows=rows,
+                    phase=t.phase, table=t.name, season_year=int(season), expected=list(d.game_date),
+                    present=list(d.game_date[d.complete]), missing=missing,
+                    partial={day: partial[(t.name, day)] for day in missing if (t.name, day) in partial},
+                    games_expected=int(d.n.sum()), games_present=int(d.got.sum()), rows=int(d.rows.sum()),
                 )
             )
     return out
