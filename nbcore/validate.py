@@ -301,14 +301,12 @@ def run_sanity_checks(wh: Warehouse, params: RunParams, p: dict) -> pd.DataFrame
     for t in schema.tracked_tables():
         if not params.table_selected(t.name):
             continue
-        ident = {"table": t.fqn, "date_column": t.date_column}
-        dups = wh.query(render_template("validate/duplicate_keys", key=", ".join(t.key), **ident), rng)
-        rows.append({"check": "duplicate keys", "table": t.name, "violations": int(len(dups)),
-                     "example": _example(dups)})
-        nulls = wh.query(render_template("validate/null_keys", key=", ".join(t.key), null_condition=" IS NULL OR ".join(t.key) + " IS NULL", **ident), rng)
-        n = int(nulls.violations.iloc[0]) if len(nulls) else 0
-        rows.append({"check": "NULL key columns", "table": t.name, "violations": n,
-                     "example": nulls.example.iloc[0] if n else None})
+        k = wh.query(render_template("validate/key_checks", table=t.fqn, date_column=t.date_column, key=", ".join(t.key),
+                                     null_condition=" IS NULL OR ".join(t.key) + " IS NULL"), rng).iloc[0]
+        rows.append({"check": "duplicate keys", "table": t.name, "violations": int(k.duplicate_keys),
+                     "example": k.duplicate_example if k.duplicate_keys else None})
+        rows.append({"check": "NULL key columns", "table": t.name, "violations": int(k.null_keys),
+                     "example": k.null_example if k.null_keys else None})
     ppg = wh.query_file("validate/players_per_game", rng)
     for name, (lo, hi) in PLAYERS_PER_GAME.items():
         if not params.table_selected(name):
@@ -325,12 +323,6 @@ def run_sanity_checks(wh: Warehouse, params: RunParams, p: dict) -> pd.DataFrame
         rows.append({"check": "impossible values", "table": name, "violations": int(len(sub)),
                      "example": None if sub.empty else f"{sub.player_lookup.iloc[0]} in {sub.game_id.iloc[0]}: {sub.problem.iloc[0]}"})
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
-
-
-def _example(frame: pd.DataFrame) -> str | None:
-    if frame.empty:
-        return None
-    return ", ".join(f"{k}={v}" for k, v in frame.iloc[0].items())
 
 
 def print_status(result: ValidateResult) -> None:
