@@ -49,9 +49,21 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def new_run_id(run_name: str, now: datetime | None = None) -> str:
+def new_run_id(run_name: str, stage: str | None = None, now: datetime | None = None) -> str:
+    """``<timestamp>-<run_name>``, plus ``-<stage>`` for a stage run on its own (so two stages
+    started within the same second never share an id in processor_run_history)."""
     now = now or datetime.now()
-    return f"{now:%Y%m%d-%H%M%S}-{run_name}"
+    return f"{now:%Y%m%d-%H%M%S}-{run_name}" + (f"-{stage}" if stage else "")
+
+
+def unique_run_id(archive_dir: Path, run_name: str, stage: str | None = None) -> str:
+    """A new run id whose folder does not exist yet in ``archive_dir`` (``-2``, ``-3`` ... if needed)."""
+    base = new_run_id(run_name, stage)
+    run_id, n = base, 1
+    while (Path(archive_dir) / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
 
 
 @dataclass

@@ -226,16 +226,9 @@ def unlock(params_file: str, force: bool) -> None:
 
 def _new_archive(params, stage: str):
     """A fresh archive for a stage run on its own: runs/<timestamp>-<run_name>-<stage>[-N]."""
-    from pathlib import Path
+    from .archive import RunArchive, unique_run_id
 
-    from .archive import RunArchive, new_run_id
-
-    base = f"{new_run_id(params.run_name)}-{stage}"
-    run_id, n = base, 1
-    while (Path(params.archive_dir) / run_id).exists():
-        n += 1
-        run_id = f"{base}-{n}"
-    return RunArchive.create(params, run_id)
+    return RunArchive.create(params, unique_run_id(params.archive_dir, params.run_name, stage))
 
 
 @main.command()
@@ -327,7 +320,7 @@ def derive(params_file: str, start_date: str | None, end_date: str | None, dates
                      tables=_csv(tables), backfill_mode=backfill_mode or None,
                      strict_mode=False if no_strict else None)
     wanted = _dates_option(dates)
-    result = _locked_stage(params, None, "-derive", lambda archive: run_derive(
+    result = _locked_stage(params, None, "derive", lambda archive: run_derive(
         params, dates=wanted, skip_dates=waived_skip_dates(params), params_file=params_file))
     click.echo(str(result))
     if result.processed_dates or result.error:
@@ -345,14 +338,14 @@ def _dates_option(dates: str | None):
         sys.exit(EXIT_USAGE)
 
 
-def _locked_stage(params, run_dir: str | None, suffix: str, fn):
+def _locked_stage(params, run_dir: str | None, stage: str, fn):
     """Run one stage under the warehouse lock (only one writer at a time); the archive is optional (``--run-dir``)."""
     from .archive import RunArchive, new_run_id
     from .lock import RunLockedError, WarehouseLock
 
     try:
         archive = RunArchive.open(run_dir) if run_dir else None
-        with WarehouseLock(params, archive.run_id if archive else new_run_id(params.run_name) + suffix):
+        with WarehouseLock(params, archive.run_id if archive else new_run_id(params.run_name, stage)):
             return fn(archive)
     except RunLockedError as e:
         click.echo(f"refused: {e}", err=True)
@@ -381,7 +374,7 @@ def predict(params_file: str, start_date: str | None, end_date: str | None, date
     params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days, repredict=repredict)
     wanted = _dates_option(dates)
     try:
-        result = _locked_stage(params, run_dir, "-predict",
+        result = _locked_stage(params, run_dir, "predict",
                                lambda archive: run_predict(params, archive=archive, progress=not no_progress, dates=wanted))
     except PredictError as e:
         click.echo(f"FAILED: {e}", err=True)
@@ -415,7 +408,7 @@ def grade(params_file: str, start_date: str | None, end_date: str | None, dates:
     params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days, regrade=regrade)
     wanted = _dates_option(dates)
     try:
-        result = _locked_stage(params, run_dir, "-grade",
+        result = _locked_stage(params, run_dir, "grade",
                                lambda archive: run_grade(params, archive=archive, progress=not no_progress, dates=wanted))
     except GradeError as e:
         click.echo(f"FAILED: {e}", err=True)

@@ -177,7 +177,7 @@ def run_grade(
     t0 = time.perf_counter()
     own = wh is None
     wh = wh or open_warehouse(params)
-    run_id = archive.run_id if archive else f"{new_run_id(params.run_name)}-grade"
+    run_id = archive.run_id if archive else new_run_id(params.run_name, "grade")
     result = GradeResult(run_id=run_id, regrade=params.regrade)
     try:
         if not params.table_selected(PROCESSOR):  # ``tables`` limits the run to other tables

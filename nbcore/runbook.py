@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import pandas as pd
 
-from .archive import RunArchive, new_run_id, utcnow
+from .archive import RunArchive, unique_run_id, utcnow
 from .kernels import LocalKernelManager
 from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
@@ -341,14 +341,7 @@ def _bytes_billed(entries: list[dict]) -> Optional[int]:
 
 
 def _unique_run_id(params: RunParams, run_id: Optional[str]) -> str:
-    base = run_id or new_run_id(params.run_name)
-    if run_id:
-        return run_id
-    candidate, n = base, 1
-    while (Path(params.archive_dir) / candidate).exists():
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
+    return run_id or unique_run_id(params.archive_dir, params.run_name)
 
 
 def run_runbook(

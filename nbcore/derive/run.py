@@ -124,7 +124,7 @@ def run_derive(
     own = wh is None
     wh = wh or open_warehouse(params)
     try:
-        run_id = archive.run_id if archive else new_run_id(params.run_name) + "-derive"
+        run_id = archive.run_id if archive else new_run_id(params.run_name, "derive")
         procs = selected_processors(params)
         checks = not params.backfill_mode and params.strict_mode
         result = DeriveResult(run_id=run_id, chunk_days=params.chunk_days, checks_enabled=checks,

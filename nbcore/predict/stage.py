@@ -289,7 +289,7 @@ def run_predict(
     t0 = time.perf_counter()
     own = wh is None
     wh = wh or open_warehouse(params)
-    run_id = archive.run_id if archive else f"{new_run_id(params.run_name)}-predict"
+    run_id = archive.run_id if archive else new_run_id(params.run_name, "predict")
     result = PredictResult(run_id=run_id, repredict=params.repredict)
     models = WalkForwardModels(wh, params.train_window_days)
     try:
