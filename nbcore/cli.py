@@ -321,7 +321,7 @@ def derive(params_file: str, start_date: str | None, end_date: str | None, dates
                      strict_mode=False if no_strict else None)
     wanted = _dates_option(dates)
     result = _locked_stage(params, None, "derive", lambda archive: run_derive(
-        params, dates=wanted, skip_dates=waived_skip_dates(params), params_file=params_file))
+        params, dates=wanted, skip_dates=waived_skip_dates(params), params_file=params_file, raise_on_failure=False))
     click.echo(str(result))
     if result.processed_dates or result.error:
         click.echo(result.timing_table().to_string(index=False))

@@ -36,7 +36,9 @@ class DeriveResult:
     skipped_dates: list[date] = field(default_factory=list)  # waived: never derived by this run
     not_run_dates: list[date] = field(default_factory=list)  # after the failing chunk
     chunks: list[ChunkRecord] = field(default_factory=list)
-    rows_written: dict[str, int] = field(default_factory=dict)  # table fqn -> rows
+    rows_written: dict[str, int] = field(default_factory=dict)  # table fqn -> rows inserted (new or changed)
+    rows_deleted: dict[str, int] = field(default_factory=dict)  # table fqn -> rows removed (replaced or gone)
+    stale_dates: dict[str, list[str]] = field(default_factory=dict)  # table fqn -> stale dates rebuilt
     processor_seconds: dict[str, float] = field(default_factory=dict)
     checks_made: int = 0
     check_seconds: float = 0.0
@@ -94,6 +96,8 @@ class DeriveResult:
             "chunks": len(self.chunks),
             "chunks_succeeded": sum(c.status == "succeeded" for c in self.chunks),
             "rows_written": {k: int(v) for k, v in self.rows_written.items()},
+            "rows_deleted": {k: int(v) for k, v in self.rows_deleted.items()},
+            "stale_dates": {k: list(v) for k, v in self.stale_dates.items()},
             "processor_seconds": {k: round(v, 3) for k, v in self.processor_seconds.items()},
             "checks_made": self.checks_made,
             "check_seconds": round(self.check_seconds, 3),

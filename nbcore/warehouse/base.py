@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterator, Mapping
 
@@ -89,6 +90,50 @@ class Warehouse(ABC):
     def append(self, table: str, frame: pd.DataFrame) -> int:
         """Append rows (bookkeeping tables only)."""
 
+    @abstractmethod
+    def dml(self, sql: str, params: Mapping[str, Any] | None = None, *, label: str = "") -> int:
+        """Run one DML statement (BigQuery Standard SQL) and return the rows it affected."""
+
+    def write_changes(
+        self,
+        table: str,
+        start: date,
+        end: date,
+        *,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        where: str | None = None,
+    ) -> "WriteCount":
+        """Make the rows of ``table`` in [start, end] (narrowed by ``where``) equal the SELECT ``sql``,
+        touching only rows whose value changes.
+
+        Why: a restatement recomputes partitions that *may* have changed (a filled date inside
+        their lookback window); most of their rows come out identical. Deleting and rewriting all
+        of them would make every restated row look new (audit columns, bytes written, downstream
+        staleness). Two statements, in the caller's transaction: delete the rows that the new
+        result no longer contains (compared on every column but the audit columns), then insert
+        the new rows that the table does not hold yet. Unchanged rows keep their audit columns.
+        Returns rows inserted and deleted; both 0 means the partition did not change.
+        """
+        t = schema.table(table)
+        p = dict(params or {})
+        p.update(_rr_start=start, _rr_end=end)
+        cond = f"{t.date_column} BETWEEN @_rr_start AND @_rr_end" + (f" AND ({where})" if where else "")
+        cols = ", ".join(t.columns)
+        select = sql.strip().rstrip(";")
+        new_rows = (f"SELECT {cols} FROM ({select}) AS _new "
+                    f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end")
+        with self.transaction():
+            deleted = self.dml(
+                f"DELETE FROM {t.fqn} WHERE {cond} AND {row_image(t)} NOT IN "
+                f"(SELECT {row_image(t, '_n')} FROM ({new_rows}) AS _n)",
+                p, label=f"replace {t.fqn}")
+            inserted = self.dml(
+                f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({new_rows}) AS _n "
+                f"WHERE {row_image(t, '_n')} NOT IN (SELECT {row_image(t)} FROM {t.fqn} WHERE {cond})",
+                p, label=f"replace {t.fqn}")
+        return WriteCount(inserted=inserted, deleted=deleted)
+
     def job_summary(self) -> dict | None:
         """Jobs run and bytes billed so far, for a stage record (BigQuery); None where nothing is billed."""
         return None
@@ -127,6 +172,34 @@ class Warehouse(ABC):
     def checksums(self, tables: list[str] | None = None) -> dict[str, str]:
         names = tables or [t.fqn for t in schema.all_tables() if t.phase != "ref"]
         return {name: self.checksum(name) for name in names}
+
+
+@dataclass(frozen=True)
+class WriteCount:
+    """Rows a change-only write inserted and deleted (an updated row counts once in each)."""
+
+    inserted: int = 0
+    deleted: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.inserted or self.deleted)
+
+    def __add__(self, other: "WriteCount") -> "WriteCount":
+        return WriteCount(self.inserted + other.inserted, self.deleted + other.deleted)
+
+
+def value_columns(t: schema.Table) -> list[str]:
+    """The columns that carry a row's value: all but the audit columns."""
+    return [c for c in t.columns if c not in AUDIT_COLUMNS]
+
+
+def row_image(t: schema.Table, alias: str = "") -> str:
+    """A BigQuery expression that is equal for two rows exactly when their values are (NULLs
+    included): the JSON text of a STRUCT of the value columns. sqlglot turns it into DuckDB's
+    ``CAST(TO_JSON({...}) AS TEXT)``."""
+    prefix = f"{alias}." if alias else ""
+    return "TO_JSON_STRING(STRUCT(" + ", ".join(f"{prefix}{c} AS {c}" for c in value_columns(t)) + "))"
 
 
 def conform_frame(table: schema.Table, frame: pd.DataFrame) -> pd.DataFrame:

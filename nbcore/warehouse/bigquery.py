@@ -336,6 +336,16 @@ class BigQueryWarehouse(Warehouse):
                 self._tx.written.update(_written_tables(sql))
             self._run(sql, params, label)
 
+    def dml(self, sql, params=None, *, label=""):
+        """One DML job (in the open transaction's session); the rows it affected."""
+        self._check_writable(label or "dml")
+        with self._lock:
+            if self._tx is not None:
+                self._begin()
+                self._tx.written.update(_written_tables(sql))
+            job, _ = self._run(sql, params, label)
+            return int(job.num_dml_affected_rows or 0)
+
     def dry_run_bytes(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> int:
         """Bytes a statement would process (a dry run: free, nothing runs)."""
         return self._dry_run(sql, params, label or "dry run")

@@ -153,6 +153,11 @@ class DuckDBWarehouse(Warehouse):
     def _count(self, t: schema.Table, cond: str, p: dict) -> int:
         return int(self._run(f"SELECT COUNT(*) FROM {t.fqn} WHERE {cond}", p, "count").fetchone()[0])
 
+    def dml(self, sql, params=None, *, label=""):
+        with self._lock:
+            row = self._run(sql, params, label).fetchone()
+            return int(row[0]) if row else 0
+
     def append(self, table: str, frame: pd.DataFrame) -> int:
         t = schema.table(table)
         if frame.empty:
