@@ -30,6 +30,8 @@ import pandas as pd
 from .progress import tqdm
 
 from .archive import RunArchive, new_run_id
+from . import lineage
+from .errors import StageFailed
 from .history import RunRecord, record_runs
 from .params import RunParams
 from .predict.stage import chunk_dates
@@ -46,7 +48,7 @@ _SUMS = ["n_rows", "graded", "voided", "sum_abs_error", "sum_signed_error", "sum
          "under_wrong", "pushes", "passes", "no_line"]
 
 
-class GradeError(RuntimeError):
+class GradeError(StageFailed):
     """A chunk failed; the stage stopped there. ``result`` holds what was done before it."""
 
     def __init__(self, message: str, result: "GradeResult"):
@@ -149,14 +151,18 @@ def _scope(params: RunParams) -> dict:
 def plan(wh: Warehouse, params: RunParams, dates: Sequence[date] | None = None) -> pd.DataFrame:
     """Per prediction date in scope: predictions, eligible, not final, awaiting analytics,
     current grades, ungraded, orphan grades, and whether the stage will grade it (``todo``)."""
-    frame = wh.query_file("grade/pending_dates", _scope(params))
+    scope = _scope(params)
+    frame = wh.query_file("grade/pending_dates", scope)
     frame["game_date"] = _dates(frame["game_date"])
     if dates is not None:
         frame = frame[frame.game_date.isin(set(dates))]
+    stale = lineage.stale_seeds(lineage.stale_partitions(wh, [TABLE], scope["start_date"], scope["end_date"]))
+    causes = stale.get(TABLE, {})
+    frame["stale"] = frame.game_date.map(lambda d: d in causes).astype(bool)
     if params.regrade:
         frame["todo"] = (frame.eligible > 0) | (frame.orphan_grades > 0)
     else:
-        frame["todo"] = (frame.ungraded > 0) | (frame.orphan_grades > 0)
+        frame["todo"] = (frame.ungraded > 0) | (frame.orphan_grades > 0) | (frame.stale & (frame.eligible > 0))
     return frame.reset_index(drop=True)
 
 
@@ -205,7 +211,7 @@ def run_grade(
                                            started_at=started, seconds=time.perf_counter() - t) for d in chunk])
                 raise GradeError(result.error, result) from e
             result.chunks.append({
-                "start": chunk[0], "end": chunk[-1], "dates": len(chunk), "rows": int(counts.n_rows.sum()),
+                "start": chunk[0], "end": chunk[-1], "dates": len(chunk), "rows": int(counts.attrs["written"].inserted),
                 "graded": int(counts.graded.sum()), "voided": int(counts.voided.sum()),
                 "seconds": round(time.perf_counter() - t, 3),
             })
@@ -224,9 +230,12 @@ def run_grade(
 def _grade_chunk(wh: Warehouse, chunk: list[date], run_id: str, started: datetime, t: float) -> pd.DataFrame:
     """Replace the chunk's grades (one statement) and record history rows, in one transaction."""
     p = {"dates": list(chunk)}
+    stamp = lineage.now()
     with wh.transaction():
-        wh.replace_range(TABLE, chunk[0], chunk[-1], sql=read_sql("grade/accuracy"), params=p,
-                         where="game_date IN UNNEST(@dates)")
+        written = wh.write_changes(TABLE, chunk[0], chunk[-1], sql=read_sql("grade/accuracy"), params=p,
+                                   where="game_date IN UNNEST(@dates)")
+        lineage.record_lineage(wh, [lineage.PartitionWrite(TABLE, d, written.changed) for d in chunk],
+                               lineage.Windows({}), run_id=run_id, stage=STAGE, stamp=stamp)
         counts = wh.query_file("grade/chunk_counts", p)
         counts["game_date"] = _dates(counts["game_date"])
         per_date = counts.set_index("game_date").n_rows
@@ -236,6 +245,7 @@ def _grade_chunk(wh: Warehouse, chunk: list[date], run_id: str, started: datetim
                       seconds=seconds / len(chunk))
             for d in chunk
         ])
+    counts.attrs["written"] = written
     return counts
 
 

@@ -95,6 +95,7 @@ class RunParams(BaseModel):
     kernel_name: str = Field("python3", description="Jupyter kernel papermill runs the stage notebooks in")
     # predict / grade (phase 5 and 5B)
     repredict: bool = Field(False, description="predict every player-game in range, not only those without predictions")
+    freeze_predictions: bool = Field(False, description="keep issued predictions as they were: stale ones are listed, not restated")
     regrade: bool = Field(False, description="grade every prediction in range, not only ungraded or stale ones")
     edge_threshold: float = Field(1.0, ge=0, le=20, description="points: a call is PASS when |predicted - line| is below this")
     refit_days: int = Field(14, ge=1, le=3660, description="the walk-forward regression is refitted at most once per this many days")

@@ -107,17 +107,32 @@ def test_rerun_changes_nothing(league):
     assert wh.checksum(PRED) == first
 
 
-def test_only_missing_player_games_are_predicted(league):
+def test_freeze_predictions_predicts_only_missing_player_games(league):
     params, wh, dates = league
     run_predict(params, wh=wh, progress=False)
     d = dates[30]
     wh.execute(f"UPDATE {PRED} SET predicted_points = -1 WHERE game_date = @d AND player_lookup = 'p01'", {"d": d})
     wh.execute(f"DELETE FROM {PRED} WHERE game_date = @d AND player_lookup = 'p02' AND system_id = 'ensemble'", {"d": d})
-    result = run_predict(params, wh=wh, progress=False)
+    frozen = params.model_copy(update={"freeze_predictions": True})
+    result = run_predict(frozen, wh=wh, progress=False)
     assert result.dates == [d] and result.player_games == 1  # p02 only: p01 has all its systems
     p = _preds(wh, d)
-    assert (p[p.player_lookup == "p01"].predicted_points == -1).all()  # history left alone
+    assert (p[p.player_lookup == "p01"].predicted_points == -1).all()  # issued predictions left alone
     assert set(p[p.player_lookup == "p02"].system_id) == set(predict_stage.SYSTEM_IDS)
+
+
+def test_restating_a_date_writes_only_the_rows_that_change(league):
+    params, wh, dates = league
+    run_predict(params, wh=wh, progress=False)
+    d = dates[31]
+    clean = _preds(wh, d)
+    wh.execute(f"UPDATE {PRED} SET predicted_points = -1 WHERE game_date = @d AND player_lookup = 'p01' "
+               "AND system_id = 'regression'", {"d": d})
+    wh.execute(f"DELETE FROM {PRED} WHERE game_date = @d AND player_lookup = 'p02' AND system_id = 'ensemble'", {"d": d})
+    result = run_predict(params, wh=wh, progress=False)
+    assert result.dates == [d]
+    assert result.rows_written == 2 and result.rows_deleted == 1  # p02's missing row, p01's wrong one
+    pd.testing.assert_frame_equal(_preds(wh, d), clean)  # back to what the pipeline computes
 
 
 def test_stop_on_error_leaves_no_partial_chunk(league, monkeypatch):

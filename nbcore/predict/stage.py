@@ -20,10 +20,13 @@ from typing import Optional
 import pandas as pd
 from ..progress import tqdm
 
+from .. import lineage
 from ..archive import RunArchive, new_run_id
+from ..errors import StageFailed
 from ..history import RunRecord, record_runs
 from ..params import RunParams
 from ..warehouse import Warehouse, open_warehouse
+from ..warehouse.base import WriteCount
 from . import baseline, ensemble, matchup, regression
 from .calls import make_calls
 
@@ -42,11 +45,11 @@ OUTPUT_COLUMNS = [
 ]
 
 
-class PredictError(RuntimeError):
+class PredictError(StageFailed):
     """A chunk failed; the stage stopped there. ``result`` holds what was done before it."""
 
     def __init__(self, message: str, result: "PredictResult"):
-        super().__init__(message)
+        super().__init__(message, stage=STAGE, record=result.summary())
         self.result = result
 
 
@@ -61,6 +64,9 @@ class PredictResult:
     chunks: list[dict] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)
     rows_by_system: dict[str, int] = field(default_factory=dict)
+    rows_deleted: int = 0  # rows replaced (changed) or removed by restating
+    stale_dates: list[date] = field(default_factory=list)  # restated: inputs changed since predicted
+    frozen_stale_dates: list[date] = field(default_factory=list)  # stale but kept (freeze_predictions)
     seconds: float = 0.0
     error: Optional[str] = None
     failed_chunk: Optional[dict] = None
@@ -85,6 +91,9 @@ class PredictResult:
             "player_games": self.player_games,
             "rows_written": {TABLE: self.rows_written},
             "rows_by_system": dict(self.rows_by_system),
+            "rows_deleted": {TABLE: self.rows_deleted},
+            "stale_dates": [d.isoformat() for d in self.stale_dates],
+            "frozen_stale_dates": [d.isoformat() for d in self.frozen_stale_dates],
             "models_fitted": sum(1 for m in self.models if m["fitted"]),
             "seconds": round(self.seconds, 3),
             "error": self.error,
@@ -146,8 +155,30 @@ def plan(wh: Warehouse, params: RunParams, dates: list[date] | None = None) -> p
     frame["game_date"] = _dates(frame["game_date"])
     if dates is not None:
         frame = frame[frame.game_date.isin(set(dates))]
-    frame["todo"] = (frame.feature_rows > 0) if params.repredict else (frame.player_games_missing > 0)
+    stale = lineage.stale_partitions(wh, [TABLE], start, end)
+    causes = lineage.stale_seeds(stale).get(TABLE, {})
+    frame["stale"] = frame.game_date.map(lambda d: d in causes).astype(bool)
+    frame["stale_cause"] = frame.game_date.map(lambda d: causes[d].text(TABLE) if d in causes else "")
+    if params.repredict:
+        frame["todo"] = frame.feature_rows > 0
+    elif params.freeze_predictions:  # issued predictions stay as they were; stale ones are only listed
+        frame["todo"] = frame.player_games_missing > 0
+    else:
+        frame["todo"] = (frame.player_games_missing > 0) | (frame.stale & (frame.feature_rows > 0))
     return frame.reset_index(drop=True)
+
+
+def model_window_start(params: RunParams):
+    """The first date the walk-forward model for a game date may learn from (lineage's window)."""
+    def start(day: date) -> date:
+        return regression.training_window(regression.refit_date(day, params.refit_days), params.train_window_days)[0]
+    return start
+
+
+def restates(params: RunParams) -> bool:
+    """Whether this run recomputes every player-game of a date it predicts (and writes what changed),
+    rather than only the player-games still missing a prediction (``freeze_predictions``)."""
+    return params.repredict or not params.freeze_predictions
 
 
 def predict_frame(
@@ -155,7 +186,7 @@ def predict_frame(
 ) -> pd.DataFrame:
     """Every system's prediction rows for the player-games to do on ``dates`` (nothing written)."""
     targets = wh.query_file("predict/targets", {
-        "dates": list(dates), "system_ids": SYSTEM_IDS, "repredict": bool(params.repredict),
+        "dates": list(dates), "system_ids": SYSTEM_IDS, "repredict": restates(params),
     })
     if targets.empty:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
@@ -298,6 +329,10 @@ def run_predict(
             return result
         todo = plan(wh, params, dates)
         result.dates = sorted(todo.loc[todo.todo, "game_date"])
+        stale = todo[todo.stale]
+        result.stale_dates = sorted(stale.loc[stale.todo, "game_date"])
+        result.frozen_stale_dates = sorted(stale.loc[~stale.todo, "game_date"])
+        windows = lineage.Windows.from_dates(_season_of(wh, params), model_window_start(params))
         chunks = chunk_dates(result.dates, params.chunk_days)
         bar = tqdm(chunks, desc="predict", unit="chunk", disable=not progress)
         for chunk in bar:
@@ -306,7 +341,7 @@ def run_predict(
             started = datetime.now(timezone.utc)
             try:
                 frame = predict_frame(wh, params, chunk, models, run_id)
-                _write_chunk(wh, params, chunk, frame, run_id, started, time.perf_counter() - t)
+                written = _write_chunk(wh, params, chunk, frame, run_id, started, time.perf_counter() - t, windows)
             except Exception as e:  # stop on error: record it, write nothing of this chunk
                 result.status = "failed"
                 result.error = f"predict failed for {chunk[0]}..{chunk[-1]}: {type(e).__name__}: {e}"
@@ -317,9 +352,10 @@ def run_predict(
                 raise PredictError(result.error, result) from e
             for system_id, n in frame.system_id.value_counts().items():
                 result.rows_by_system[system_id] = result.rows_by_system.get(system_id, 0) + int(n)
+            result.rows_deleted += written.deleted
             result.chunks.append({
                 "start": chunk[0], "end": chunk[-1], "dates": len(chunk),
-                "player_games": int(len(frame) // len(SYSTEM_IDS)), "rows": int(len(frame)),
+                "player_games": int(len(frame) // len(SYSTEM_IDS)), "rows": int(written.inserted),
                 "seconds": round(time.perf_counter() - t, 3),
             })
     finally:
@@ -332,23 +368,37 @@ def run_predict(
     return result
 
 
+def _season_of(wh: Warehouse, params: RunParams) -> dict[date, int]:
+    games = wh.query_file("derive/final_games")
+    return dict(zip(_dates(games["game_date"]), games["season_year"].astype(int)))
+
+
 def _write_chunk(wh: Warehouse, params: RunParams, chunk: list[date], frame: pd.DataFrame, run_id: str,
-                 started: datetime, seconds: float) -> None:
-    """Replace the chunk's rows and record one history row per date, in one transaction."""
-    if params.repredict:
-        where, wparams = "game_date IN UNNEST(@chunk_dates)", {"chunk_dates": list(chunk)}
-    else:  # only the player-games predicted now: existing predictions are history, left alone
-        keys = sorted(set(frame.game_id + "|" + frame.player_lookup))
-        days = sorted(set(frame.game_date)) or list(chunk)
-        where = "game_date IN UNNEST(@write_dates) AND CONCAT(game_id, '|', player_lookup) IN UNNEST(@player_games)"
-        wparams = {"write_dates": days, "player_games": keys}
+                 started: datetime, seconds: float, windows: lineage.WindowFn):
+    """Write the chunk's predictions, its history rows and its lineage, in one transaction.
+
+    Restating (the default): the chunk's dates become exactly ``frame``, touching only rows whose
+    value changed. With ``freeze_predictions``: only the player-games predicted now are written;
+    issued predictions are left alone."""
     per_date = frame.groupby("game_date").size() if len(frame) else pd.Series(dtype=int)
     records = [
         RunRecord(run_id, STAGE, PHASE, PROCESSOR, d, True, int(per_date.get(d, 0)), started_at=started,
                   seconds=seconds / len(chunk))
         for d in chunk
     ]
+    stamp = lineage.now()
     with wh.transaction():
-        if len(frame) or params.repredict:
-            wh.replace_range(TABLE, chunk[0], chunk[-1], frame=frame, params=wparams, where=where)
+        if restates(params):
+            written = wh.write_frame_changes(TABLE, chunk, frame)
+        else:
+            keys = sorted(set(frame.game_id + "|" + frame.player_lookup))
+            days = sorted(set(frame.game_date)) or list(chunk)
+            where = ("game_date IN UNNEST(@write_dates) AND CONCAT(game_id, '|', player_lookup) "
+                     "IN UNNEST(@player_games)")
+            n = wh.replace_range(TABLE, chunk[0], chunk[-1], frame=frame,
+                                 params={"write_dates": days, "player_games": keys}, where=where) if len(frame) else 0
+            written = WriteCount(inserted=int(n), changed_dates=frozenset(days if n else ()))
         record_runs(wh, records)
+        lineage.record_lineage(wh, [lineage.PartitionWrite(TABLE, d, d in written.changed_dates) for d in chunk],
+                               windows, run_id=run_id, stage=STAGE, stamp=stamp)
+    return written

@@ -134,6 +134,30 @@ class Warehouse(ABC):
                 p, label=f"replace {t.fqn}")
         return WriteCount(inserted=inserted, deleted=deleted)
 
+    def write_frame_changes(self, table: str, dates: list[date], frame: pd.DataFrame) -> "WriteCount":
+        """``write_changes`` for rows computed in Python: make ``table`` on ``dates`` equal ``frame``,
+        deleting and inserting only the rows whose value (audit columns aside) differs."""
+        t = schema.table(table)
+        dates = sorted(set(dates))
+        if not dates:
+            return WriteCount()
+        vals = value_columns(t)
+        old = self.query(f"SELECT {', '.join(vals)} FROM {t.fqn} WHERE {t.date_column} IN UNNEST(@_dates)",
+                         {"_dates": dates}, label=f"read {t.fqn}")
+        new = conform_frame(t, frame)
+        old_sig, new_sig = row_signatures(t, old), row_signatures(t, new)
+        changed = new[~new_sig.isin(set(old_sig))]
+        gone = old[~old_sig.isin(set(new_sig))]
+        keys = sorted(set(key_strings(t, gone)) | set(key_strings(t, changed)))
+        if not keys:
+            return WriteCount()
+        key_expr = "CONCAT(" + ", '|', ".join(f"CAST({k} AS STRING)" for k in t.key) + ")"
+        with self.transaction():
+            self.replace_range(t.fqn, dates[0], dates[-1], frame=changed, params={"_dates": dates, "_keys": keys},
+                               where=f"{t.date_column} IN UNNEST(@_dates) AND {key_expr} IN UNNEST(@_keys)")
+        touched = set(pd.to_datetime(changed[t.date_column]).dt.date) | set(pd.to_datetime(gone[t.date_column]).dt.date)
+        return WriteCount(inserted=len(changed), deleted=len(gone), changed_dates=frozenset(touched))
+
     def job_summary(self) -> dict | None:
         """Jobs run and bytes billed so far, for a stage record (BigQuery); None where nothing is billed."""
         return None
@@ -180,13 +204,15 @@ class WriteCount:
 
     inserted: int = 0
     deleted: int = 0
+    changed_dates: frozenset = frozenset()  # dates whose rows changed, where the write knows them
 
     @property
     def changed(self) -> bool:
         return bool(self.inserted or self.deleted)
 
     def __add__(self, other: "WriteCount") -> "WriteCount":
-        return WriteCount(self.inserted + other.inserted, self.deleted + other.deleted)
+        return WriteCount(self.inserted + other.inserted, self.deleted + other.deleted,
+                          self.changed_dates | other.changed_dates)
 
 
 def value_columns(t: schema.Table) -> list[str]:
@@ -200,6 +226,44 @@ def row_image(t: schema.Table, alias: str = "") -> str:
     ``CAST(TO_JSON({...}) AS TEXT)``."""
     prefix = f"{alias}." if alias else ""
     return "TO_JSON_STRING(STRUCT(" + ", ".join(f"{prefix}{c} AS {c}" for c in value_columns(t)) + "))"
+
+
+def _normalized(t: schema.Table, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Columns in one comparable form per BigQuery type, whatever the frame's dtypes are."""
+    out = {}
+    for c in columns:
+        col = frame[c] if c in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+        typ = t.columns[c]
+        if typ in ("FLOAT64", "INT64", "NUMERIC", "BOOL"):
+            out[c] = pd.to_numeric(col.astype(object).where(col.notna(), None), errors="coerce").astype("float64")
+        elif typ in ("DATE", "TIMESTAMP"):
+            out[c] = pd.to_datetime(col, errors="coerce").astype("datetime64[ns]")
+        else:
+            out[c] = col.astype(object).where(col.notna(), "\x00").astype(str)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def row_signatures(t: schema.Table, frame: pd.DataFrame) -> pd.Series:
+    """One 64-bit hash per row of its value columns: equal rows, equal hashes (NULLs included)."""
+    if frame.empty:
+        return pd.Series([], dtype="uint64", index=frame.index)
+    return pd.util.hash_pandas_object(_normalized(t, frame, value_columns(t)), index=False)
+
+
+def key_strings(t: schema.Table, frame: pd.DataFrame) -> list[str]:
+    """``k1|k2|…`` per row, as ``CONCAT(CAST(k AS STRING), '|', …)`` spells it in SQL."""
+    if frame.empty:
+        return []
+    parts = []
+    for k in t.key:
+        col = frame[k]
+        if t.columns[k] == "DATE":
+            col = pd.to_datetime(col).dt.strftime("%Y-%m-%d")
+        parts.append(col.astype(str))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "|" + p
+    return list(out)
 
 
 def conform_frame(table: schema.Table, frame: pd.DataFrame) -> pd.DataFrame:
