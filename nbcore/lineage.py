@@ -54,6 +54,13 @@ _SQL_FILES: dict[str, tuple[str, ...]] = {
 }
 
 
+def stage_of(table: str) -> str:
+    """The stage that writes a table (the registry's phase map)."""
+    from .stages import stage_for_table
+
+    return stage_for_table(table)
+
+
 def sql_files(table: str) -> tuple[str, ...]:
     t = schema.table(table)
     return _SQL_FILES.get(t.fqn, (f"derive/{t.name}",))
@@ -169,6 +176,9 @@ def stale_partitions(wh: Warehouse, tables: Optional[Iterable[str]] = None, star
     """Stale partitions now: one row per (table, date, changed upstream) with the upstream's
     changed dates (first, last, how many) and when it changed. Read-only."""
     names = [schema.table(t).fqn for t in (tables or ordered_tables())]
+    if not wh.table_exists(TABLE):  # a warehouse no lineage-aware run has written yet (opened read-only)
+        return pd.DataFrame(columns=["table_name", "data_date", "upstream_table", "upstream_first_date",
+                                     "upstream_last_date", "upstream_dates", "upstream_changed_at", "computed_at"])
     frame = wh.query_file("lineage/stale_partitions", {
         "tables": names, "start_date": start or date(1900, 1, 1), "end_date": end or date(2999, 12, 31)})
     for c in ("data_date", "upstream_first_date", "upstream_last_date"):
@@ -188,9 +198,11 @@ class Cause:
     def text(self, table: str) -> str:
         if self.kind != "stale":
             return self.kind
-        what = "is rebuilt by this run" if self.pending else "changed"
-        return (f"stale: {self.upstream.split('.')[-1]} {what} on {self.upstream_date}, inside its "
-                f"{window_text(table)}")
+        raw = self.upstream.startswith("nba_raw.")
+        what = ("is loaded" if raw else "is rebuilt") + " by this run" if self.pending else "changed"
+        where = window_text(table)
+        where = "on the same date" if where == "own date" else f"inside its {where}"
+        return f"stale: {self.upstream.split('.')[-1]} {what} on {self.upstream_date}, {where}"
 
 
 def window_text(table: str) -> str:

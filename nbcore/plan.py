@@ -7,6 +7,12 @@ has no rows yet to learn from). For the load stage, how many of those dates have
 in the bucket. On BigQuery, when the backend offers ``dry_run_bytes``, the bytes a dry run of
 each stage's SQL would process.
 
+Per derived table (phases 3-5B), missing and **stale** dates are planned separately, each with its
+cause ("2023-04-18 stale: player_game_summary is rebuilt by this run on 2023-04-15, inside its
+10-game / season-to-date window"): the closure of ``nbcore.lineage`` over the missing raw dates,
+the missing derived dates and the stale partitions found from lineage, computed by the same
+functions the stages execute (``derive_targets``, ``lineage.closure``).
+
 Writes nothing: DuckDB is opened read-only, the bucket is only listed.
 """
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from . import schema
+from . import lineage, schema
 from .params import RunParams
 from .report import group_dates, range_label
 from .sqlfiles import SQL_DIR, read_sql
@@ -26,8 +32,8 @@ from .warehouse import Warehouse, open_warehouse
 
 PHASE_STAGE = {"2": "load", "3": "derive", "4": "derive", "5": "predict", "5B": "grade"}
 WRITING_STAGES = ("load", "derive", "predict", "grade")
-COLUMNS = ["stage", "phase", "table", "dates", "first", "last", "ranges", "games", "expected_rows",
-           "files_in_bucket", "bytes_processed"]
+COLUMNS = ["stage", "phase", "table", "dates", "missing", "stale", "first", "last", "ranges", "games",
+           "expected_rows", "files_in_bucket", "bytes_processed"]
 
 
 @dataclass
@@ -35,6 +41,14 @@ class PlanResult:
     frame: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     gate: dict[str, Any] = field(default_factory=dict)
+    # per table (dataset.table): every planned date with its cause (missing / stale: …)
+    targets: dict[str, dict[str, str]] = field(default_factory=dict)
+    frozen: dict[str, dict[str, str]] = field(default_factory=dict)  # stale but kept (freeze_predictions)
+
+    def dates(self, table: str) -> list[date]:
+        """The planned dates of a table (``dataset.table`` or bare name)."""
+        fqn = schema.table(table).fqn
+        return sorted(date.fromisoformat(d) for d in self.targets.get(fqn, {}))
 
     @property
     def total_rows(self) -> int:
@@ -49,7 +63,8 @@ class PlanResult:
 
     def to_json(self) -> dict:
         return {"tables": json.loads(self.frame.to_json(orient="records", date_format="iso")),
-                "total_expected_rows": self.total_rows, "gate": self.gate, "notes": self.notes}
+                "total_expected_rows": self.total_rows, "gate": self.gate, "notes": self.notes,
+                "targets": self.targets, "frozen_stale": self.frozen}
 
     def print(self) -> None:
         from rich.console import Console
@@ -57,16 +72,24 @@ class PlanResult:
 
         console = Console(width=max(140, Console().width))
         t = Table(title="Plan: what the run would write (nothing has been written)")
-        for col in ("stage", "table", "dates", "ranges", "games", "expected rows", "files"):
-            t.add_column(col, justify="right" if col in ("dates", "games", "expected rows") else "left")
+        for col in ("stage", "table", "dates", "missing", "stale", "ranges", "games", "expected rows", "files"):
+            t.add_column(col, justify="right" if col in ("dates", "missing", "stale", "games", "expected rows") else "left")
         for r in self.frame.itertuples(index=False):
             rows = "?" if pd.isna(r.expected_rows) else f"{int(r.expected_rows):,}"
             files = "" if pd.isna(r.files_in_bucket) else f"{int(r.files_in_bucket)}/{r.dates} in bucket"
             if not pd.isna(r.bytes_processed):
                 files += f" {int(r.bytes_processed) / 1e9:.2f} GB"
             ranges = r.ranges if len(r.ranges) < 70 else r.ranges[:67] + "…"
-            t.add_row(r.stage, r.table, str(r.dates), ranges, str(r.games), rows, files)
+            t.add_row(r.stage, r.table, str(r.dates), str(r.missing), str(r.stale), ranges, str(r.games), rows, files)
         console.print(t)
+        for table, causes in self.targets.items():
+            stale = [(d, c) for d, c in sorted(causes.items()) if c.startswith("stale")]
+            if stale:
+                d, c = stale[0]
+                more = f" (and {len(stale) - 1} more stale date(s))" if len(stale) > 1 else ""
+                console.print(f"{table.split('.')[-1]}: {d} {c}{more}")
+        for table, causes in self.frozen.items():
+            console.print(f"{table.split('.')[-1]}: {len(causes)} stale date(s) kept as issued (freeze_predictions)")
         if self.gate:
             console.print(f"[bold]gate[/bold]: {self.gate.get('verdict')}")
         for n in self.notes:
@@ -106,6 +129,50 @@ def _dry_run_bytes(wh: Warehouse, stage: str, table: str, dates: list[date], par
         return None
 
 
+def planned_targets(wh: Warehouse, params: RunParams, validated) -> tuple[lineage.Targets, dict]:
+    """Per derived table, the dates the run will rebuild and why: missing (validate's answer),
+    stale (lineage), and the closure over both from the raw dates load will fill. The derive stage
+    computes its own part with the same ``derive_targets``; predict and grade with the same
+    lineage query and windows. Returns the targets and, under ``freeze_predictions``, the stale
+    predictions that stay as issued."""
+    from .derive.checks import Schedule
+    from .derive.processors import selected_processors
+    from .derive.run import derive_targets, scope_dates
+    from .predict.stage import model_window_start
+
+    schedule = Schedule(wh.query_file("derive/final_games"))
+    scope = scope_dates(params, schedule)
+    scope_set = set(scope)
+    raw_seeds = {t.fqn: {d: lineage.Cause("missing") for d in validated.missing_dates(t.name) if d in scope_set}
+                 for t in schema.tracked_tables() if t.phase == "2"}
+    procs = selected_processors(params) if "derive" in params.stages else []
+    derived = derive_targets(wh, params, schedule, procs, scope, upstream_seeds=raw_seeds) if procs else lineage.Targets()
+    seeds = {**raw_seeds, **derived.dates}
+    later = [t for t in (lineage.PREDICTIONS, lineage.ACCURACY)
+             if lineage.stage_of(t) in params.stages and params.table_selected(t)]
+    for t in later:
+        mine = seeds.setdefault(t, {})
+        mine.update({d: lineage.Cause("missing") for d in validated.missing_dates(t) if d in scope_set})
+    stale_now = lineage.stale_seeds(lineage.stale_partitions(wh, later or [lineage.ACCURACY], min(scope, default=None),
+                                                             max(scope, default=None))) if later else {}
+    for t, causes in stale_now.items():
+        for d, c in causes.items():
+            if d in scope_set:
+                seeds.setdefault(t, {}).setdefault(d, c)
+    windows = lineage.Windows.from_dates(schedule.season_of, model_window_start(params))
+    full = lineage.closure(seeds, {t: scope for t in later}, windows, tables=later)
+    frozen: dict = {}
+    if params.freeze_predictions and not params.repredict and lineage.PREDICTIONS in later:
+        # issued predictions stay: their stale dates are listed, and grades follow only what
+        # predict really writes (the missing predictions) and what derive changes
+        preds = full.of(lineage.PREDICTIONS)
+        frozen[lineage.PREDICTIONS] = {d: c for d, c in preds.items() if c.kind == "stale"}
+        seeds[lineage.PREDICTIONS] = {d: c for d, c in preds.items() if c.kind != "stale"}
+        full = lineage.closure(seeds, {lineage.ACCURACY: scope}, windows, tables=[lineage.ACCURACY])
+    out = {t: {d: c for d, c in full.of(t).items() if d in scope_set} for t in full.dates}
+    return lineage.Targets(out), frozen
+
+
 def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
     """Per stage and table: dates, games and rows a run with these params would write."""
     from .validate import run_validate
@@ -127,12 +194,15 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
                 bucket = Bucket(params.bucket)
             except Exception:
                 bucket = None
+        targets, frozen = planned_targets(wh, params, result)
         rows, notes = [], []
         for t in schema.tracked_tables():
             stage = PHASE_STAGE.get(t.phase)
             if stage not in params.stages or not params.table_selected(t.name):
                 continue
-            missing = result.missing_dates(t.name)
+            causes = targets.of(t.fqn) if t.phase != "2" else {d: lineage.Cause("missing")
+                                                                for d in result.missing_dates(t.name)}
+            missing = sorted(causes)
             if not missing:
                 continue
             statuses = [s for s in result.tables if s.table == t.name]
@@ -149,6 +219,8 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
                     files = None
             rows.append({
                 "stage": stage, "phase": t.phase, "table": t.name, "dates": len(missing),
+                "missing": sum(c.kind == "missing" for c in causes.values()),
+                "stale": sum(c.kind == "stale" for c in causes.values()),
                 "first": min(missing), "last": max(missing),
                 "ranges": "; ".join(range_label(*g) for g in group_dates(missing)),
                 "games": games, "expected_rows": round(rpg * games) if rpg else None,
@@ -179,7 +251,11 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
         frame["expected_rows"] = frame.expected_rows.astype("Int64")
         frame["files_in_bucket"] = frame.files_in_bucket.astype("Int64")
         frame["bytes_processed"] = frame.bytes_processed.astype("Int64")
-        return PlanResult(frame=frame, notes=notes, gate=gate)
+        as_json = {t: {d.isoformat(): c.text(t) for d, c in sorted(targets.of(t).items())}
+                   for t in targets.dates if targets.of(t) and schema.table(t).phase != "2"}
+        return PlanResult(frame=frame, notes=notes, gate=gate, targets=as_json,
+                          frozen={t: {d.isoformat(): c.text(t) for d, c in sorted(cs.items())}
+                                  for t, cs in frozen.items() if cs})
     finally:
         if own:
             wh.close()

@@ -154,3 +154,24 @@ def test_freeze_predictions_keeps_issued_predictions_and_lists_them(backfilled, 
         assert frozen.summary()["frozen_stale_dates"]
         restated = run_predict(p, wh=wh, progress=False)
         assert restated.dates == frozen.frozen_stale_dates and wh.checksum(PRED) != before
+
+
+def test_the_run_executes_exactly_what_was_planned(small_demo, tmp_path):
+    """``runbook plan`` before the run lists, per table, the dates derive and predict then rebuild,
+    date for date (missing and stale, each with its cause); grade rebuilds no date outside it."""
+    from nbcore.plan import plan_run
+
+    src, built = small_demo
+    p = _copy(src, tmp_path)
+    plan = plan_run(p)
+    assert plan.targets[PGS] and any(c.startswith("stale: ") for c in plan.targets[TDZA].values())
+    stale_cause = next(c for c in plan.targets[PSZA].values() if c.startswith("stale"))
+    assert "player_game_summary is rebuilt by this run on" in stale_cause and "window" in stale_cause
+    results = backfill(p)
+    derived = results["derive"]
+    for table, days in derived.table_dates.items():
+        assert sorted(days) == plan.dates(table), table
+    assert set(plan.targets) >= set(derived.table_dates)
+    assert results["predict"].dates == plan.dates(PRED)
+    assert set(results["grade"].dates) <= set(plan.dates(ACC))
+    assert plan.to_json()["targets"][PRED]  # what `runbook plan --json` and plan.json carry

@@ -39,6 +39,7 @@ class DeriveResult:
     rows_written: dict[str, int] = field(default_factory=dict)  # table fqn -> rows inserted (new or changed)
     rows_deleted: dict[str, int] = field(default_factory=dict)  # table fqn -> rows removed (replaced or gone)
     stale_dates: dict[str, list[str]] = field(default_factory=dict)  # table fqn -> stale dates rebuilt
+    table_dates: dict[str, list[date]] = field(default_factory=dict)  # table fqn -> dates it rebuilt
     processor_seconds: dict[str, float] = field(default_factory=dict)
     checks_made: int = 0
     check_seconds: float = 0.0
@@ -98,6 +99,7 @@ class DeriveResult:
             "rows_written": {k: int(v) for k, v in self.rows_written.items()},
             "rows_deleted": {k: int(v) for k, v in self.rows_deleted.items()},
             "stale_dates": {k: list(v) for k, v in self.stale_dates.items()},
+            "table_dates": {k: iso(v) for k, v in self.table_dates.items()},
             "processor_seconds": {k: round(v, 3) for k, v in self.processor_seconds.items()},
             "checks_made": self.checks_made,
             "check_seconds": round(self.check_seconds, 3),

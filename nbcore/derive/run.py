@@ -279,6 +279,7 @@ def _run_chunk(wh: Warehouse, schedule: Schedule, procs: list[Processor], chunk:
         _fail(wh, result, chunk, current, msg, run_id, attempts, t_chunk)
         return False
     for p, days in todo:
+        result.table_dates.setdefault(p.table.fqn, []).extend(days)
         for d in days:
             attempts[(p.name, d)] = attempts.get((p.name, d), 0) + 1
     for name, s in seconds.items():
