@@ -24,11 +24,10 @@ from .report import group_dates, range_label
 from .sqlfiles import render_template
 from .warehouse import Warehouse, open_warehouse
 
-# which runbook stage writes each phase
-PHASE_STAGE = {"2": "load", "3": "derive", "4": "derive", "5": "predict", "5B": "grade"}
-STAGE_ORDER = ["validate", "load", "gate", "derive", "predict", "grade", "report"]
-# a "games" lookback of N games spans about 2N calendar days (a team plays every other day)
-DAYS_PER_GAME = 2
+from . import lineage
+from .stages import PHASE_STAGE, STAGE_NAMES
+
+STAGE_ORDER = list(STAGE_NAMES)
 
 
 @dataclass
@@ -36,7 +35,7 @@ class WhyResult:
     table: str
     phase: str
     day: date
-    status: str  # present | missing | partial | no games scheduled
+    status: str  # present | stale | missing | partial | no games scheduled
     scheduled_games: list[str]
     missing_games: list[str]
     rows: int
@@ -45,6 +44,7 @@ class WhyResult:
     waived: Optional[str]
     command: Optional[str]
     notes: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # the changed inputs that make a present date stale
 
     @property
     def missing_upstream(self) -> list[str]:
@@ -59,6 +59,8 @@ class WhyResult:
                     if self.scheduled_games else "")]
         if self.missing_games and self.status == "partial":
             lines.append(f"  games without rows: {', '.join(self.missing_games)}")
+        for cause in self.stale:
+            lines.append(f"  stale: {cause}")
         if not self.upstream.empty:
             lines.append("upstream:")
             for r in self.upstream.itertuples(index=False):
@@ -83,7 +85,7 @@ class WhyResult:
             "scheduled_games": self.scheduled_games, "missing_games": self.missing_games, "rows": self.rows,
             "upstream": json.loads(self.upstream.to_json(orient="records", date_format="iso")),
             "history": json.loads(self.history.to_json(orient="records", date_format="iso")),
-            "waived": self.waived, "command": self.command, "notes": self.notes,
+            "waived": self.waived, "command": self.command, "notes": self.notes, "stale": self.stale,
         }
 
     def _repr_html_(self) -> str:
@@ -91,6 +93,7 @@ class WhyResult:
         if self.scheduled_games:
             parts.append(f"<p>{len(self.scheduled_games) - len(self.missing_games)}/{len(self.scheduled_games)} scheduled games "
                          f"have rows ({self.rows} rows)" + (f"; missing: {html.escape(', '.join(self.missing_games))}" if self.status == "partial" else "") + "</p>")
+        parts += [f"<p><b>stale:</b> {html.escape(c)}</p>" for c in self.stale]
         if not self.upstream.empty:
             parts.append("<b>Upstream</b>" + self.upstream.to_html(index=False))
         parts.append("<b>processor_run_history</b>" + (self.history.to_html(index=False) if not self.history.empty else " <i>no run recorded</i>"))
@@ -121,12 +124,11 @@ def _upstream_tree(table: schema.Table) -> list[tuple[schema.Table, int]]:
     return out
 
 
-def _lookback_days(t: schema.Table) -> int:
-    if "days" in t.lookback:
-        return int(t.lookback["days"])
-    if "games" in t.lookback:
-        return int(t.lookback["games"]) * DAYS_PER_GAME
-    return 0
+def _lookback_days(windows: lineage.WindowFn, t: schema.Table, day: date) -> int:
+    """How many days before ``day`` the table's partition reads (lineage's window rule, the same the
+    stages record: N days, or the season so far for last-N-games windows)."""
+    lo, _ = windows(t.fqn, day)
+    return (day - lo).days
 
 
 def _coverage(wh: Warehouse, t: schema.Table, start: date, end: date) -> dict[tuple[date, str], int]:
@@ -199,7 +201,10 @@ def why(
         wh = open_warehouse(params, read_only=True) if params.backend == "duckdb" else open_warehouse(params)
     try:
         tree = _upstream_tree(t)
-        lb = max([_lookback_days(t)] + [_lookback_days(u) for u, _ in tree])
+        final = wh.query_file("derive/final_games")
+        windows = lineage.Windows.from_dates(dict(zip(pd.to_datetime(final.game_date).dt.date,
+                                                      final.season_year.astype(int))))
+        lb = max([_lookback_days(windows, t, day)] + [_lookback_days(windows, u, day) for u, _ in tree])
         start = day - timedelta(days=lb)
         sched = wh.query_file("runbook/scheduled_games", {"start_date": start, "end_date": day})
         sched["game_date"] = pd.to_datetime(sched.game_date).dt.date
@@ -218,13 +223,25 @@ def why(
 
         cov = _coverage(wh, t, day, day)
         status, missing_games, rows = status_of(cov, day)
+        stale = []
+        if status == "present" and t.phase != "2":
+            found = lineage.stale_partitions(wh, [t.fqn], day, day)
+            for r in found.itertuples():
+                span = (str(r.upstream_first_date) if r.upstream_first_date == r.upstream_last_date
+                        else f"{r.upstream_first_date} → {r.upstream_last_date}")
+                stale.append(f"{r.upstream_table} changed on {span} ({int(r.upstream_dates)} date(s)) after this "
+                             f"partition was computed ({pd.Timestamp(r.computed_at):%Y-%m-%d %H:%M} UTC), inside its "
+                             f"{lineage.window_text(t.fqn)}")
+            if stale:
+                status = "stale"
 
         up_rows, missing_up, lookback_gaps = [], [], set()
         for u, depth in tree:
             ucov = _coverage(wh, u, start, day)
             ustatus, umissing, _ = status_of(ucov, day)
             lookback_missing = ""
-            consumer_lb = max([_lookback_days(c) for c in [t] + [x for x, _ in tree] if u.fqn in c.upstream] + [0])
+            consumer_lb = max([_lookback_days(windows, c, day) for c in [t] + [x for x, _ in tree]
+                               if u.fqn in c.upstream] + [0])
             if consumer_lb:
                 window = [d for d in sorted(games_by_date) if day - timedelta(days=consumer_lb) <= d < day]
                 gaps = [d for d in window if status_of(ucov, d)[0] != "present"]
@@ -252,6 +269,8 @@ def why(
         notes.append(f"upstream lookback windows miss {len(lookback_gaps)} earlier date(s): without backfill mode, "
                      "derive's defensive checks refuse this date until they are filled")
     command = None
+    if stale:
+        notes.append("stale is not complete: the next derive / predict / grade restates it (and what reads it)")
     if status != "present" and todays:
         gap_tables = missing_up + [u for u, _ in tree if u not in missing_up and any(
             r["table"] == u.name and r["lookback_missing"] for r in up_rows)]
@@ -262,4 +281,5 @@ def why(
         table=t.name, phase=t.phase, day=day, status=status, scheduled_games=todays, missing_games=missing_games,
         rows=rows, upstream=upstream, history=history,
         waived=_waiver(params, t, tree, day, archive_dir or Path(params.archive_dir)), command=command, notes=notes,
+        stale=stale,
     )

@@ -15,6 +15,7 @@ from nbcore.grade import run_grade
 from nbcore.load import run_load
 from nbcore.predict import run_predict
 from nbcore.warehouse import open_warehouse
+from nbcore.why import why
 
 PGS = "nba_analytics.player_game_summary"
 TDZA = "nba_precompute.team_defense_zone_analysis"
@@ -101,6 +102,9 @@ def test_each_cause_of_staleness_is_found_from_lineage(backfilled, tmp_path):
         stale = lineage.stale_partitions(wh)
         assert set(zip(stale.table_name, stale.data_date)) == {(PGS, day)}
         assert set(stale.upstream_table) == {"nba_raw.bdl_player_boxscores"}
+        answer = why(p, "player_game_summary", day, wh=wh)
+        assert answer.status == "stale" and "nba_raw.bdl_player_boxscores changed on" in answer.explain()
+        assert answer.command and f"--start-date {day}" in answer.command
         # phase 3 only: restate it, and look at what went stale downstream
         phase3 = p.model_copy(update={"tables": ["player_game_summary", "team_offense_game_summary",
                                                  "team_defense_game_summary"]})

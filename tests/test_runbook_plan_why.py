@@ -44,7 +44,11 @@ def test_plan_lists_the_holes_and_writes_nothing(demo):
         assert row.first == min(holes.missing_dates(table)) and row.last == max(holes.missing_dates(table))
         assert row.files_in_bucket == row.dates and row.expected_rows > 10 * row.games
     pgs = f[f.table == "player_game_summary"].iloc[0]
-    assert pgs.stage == "derive" and pgs.dates == len(holes.missing_dates("player_game_summary"))
+    assert pgs.stage == "derive" and pgs.missing == len(holes.missing_dates("player_game_summary"))
+    # plus the date whose box scores load will complete (derived from the gamebook): stale, with its cause
+    assert pgs.dates == pgs.missing + pgs.stale and pgs.stale >= 1
+    assert any(c.startswith("stale: bdl_player_boxscores is loaded by this run")
+               for c in plan.targets["nba_analytics.player_game_summary"].values())
     assert set(f.stage) <= {"load", "derive", "predict", "grade"}
     assert plan.gate["verdict"].startswith("would pass")
     r = CliRunner().invoke(main, ["plan", "--params", str(params_file), "--json"])
