@@ -61,6 +61,12 @@ class Processor:
     def lookback_games(self) -> int:
         return int(self.table.lookback.get("games", 0))
 
+    @property
+    def sql_parameters(self) -> dict[str, int]:
+        """The schema's lookback as the query parameters the SQL reads (``@lookback_days``): the
+        window is defined once, in ``nbcore/schema``, and the SQL never repeats the number."""
+        return {"lookback_days": self.lookback_days} if self.lookback_days else {}
+
     def lookback_text(self) -> str:
         if self.lookback_days:
             return f"{self.lookback_days}-day lookback"

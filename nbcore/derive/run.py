@@ -294,7 +294,7 @@ def _run_chunk(wh: Warehouse, schedule: Schedule, procs: list[Processor], chunk:
 
 def _write_processor(wh: Warehouse, p: Processor, days: list[date]) -> WriteCount:
     """Make the processor's table equal its SQL on ``days``, touching only rows that change."""
-    params = {"start_date": days[0], "end_date": days[-1], "dates": list(days)}
+    params = {"start_date": days[0], "end_date": days[-1], "dates": list(days), **p.sql_parameters}
     return wh.write_changes(p.table.fqn, days[0], days[-1], sql=read_sql(p.sql_name), params=params,
                             where=f"{p.table.date_column} IN UNNEST(@dates)")
 

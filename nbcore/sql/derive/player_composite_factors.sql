@@ -26,8 +26,8 @@ recent AS (
   LEFT JOIN nba_analytics.upcoming_player_game_context AS c
     ON c.player_lookup = s.player_lookup
     AND c.season_year = s.season_year
-    AND c.game_date BETWEEN DATE_SUB(s.game_date, INTERVAL 14 DAY) AND DATE_SUB(s.game_date, INTERVAL 1 DAY)
-    AND c.game_date BETWEEN DATE_SUB(@start_date, INTERVAL 14 DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
+    AND c.game_date BETWEEN DATE_SUB(s.game_date, INTERVAL @lookback_days DAY) AND DATE_SUB(s.game_date, INTERVAL 1 DAY)
+    AND c.game_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_days DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
   GROUP BY s.game_id, s.player_lookup
 ),
 defense AS (

@@ -21,7 +21,7 @@ history AS (
   SELECT game_date, season_year, team_abbr, points_allowed, opp_fg2m, opp_fg2a, opp_fg3m, opp_fg3a,
     opp_fta, CAST(possessions AS NUMERIC) AS possessions, CAST(pace AS NUMERIC) AS pace
   FROM nba_analytics.team_defense_game_summary
-  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL 15 DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
+  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_days DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
 ),
 game_dates AS (
   SELECT DISTINCT game_date, season_year FROM spine
@@ -36,7 +36,7 @@ league AS (
   FROM game_dates AS d
   LEFT JOIN history AS h
     ON h.season_year = d.season_year
-    AND h.game_date BETWEEN DATE_SUB(d.game_date, INTERVAL 15 DAY) AND DATE_SUB(d.game_date, INTERVAL 1 DAY)
+    AND h.game_date BETWEEN DATE_SUB(d.game_date, INTERVAL @lookback_days DAY) AND DATE_SUB(d.game_date, INTERVAL 1 DAY)
   GROUP BY d.game_date, d.season_year
 ),
 team AS (
@@ -52,7 +52,7 @@ team AS (
   LEFT JOIN history AS h
     ON h.team_abbr = s.team_abbr
     AND h.season_year = s.season_year
-    AND h.game_date BETWEEN DATE_SUB(s.game_date, INTERVAL 15 DAY) AND DATE_SUB(s.game_date, INTERVAL 1 DAY)
+    AND h.game_date BETWEEN DATE_SUB(s.game_date, INTERVAL @lookback_days DAY) AND DATE_SUB(s.game_date, INTERVAL 1 DAY)
   GROUP BY s.game_id, s.game_date, s.season_year, s.team_abbr
 )
 SELECT
