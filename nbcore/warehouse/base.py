@@ -222,10 +222,14 @@ def value_columns(t: schema.Table) -> list[str]:
 
 def row_image(t: schema.Table, alias: str = "") -> str:
     """A BigQuery expression that is equal for two rows exactly when their values are (NULLs
-    included): the JSON text of a STRUCT of the value columns. sqlglot turns it into DuckDB's
+    included): the JSON text of a STRUCT of the value columns, each cast to its declared type.
+    sqlglot turns it into DuckDB's
     ``CAST(TO_JSON({...}) AS TEXT)``."""
     prefix = f"{alias}." if alias else ""
-    return "TO_JSON_STRING(STRUCT(" + ", ".join(f"{prefix}{c} AS {c}" for c in value_columns(t)) + "))"
+    # each value cast to the column's type first: a computed 0.94 may be NUMERIC in flight and
+    # FLOAT64 once stored, and must compare equal
+    return "TO_JSON_STRING(STRUCT(" + ", ".join(
+        f"CAST({prefix}{c} AS {t.columns[c]}) AS {c}" for c in value_columns(t)) + "))"
 
 
 def _normalized(t: schema.Table, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
