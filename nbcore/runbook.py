@@ -494,9 +494,10 @@ def find_run(run: str | Path, archive_dir: Optional[str | Path] = None) -> Path:
     if (p / "manifest.json").exists() or (p / "params.yaml").exists():
         return p.resolve()
     base = Path(archive_dir) if archive_dir else Path(load_params().archive_dir)
-    if (base / str(run)).is_dir():
+    is_run = lambda d: (d / "manifest.json").exists() or (d / "params.yaml").exists()  # noqa: E731
+    if is_run(base / str(run)):
         return (base / str(run)).resolve()
-    matches = sorted(d for d in base.glob(f"{run}*") if d.is_dir()) if base.is_dir() else []
+    matches = sorted(d for d in base.glob(f"{run}*") if d.is_dir() and is_run(d)) if base.is_dir() else []
     if len(matches) == 1:
         return matches[0].resolve()
     if len(matches) > 1:
