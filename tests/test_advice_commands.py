@@ -5,7 +5,8 @@
   (the resume takes over the gate's own archive);
 - a run that blocks at the gate prints the same retry in its reason, ``resume with: …`` and
   sends it to the webhook;
-- a run whose derive stops on a defensive check prints ``Fix: runbook load …`` and ``resume with: …``.
+- a run whose derive stops on a defensive check prints ``Fix: runbook load …`` and ``resume with: …``;
+- ``runbook why`` prints the ``runbook run`` that fills a gap.
 """
 from __future__ import annotations
 
@@ -100,3 +101,16 @@ def test_failed_derive_fix_and_resume_run_as_printed(before_state):
     run_dir = Path(printed(r"archive: (\S+)", run.stdout))
     m = manifest(run_dir)
     assert m["status"] == "succeeded" and m["rows_written"]  # derive filled the hole on resume
+
+
+def test_why_fill_command_runs_as_printed(before_state):
+    params, params_file = before_state
+    why = sh(f"runbook why player_game_summary {FIRST_HOLE} --params {params_file}")
+    assert why.returncode == 0, why.stderr
+    fill = printed(r"fill it with:\n\s*(.+)", why.stdout)
+    assert fill.startswith("runbook run ")
+
+    done = sh(fill)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = sh(f"runbook why player_game_summary {FIRST_HOLE} --params {params_file} --json")
+    assert json.loads(after.stdout)["status"] == "present"
