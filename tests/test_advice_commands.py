@@ -6,7 +6,8 @@
 - a run that blocks at the gate prints the same retry in its reason, ``resume with: …`` and
   sends it to the webhook;
 - a run whose derive stops on a defensive check prints ``Fix: runbook load …`` and ``resume with: …``;
-- ``runbook why`` prints the ``runbook run`` that fills a gap.
+- ``runbook why`` prints the ``runbook run`` that fills a gap;
+- ``runbook load`` with a file that stays broken prints ``retry with: runbook load … --retry-failed <run>``.
 """
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import os
 import re
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from nbcore.params import PROJECT_ROOT
+from nbcore.sources import GAMEBOOK, file_path
 
 from runbook_helpers import Webhook, copy_demo
 
@@ -114,3 +117,19 @@ def test_why_fill_command_runs_as_printed(before_state):
     assert done.returncode == 0, done.stdout + done.stderr
     after = sh(f"runbook why player_game_summary {FIRST_HOLE} --params {params_file} --json")
     assert json.loads(after.stdout)["status"] == "present"
+
+
+def test_load_retry_advice_runs_as_printed(before_state):
+    params, params_file = before_state
+    broken = Path(params.bucket) / file_path(GAMEBOOK, date.fromisoformat(FIRST_HOLE))
+    good = broken.read_bytes()
+    broken.write_bytes(good[: len(good) // 3])  # truncated: fails twice, logged to failures.csv
+    load = sh(f"runbook load --params {params_file} --no-progress")
+    assert load.returncode == 1, load.stdout + load.stderr
+    retry = printed(r"retry with: (.+)", load.stderr)
+    assert "--retry-failed" in retry
+
+    broken.write_bytes(good)  # the operator fetched the file again
+    done = sh(retry)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FAILED" not in done.stderr
