@@ -7,7 +7,8 @@ would change for that stage (``params_file``, ``run_dir``, ``seasons``, ``start_
 run archive the driver passes; without it results are shown, not archived.
 
 papermill passes ``-p`` values as scalars, so a list field given one value (``-p seasons 2023``,
-``-p tables player_game_summary,team_offense_game_summary``) is turned into a list here.
+``-p tables player_game_summary,team_offense_game_summary``, ``-p seasons "[2023, 2024]"``) is
+turned into a list here.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import typing
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from .archive import RunArchive
 from .errors import StageFailed
@@ -39,6 +41,8 @@ def overrides_from(namespace: dict[str, Any]) -> dict[str, Any]:
         value = namespace.get(name)
         if value is None:
             continue
+        if name in LIST_FIELDS and isinstance(value, str) and value.strip().startswith("["):
+            value = yaml.safe_load(value)  # -p seasons "[2023, 2024]"
         if name in LIST_FIELDS and not isinstance(value, (list, tuple)):
             value = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else [value]
         out[name] = value

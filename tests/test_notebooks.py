@@ -121,6 +121,8 @@ def test_p_values_override_the_params_file_and_none_keeps_it(path, tmp_path):
 def test_overrides_ignore_none_and_names_that_are_not_run_params():
     ns = {"start_date": None, "run_dir": "/x", "snapshot": "after", "seasons": "2022,2023", "chunk_days": 3}
     assert notebook.overrides_from(ns) == {"seasons": ["2022", "2023"], "chunk_days": 3}
+    assert notebook.overrides_from({"seasons": "[2023, 2024]", "tables": "player_game_summary"}) == {
+        "seasons": [2023, 2024], "tables": ["player_game_summary"]}
 
 
 # -- a stage that fails fails its notebook -----------------------------------------------------
