@@ -17,7 +17,9 @@ from .errors import EXIT_SUCCEEDED, GateBlockedError, RunbookError, StageFailed,
 from .params import load_params
 from .stages import STAGE_NAMES, STEP_NAMES
 
-EXIT_OK = EXIT_SUCCEEDED
+# named codes for code that still exits directly (prefer raising the error class)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = EXIT_SUCCEEDED, StageFailed.exit_code, UsageError.exit_code
+EXIT_BLOCKED, EXIT_LOCKED = GateBlockedError.exit_code, WarehouseLockedError.exit_code
 
 
 class RunbookGroup(click.Group):
