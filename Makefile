@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PARAMS ?= params/demo.yaml
 
-.PHONY: install demo test bench lab status clean
+.PHONY: install demo test bench lab clean-notebooks status clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ bench: $(STAMP)
 ## make lab: JupyterLab on notebooks/
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+## make clean-notebooks: strip outputs and execution counts after editing notebooks in JupyterLab
+clean-notebooks: $(STAMP)
+	$(BIN)/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
 
 status: $(STAMP)
 	$(BIN)/runbook status --params $(PARAMS)

@@ -1,7 +1,10 @@
 """The ``runbook`` command. Each subcommand is a thin wrapper over an nbcore function.
 
 Exit codes: 0 success, 1 a stage failed, 2 bad parameters or usage, 3 a gate blocked the run,
-4 another run holds the warehouse lock (nothing was started).
+4 another run holds the warehouse lock (nothing was started). They come from the error classes
+(``nbcore.errors.exit_code_for``): a subcommand raises a ``RunbookError`` and ``RunbookGroup``
+prints its message and exits with its code. Any other exception is a bug and shows its traceback
+(exit 1); it is never reported as "usage". Stage and step names come from ``nbcore.stages``.
 """
 from __future__ import annotations
 
@@ -10,9 +13,26 @@ import sys
 
 import click
 
-from .params import ParamsError, load_params
+from .errors import EXIT_SUCCEEDED, GateBlockedError, RunbookError, StageFailed, UsageError, WarehouseLockedError, exit_code_for
+from .params import load_params
+from .stages import STAGE_NAMES, STEP_NAMES
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BLOCKED, EXIT_LOCKED = 0, 1, 2, 3, 4
+# named codes for code that still exits directly (prefer raising the error class)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = EXIT_SUCCEEDED, StageFailed.exit_code, UsageError.exit_code
+EXIT_BLOCKED, EXIT_LOCKED = GateBlockedError.exit_code, WarehouseLockedError.exit_code
+
+
+class RunbookGroup(click.Group):
+    """Turns a ``RunbookError`` raised by any subcommand into its message and exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RunbookError as e:
+            prefix = "refused: " if isinstance(e, WarehouseLockedError) else "FAILED: " if isinstance(e, StageFailed) else ""
+            click.echo(f"{prefix}{e}", err=True)
+            ctx.exit(exit_code_for(e))
+
 
 params_option = click.option(
     "--params", "params_file", type=click.Path(dir_okay=False), default="params/demo.yaml", show_default=True,
@@ -21,14 +41,16 @@ params_option = click.option(
 
 
 def _params(params_file: str, **overrides):
-    try:
-        return load_params(params_file, {k: v for k, v in overrides.items() if v is not None})
-    except ParamsError as e:
-        click.echo(str(e), err=True)
-        sys.exit(EXIT_USAGE)
+    """The run parameters: the file, then the options given (a bad value raises ParamsError: exit 2)."""
+    return load_params(params_file, {k: v for k, v in overrides.items() if v is not None})
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _from_option(help_text: str):
+    return click.option("--from", "from_stage", default=None, type=click.Choice(list(dict.fromkeys(STEP_NAMES + STAGE_NAMES))),
+                        help=help_text)
+
+
+@click.group(cls=RunbookGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Backfill runbook for the NBA props pipeline: find gaps, load, gate, derive, predict, grade, report."""
 
@@ -60,37 +82,20 @@ def demo(params_file: str, build_only: bool, scale: str | None) -> None:
     if scale:
         params = params.model_copy(update={"demo": params.demo.model_copy(update={"scale": scale})})
     click.echo(f"building the demo league ({params.demo.scale} scale, seed {params.demo.seed}) ...")
-    from .lock import RunLockedError, WarehouseLock
+    from .lock import WarehouseLock
 
-    try:  # rebuilding deletes the warehouse: never under a running runbook
-        with WarehouseLock(params, f"demo-build-{params.run_name}"):
-            built = build_demo(params)
-    except RunLockedError as e:
-        click.echo(f"refused: {e}", err=True)
-        sys.exit(EXIT_LOCKED)
+    with WarehouseLock(params, f"demo-build-{params.run_name}"):  # rebuilding deletes the warehouse
+        built = build_demo(params)
     s = built.summary()
     click.echo(f"  {s['games']} games on {s['game_dates']} dates, {s['player_game_rows']} player-game rows")
     click.echo(f"  bucket:    {s['bucket']}\n  warehouse: {s['warehouse']}  ({s['timings_s']['total']} s)")
     if build_only:
         return
-    outcome = _run_or_refuse(params)
-    click.echo(f"report: {outcome.report_path or outcome.run_dir / 'manifest.json'}")
-    sys.exit(outcome.exit_code)
-
-
-def _run_or_refuse(params, **kwargs):
-    """run_runbook, or exit 4 naming the run that holds the warehouse."""
-    from .lock import RunLockedError
     from .runbook import run_runbook
 
-    try:
-        return run_runbook(params, echo=click.echo, **kwargs)
-    except RunLockedError as e:
-        click.echo(f"refused: {e}", err=True)
-        sys.exit(EXIT_LOCKED)
-    except ValueError as e:
-        click.echo(str(e), err=True)
-        sys.exit(EXIT_USAGE)
+    outcome = run_runbook(params, echo=click.echo)
+    click.echo(f"report: {outcome.report_path or outcome.run_dir / 'manifest.json'}")
+    sys.exit(outcome.exit_code)
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -100,41 +105,35 @@ def _csv(value: str | None) -> list[str] | None:
 @main.command()
 @params_option
 @click.option("--run-id", default=None, help="archive folder name (default: <timestamp>-<run_name>)")
-@click.option("--from", "from_stage", default=None, help="start at this stage (earlier ones are not run)")
+@_from_option("start at this step or stage (earlier ones are not run)")
 @click.option("--start-date", default=None, help="override start_date (YYYY-MM-DD)")
 @click.option("--end-date", default=None, help="override end_date (YYYY-MM-DD)")
-@click.option("--stages", default=None, help="override stages, comma-separated (validate,load,gate,...)")
+@click.option("--stages", default=None, help=f"override stages, comma-separated ({','.join(STAGE_NAMES)})")
 @click.option("--tables", default=None, help="override tables, comma-separated bare names")
 def run(params_file: str, run_id: str | None, from_stage: str | None, start_date: str | None,
         end_date: str | None, stages: str | None, tables: str | None) -> None:
     """Run the runbook: each stage notebook, in order, into runs/<run_id>/.
 
     Exit 0 succeeded, 1 a stage failed, 3 the gate blocked, 4 another run holds the warehouse."""
+    from .runbook import run_runbook
+
     params = _params(params_file, start_date=start_date, end_date=end_date, stages=_csv(stages), tables=_csv(tables))
-    outcome = _run_or_refuse(params, run_id=run_id, from_stage=from_stage)
+    outcome = run_runbook(params, run_id=run_id, from_stage=from_stage, echo=click.echo)
     sys.exit(outcome.exit_code)
 
 
 @main.command()
 @click.argument("run_id")
-@click.option("--from", "from_stage", default=None, help="restart from this stage instead of the one that stopped")
+@_from_option("restart from this step or stage instead of the one that stopped")
 @click.option("--archive-dir", default=None, type=click.Path(file_okay=False),
               help="folder holding the runs (default: archive_dir of --params)")
 @params_option
 def resume(run_id: str, from_stage: str | None, archive_dir: str | None, params_file: str) -> None:
     """Continue a stopped run in its own archive, from the stage that stopped (or --from STAGE)."""
-    from .lock import RunLockedError
     from .runbook import resume_run
 
     base = archive_dir or _params(params_file).archive_dir
-    try:
-        outcome = resume_run(run_id, from_stage=from_stage, archive_dir=base, echo=click.echo)
-    except RunLockedError as e:
-        click.echo(f"refused: {e}", err=True)
-        sys.exit(EXIT_LOCKED)
-    except (FileNotFoundError, ValueError, ParamsError) as e:
-        click.echo(str(e), err=True)
-        sys.exit(EXIT_USAGE)
+    outcome = resume_run(run_id, from_stage=from_stage, archive_dir=base, echo=click.echo)
     sys.exit(outcome.exit_code)
 
 
@@ -145,12 +144,7 @@ def plan(params_file: str, as_json: bool) -> None:
     """What a run would write, per stage and table (dates, games, expected rows). Writes nothing."""
     from .plan import plan_run
 
-    params = _params(params_file)
-    try:
-        result = plan_run(params)
-    except FileNotFoundError as e:
-        click.echo(str(e), err=True)
-        sys.exit(EXIT_USAGE)
+    result = plan_run(_params(params_file))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
     else:
@@ -182,11 +176,7 @@ def open_(run_id: str, params_file: str, archive_dir: str | None) -> None:
     """Print the path of a run's report (report.html; else summary.md or manifest.json)."""
     from .runbook import find_run, report_path
 
-    try:
-        click.echo(str(report_path(find_run(run_id, archive_dir or _params(params_file).archive_dir))))
-    except FileNotFoundError as e:
-        click.echo(str(e), err=True)
-        sys.exit(EXIT_USAGE)
+    click.echo(str(report_path(find_run(run_id, archive_dir or _params(params_file).archive_dir))))
 
 
 @main.command()
@@ -196,16 +186,15 @@ def open_(run_id: str, params_file: str, archive_dir: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def why(table: str, day: str, params_file: str, as_json: bool) -> None:
     """Explain a gap: upstream coverage, run history errors, waivers, and the command that fills it."""
-    from datetime import date as _date
-
+    from . import schema
     from .why import why as explain
 
     params = _params(params_file)
     try:
-        result = explain(params, table, _date.fromisoformat(day), params_file=params_file)
-    except (KeyError, ValueError) as e:
-        click.echo(str(e).strip('"'), err=True)
-        sys.exit(EXIT_USAGE)
+        schema.table(table)
+    except KeyError as e:
+        raise UsageError(str(e).strip('"')) from None
+    result = explain(params, table, _iso_date(day, "DAY"), params_file=params_file)
     click.echo(json.dumps(result.to_json(), indent=2, default=str) if as_json else result.explain())
 
 
@@ -214,13 +203,9 @@ def why(table: str, day: str, params_file: str, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="release even if the holder may be alive (e.g. held from another host)")
 def unlock(params_file: str, force: bool) -> None:
     """Release the warehouse lock left by a run whose process is gone."""
-    from .lock import RunLockedError, unlock as release
+    from .lock import unlock as release
 
-    try:
-        holder = release(_params(params_file), force=force)
-    except RunLockedError as e:
-        click.echo(str(e), err=True)
-        sys.exit(EXIT_LOCKED)
+    holder = release(_params(params_file), force=force)
     click.echo(f"released the lock of {holder.describe()}" if holder else "the warehouse was not locked")
 
 
@@ -236,7 +221,7 @@ def _new_archive(params, stage: str):
 @click.option("--retry-failed", "retry_failed", default=None, metavar="RUN_ID",
               help="load only the dates left failed in that run's failures.csv")
 @click.option("--reload", is_flag=True, default=None, help="load every expected date in range, not only the missing ones")
-@click.option("--run-dir", default=None, type=click.Path(file_okay=False),
+@click.option("--run-dir", default=None, type=click.Path(exists=True, file_okay=False),
               help="write into this run archive (default: a new runs/<timestamp>-<run_name>-load)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def load(params_file: str, retry_failed: str | None, reload: bool | None, run_dir: str | None, no_progress: bool) -> None:
@@ -244,36 +229,27 @@ def load(params_file: str, retry_failed: str | None, reload: bool | None, run_di
 
     Exit 0 when every (source, date) ended loaded or waived, 1 when some failed (see failures.csv)."""
     from .archive import RunArchive
-    from .load import run_load
-    from .lock import RunLockedError, WarehouseLock
+    from .load import read_failure_log, run_load
+    from .lock import WarehouseLock
 
     params = _params(params_file, retry_failed=retry_failed, reload=reload or None)
-    try:
-        if params.retry_failed:
-            from .load import read_failure_log
-
-            read_failure_log(params, params.retry_failed)  # a wrong run id fails before any archive is made
-        archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "load")
-        with WarehouseLock(params, archive.run_id):
-            result = run_load(params, archive=archive, progress=not no_progress)
-    except RunLockedError as e:
-        click.echo(f"refused: {e}", err=True)
-        sys.exit(EXIT_LOCKED)
-    except (ParamsError, FileNotFoundError, FileExistsError) as e:
-        click.echo(str(e), err=True)
-        sys.exit(EXIT_USAGE)
+    if params.retry_failed:
+        read_failure_log(params, params.retry_failed)  # a wrong run id fails (ParamsError) before any archive is made
+    archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "load")
+    with WarehouseLock(params, archive.run_id):
+        result = run_load(params, archive=archive, progress=not no_progress)
     click.echo(result.summary_table().to_string(index=False))
     for o in result.failed:
         click.echo(f"FAILED {o.date} {o.source}: {o.reason}", err=True)
     click.echo(f"archive: {archive.path}")
     if result.failed:
         click.echo(f"retry with: {result.retry_command()}", err=True)
-    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+    sys.exit(EXIT_OK if result.ok else StageFailed.exit_code)
 
 
 @main.command()
 @params_option
-@click.option("--run-dir", default=None, type=click.Path(file_okay=False),
+@click.option("--run-dir", default=None, type=click.Path(exists=True, file_okay=False),
               help="record stages/gate.json in this run archive (default: a new runs/<timestamp>-<run_name>-gate)")
 @click.option("--json", "as_json", is_flag=True, help="print the gate record as JSON")
 def gate(params_file: str, run_dir: str | None, as_json: bool) -> None:
@@ -282,12 +258,8 @@ def gate(params_file: str, run_dir: str | None, as_json: bool) -> None:
     from .gate import run_gate
 
     params = _params(params_file)
-    try:
-        archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "gate")
-        result = run_gate(params, archive=archive, params_file=params_file, raise_on_block=False)
-    except (ParamsError, FileNotFoundError, FileExistsError) as e:
-        click.echo(str(e), err=True)
-        sys.exit(EXIT_USAGE)
+    archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "gate")
+    result = run_gate(params, archive=archive, params_file=params_file, raise_on_block=False)
     if as_json:
         click.echo(json.dumps(result.summary(), indent=2, default=str))
     else:
@@ -296,7 +268,7 @@ def gate(params_file: str, run_dir: str | None, as_json: bool) -> None:
             click.echo(result.missing_frame().to_string(index=False))
         for w in result.waived:
             click.echo(f"waived: {w['source']} {w['date']} ({w['reason']}; approved by {w['approved_by']})")
-    sys.exit(EXIT_BLOCKED if result.status == "blocked" else EXIT_OK)
+    sys.exit(GateBlockedError.exit_code if result.status == "blocked" else EXIT_OK)
 
 
 
@@ -325,34 +297,30 @@ def derive(params_file: str, start_date: str | None, end_date: str | None, dates
     click.echo(str(result))
     if result.processed_dates or result.error:
         click.echo(result.timing_table().to_string(index=False))
-    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+    sys.exit(EXIT_OK if result.ok else StageFailed.exit_code)
 
 
-def _dates_option(dates: str | None):
+def _iso_date(value: str, name: str):
     from datetime import date as _date
 
     try:
-        return [_date.fromisoformat(d) for d in _csv(dates)] if dates else None
+        return _date.fromisoformat(value)
     except ValueError as e:
-        click.echo(f"--dates: {e}; give dates as YYYY-MM-DD,YYYY-MM-DD", err=True)
-        sys.exit(EXIT_USAGE)
+        raise UsageError(f"{name} {value!r}: {e}; give a date as YYYY-MM-DD") from None
+
+
+def _dates_option(dates: str | None):
+    return [_iso_date(d, "--dates") for d in _csv(dates)] if dates else None
 
 
 def _locked_stage(params, run_dir: str | None, stage: str, fn):
     """Run one stage under the warehouse lock (only one writer at a time); the archive is optional (``--run-dir``)."""
     from .archive import RunArchive, new_run_id
-    from .lock import RunLockedError, WarehouseLock
+    from .lock import WarehouseLock
 
-    try:
-        archive = RunArchive.open(run_dir) if run_dir else None
-        with WarehouseLock(params, archive.run_id if archive else new_run_id(params.run_name, stage)):
-            return fn(archive)
-    except RunLockedError as e:
-        click.echo(f"refused: {e}", err=True)
-        sys.exit(EXIT_LOCKED)
-    except FileNotFoundError as e:
-        click.echo(str(e), err=True)
-        sys.exit(EXIT_USAGE)
+    archive = RunArchive.open(run_dir) if run_dir else None
+    with WarehouseLock(params, archive.run_id if archive else new_run_id(params.run_name, stage)):
+        return fn(archive)
 
 
 @main.command()
@@ -362,7 +330,7 @@ def _locked_stage(params, run_dir: str | None, stage: str, fn):
 @click.option("--dates", default=None, help="only these game dates (YYYY-MM-DD,YYYY-MM-DD)")
 @click.option("--chunk-days", type=int, default=None, help="calendar days per chunk (one transaction each)")
 @click.option("--repredict", is_flag=True, default=None, help="predict every player-game in range, not only missing ones")
-@click.option("--run-dir", default=None, type=click.Path(file_okay=False), help="record the stage in this run archive")
+@click.option("--run-dir", default=None, type=click.Path(exists=True, file_okay=False), help="record the stage in this run archive")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def predict(params_file: str, start_date: str | None, end_date: str | None, dates: str | None, chunk_days: int | None,
             repredict: bool | None, run_dir: str | None, no_progress: bool) -> None:
@@ -376,9 +344,8 @@ def predict(params_file: str, start_date: str | None, end_date: str | None, date
     try:
         result = _locked_stage(params, run_dir, "predict",
                                lambda archive: run_predict(params, archive=archive, progress=not no_progress, dates=wanted))
-    except PredictError as e:
-        click.echo(f"FAILED: {e}", err=True)
-        sys.exit(EXIT_FAILED)
+    except PredictError as e:  # predict's own failure type, in the runbook's family (exit 1)
+        raise StageFailed(str(e), stage="predict") from e
     s = result.summary()
     click.echo(f"predicted {s['player_games']} player-games on {s['dates']} dates "
                f"({s['first_date'] or '-'} .. {s['last_date'] or '-'}) in {s['chunks']} chunks, "
@@ -395,7 +362,7 @@ def predict(params_file: str, start_date: str | None, end_date: str | None, date
 @click.option("--dates", default=None, help="only these game dates (YYYY-MM-DD,YYYY-MM-DD)")
 @click.option("--chunk-days", type=int, default=None, help="calendar days per chunk (one transaction each)")
 @click.option("--regrade", is_flag=True, default=None, help="grade every eligible prediction in range again")
-@click.option("--run-dir", default=None, type=click.Path(file_okay=False), help="record the stage in this run archive")
+@click.option("--run-dir", default=None, type=click.Path(exists=True, file_okay=False), help="record the stage in this run archive")
 @click.option("--json", "as_json", is_flag=True, help="print the stage summary as JSON")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def grade(params_file: str, start_date: str | None, end_date: str | None, dates: str | None, chunk_days: int | None,
@@ -410,9 +377,8 @@ def grade(params_file: str, start_date: str | None, end_date: str | None, dates:
     try:
         result = _locked_stage(params, run_dir, "grade",
                                lambda archive: run_grade(params, archive=archive, progress=not no_progress, dates=wanted))
-    except GradeError as e:
-        click.echo(f"FAILED: {e}", err=True)
-        sys.exit(EXIT_FAILED)
+    except GradeError as e:  # grade's own failure type, in the runbook's family (exit 1)
+        raise StageFailed(str(e), stage="grade") from e
     s = result.summary()
     if as_json:
         click.echo(json.dumps(s, indent=2, default=str))

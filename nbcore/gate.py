@@ -30,6 +30,7 @@ import pandas as pd
 
 from .archive import RunArchive
 from .bucket import Bucket, BucketError
+from .errors import GateBlockedError
 from .load import FAILURES_FILE, find_strays, read_failure_log, schedule_anchor, season_of_date
 from .params import ParamsError, RunParams
 from .sources import DATED_SOURCES, SCHEDULE
@@ -40,7 +41,7 @@ GATE_NAME = "phase2_complete"
 STAGE = "gate"
 
 
-class GateBlocked(RuntimeError):
+class GateBlocked(GateBlockedError, RuntimeError):
     """The gate failed: the run stops here. ``.result`` holds what is missing and how to retry."""
 
     def __init__(self, result: "GateResult"):

@@ -27,12 +27,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from .errors import WarehouseLockedError
 from .params import RunParams
 
 log = logging.getLogger(__name__)
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(WarehouseLockedError, RuntimeError):
     """Another run holds the warehouse lock."""
 
     def __init__(self, message: str, holder: "LockInfo | None" = None):

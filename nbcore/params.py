@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from . import schema
+from .errors import UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = PROJECT_ROOT / "params" / "demo.yaml"
@@ -24,7 +25,7 @@ STAGES = ("validate", "load", "gate", "derive", "predict", "grade", "report")
 SECRET_FIELDS = ("credentials_path",)
 
 
-class ParamsError(ValueError):
+class ParamsError(UsageError):
     """Bad run parameters; the message names the file, the field and the fix."""
 
 

@@ -10,10 +10,10 @@ variables (``RUNBOOK_CREDENTIALS_PATH``), so no executed notebook can hold one.
 The archive gets each executed notebook (``NN_<step>.ipynb``) and its HTML; a failed step
 keeps papermill's error marker. ``manifest.json`` is rewritten after every step, so a run
 killed at any moment leaves a manifest that says where it was, and ``resume_run`` continues
-from there in the same archive. A stage that records ``status: blocked`` in
-``stages/<stage>.json`` (the gate) stops the run as *blocked*; a notebook that raises stops it
-as *failed*. Notebooks that don't exist yet are recorded as *skipped*, so the runbook works
-while stages are still being written.
+from there in the same archive. The steps are the registry's (``nbcore.stages.STEPS``). A step
+that records ``status: blocked`` in ``stages/<step>.json`` (the gate) stops the run as *blocked*;
+a notebook that raises stops it as *failed* (see "stage records" below for the keys read).
+Notebooks that don't exist are recorded as *skipped*.
 
 Only one run writes to a warehouse at a time (``nbcore.lock``).
 """
@@ -35,43 +35,21 @@ from typing import Any, Callable, Iterator, Optional
 import pandas as pd
 
 from .archive import RunArchive, unique_run_id, utcnow
+from .errors import EXIT_SUCCEEDED, GateBlockedError, StageFailed, UsageError
 from .kernels import LocalKernelManager
 from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
 from .params import PROJECT_ROOT, RunParams, load_params
+from .stages import STAGE_NAMES, STEP_NAMES, STEPS, Step
 
 log = logging.getLogger(__name__)
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-EXIT_CODES = {"succeeded": 0, "failed": 1, "blocked": 3}
+# a run's status -> its exit code, from the error classes (nbcore.errors holds the one table)
+EXIT_CODES = {"succeeded": EXIT_SUCCEEDED, "failed": StageFailed.exit_code, "blocked": GateBlockedError.exit_code}
 SECRET_ENV = "RUNBOOK_CREDENTIALS_PATH"
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"
-
-
-@dataclass(frozen=True)
-class Step:
-    """One notebook execution of the runbook (validate runs twice, as two steps)."""
-
-    name: str  # the step's name in the manifest: validate_before, load, ..., report
-    stage: str  # the RunParams.stages entry that selects it
-    notebook: str  # source notebook in notebooks/
-    output: str  # executed notebook's name in the archive
-    parameters: tuple[tuple[str, Any], ...] = ()
-    no_input: bool = False  # HTML without code cells (the report)
-
-
-STEPS: tuple[Step, ...] = (
-    Step("validate_before", "validate", "00_validate.ipynb", "00_validate_before.ipynb", (("snapshot", "before"),)),
-    Step("load", "load", "01_load.ipynb", "01_load.ipynb"),
-    Step("gate", "gate", "02_gate.ipynb", "02_gate.ipynb"),
-    Step("derive", "derive", "03_derive.ipynb", "03_derive.ipynb"),
-    Step("predict", "predict", "04_predict.ipynb", "04_predict.ipynb"),
-    Step("grade", "grade", "05_grade.ipynb", "05_grade.ipynb"),
-    Step("validate_after", "validate", "00_validate.ipynb", "06_validate_after.ipynb", (("snapshot", "after"),)),
-    Step("report", "report", "06_report.ipynb", "07_report.ipynb", no_input=True),
-)
-STEP_NAMES = tuple(s.name for s in STEPS)
 
 
 @dataclass
@@ -110,7 +88,8 @@ def resolve_step(name: str, steps: list[Step] | tuple[Step, ...] = STEPS) -> Ste
     for s in steps:
         if s.stage == name:
             return s
-    raise ValueError(f"unknown stage {name!r}; choose one of {', '.join(s.name for s in steps)}")
+    raise UsageError(f"unknown stage {name!r} for --from; choose a step of this run "
+                     f"({', '.join(s.name for s in steps)}) or a stage ({', '.join(STAGE_NAMES)})")
 
 
 def params_hash(public: dict) -> str:
@@ -209,16 +188,43 @@ def resume_command(run_dir: Path, step: Optional[str] = None) -> str:
     return cmd + (f" --from {step}" if step else "")
 
 
-def _stage_record(archive: RunArchive, step: Step, since: float) -> Optional[dict]:
-    """What the step wrote to stages/<step>.json (or stages/<stage>.json) during this execution."""
-    for name in dict.fromkeys((step.name, step.stage)):
-        p = archive.file(f"stages/{name}.json")
-        if p.exists() and p.stat().st_mtime >= since - 1:
-            try:
-                return json.loads(p.read_text())
-            except ValueError:
-                return {"status": "unreadable", "error": f"stages/{name}.json is not valid JSON"}
-    return None
+# -- stage records ----------------------------------------------------------------------------
+# A step's record is ``stages/<step name>.json`` (validate_before, load, gate, derive, predict, grade,
+# validate_after), written by the stage itself. The driver reads these keys and no others:
+#   status        "succeeded" | "failed" | "blocked" | "skipped" (the gate also writes "passed" and
+#                 "overridden", both meaning it let the run go on)
+#   reason        why it failed or blocked, in words (shown as the run's reason and in the webhook)
+#   rows_written  {table: rows}, summed into the manifest's rows_written
+# A stage fails by raising (its notebook then fails under papermill); "blocked" is the one outcome a
+# notebook may report without raising. BigQuery jobs and bytes are listed by the driver itself.
+RECORDS_DIR = "stages"
+
+
+def record_path(archive: RunArchive, step: Step) -> Path:
+    return archive.file(f"{RECORDS_DIR}/{step.name}.json")
+
+
+def _set_aside_record(archive: RunArchive, step: Step) -> None:
+    """Move an earlier attempt's record to stages/attempts/, so the record read after the step is this one's."""
+    p = record_path(archive, step)
+    if not p.exists():
+        return
+    attempts = archive.file(f"{RECORDS_DIR}/attempts")
+    attempts.mkdir(parents=True, exist_ok=True)
+    n = 1 + sum(1 for _ in attempts.glob(f"{step.name}-*.json"))
+    p.rename(attempts / f"{step.name}-{n}.json")
+
+
+def _stage_record(archive: RunArchive, step: Step) -> Optional[dict]:
+    """The record the step wrote (``stages/<step name>.json``), or None if it wrote none."""
+    p = record_path(archive, step)
+    if not p.exists():
+        return None
+    try:
+        record = json.loads(p.read_text())
+    except ValueError:
+        return {"status": "failed", "reason": f"{p.relative_to(archive.path)} is not valid JSON"}
+    return record if isinstance(record, dict) else {"status": "failed", "reason": f"{p.name} does not hold a mapping"}
 
 
 def _cell_seconds(nb_path: Path) -> tuple[Optional[float], Optional[float]]:
@@ -253,13 +259,14 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
                  kernel_overhead_s=None)
     for stale in ("bigquery", "job_ids", "bytes_billed", "html_error"):  # from an earlier attempt
         entry.pop(stale, None)
+    _set_aside_record(archive, step)
     if not src.exists():
         entry.update(status="skipped", ended_at=utcnow(), seconds=0.0,
                      error=f"notebook {step.notebook} does not exist yet; stage skipped")
         return
     out = archive.file(step.output)
     parameters = {"params_file": str(archive.file("params.yaml")), "run_dir": str(archive.path), **dict(step.parameters)}
-    t_wall, t0 = time.time(), time.perf_counter()
+    t0 = time.perf_counter()
     began = datetime.now(timezone.utc)
     status, error = "succeeded", None
     try:
@@ -276,15 +283,15 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     except Exception as e:  # the kernel died, could not start, or the notebook is unreadable
         status, error = "failed", f"{type(e).__name__}: {e}"
     entry["seconds"] = round(time.perf_counter() - t0, 3)
-    record = _stage_record(archive, step, t_wall)
+    record = _stage_record(archive, step)
     if record is not None:
         entry["record"] = record
         rstat = str(record.get("status", "")).lower()
         if rstat == "blocked":
             status = "blocked"
-            error = str(record.get("reason") or record.get("message") or error or "the stage blocked the run")
+            error = str(record.get("reason") or error or "the stage blocked the run")
         elif rstat == "failed" and status == "succeeded":
-            status, error = "failed", str(record.get("error") or record.get("reason") or "the stage reported failure")
+            status, error = "failed", str(record.get("reason") or f"{record_path(archive, step).name} says failed")
     jobs = _bigquery_jobs(params, archive.run_id, step.stage, began)
     if jobs is not None:
         entry["bigquery"] = jobs
@@ -314,24 +321,13 @@ def _rows_written(entries: list[dict]) -> dict[str, int]:
     return out
 
 
-def _jobs(record: dict) -> Optional[dict]:
-    """BigQuery job summary a stage recorded: ``record["bigquery"]`` (``wh.job_summary()``), else
-    top-level ``bytes_billed`` / ``job_ids``."""
-    bq = record.get("bigquery") or record.get("jobs")
-    if isinstance(bq, dict):
-        return bq
-    if isinstance(record.get("bytes_billed"), (int, float)):
-        return {"bytes_billed": record["bytes_billed"], "job_ids": record.get("job_ids", [])}
-    return None
-
-
 def _bytes_billed(entries: list[dict]) -> Optional[int]:
-    """Total bytes billed over the stages (on BigQuery); also copies each stage's job ids to its entry."""
+    """Total bytes billed over the steps (on BigQuery: the jobs the driver listed after each step);
+    also copies each step's job ids to its entry."""
     total, seen = 0, False
     for e in entries:
-        jobs = e.get("bigquery") if isinstance(e.get("bigquery"), dict) and "jobs" in e["bigquery"] \
-            else _jobs(e.get("record") or {})
-        if jobs is None:
+        jobs = e.get("bigquery")
+        if not isinstance(jobs, dict) or "jobs" not in jobs:
             continue
         e["job_ids"] = list(jobs.get("job_ids") or [])
         e["bytes_billed"] = jobs.get("bytes_billed")
@@ -357,23 +353,32 @@ def run_runbook(
     ``from_stage`` starts at that step (``validate`` = validate_before; ``validate_after``,
     ``report``, ... by name). On a resumed run without ``from_stage``, the first step that
     did not succeed is where it starts; finished steps are not redone.
-    Raises ``RunLockedError`` when another run holds the warehouse.
+
+    An archive without a manifest (made by a stage run on its own, such as ``runbook gate``,
+    whose advice is ``runbook resume <its run id>``) is taken over: the run starts at the first
+    step that left a record there, and the steps before it are recorded as not run.
+    Raises ``RunLockedError`` when another run holds the warehouse, ``UsageError`` for a bad
+    ``from_stage`` or a folder that is not a run archive.
     """
     say = echo or (lambda _msg: None)
     nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
     run_id = _unique_run_id(params, run_id)
     run_dir = Path(params.archive_dir) / run_id
     resuming = (run_dir / "manifest.json").exists()
+    adopting = not resuming and (run_dir / "params.yaml").exists()
+    if run_dir.exists() and not (resuming or adopting):
+        raise UsageError(f"{run_dir} exists but is not a run archive (no manifest.json, no params.yaml); "
+                         f"choose another --run-id")
     steps = selected_steps(params)
     if not steps:
-        raise ValueError("params.stages selects no stage; list at least one of validate, load, ... report")
+        raise UsageError(f"params.stages selects no stage; list at least one of {', '.join(STAGE_NAMES)}")
     if from_stage is not None:
         resolve_step(from_stage, steps)  # fail before taking the lock on a typo
 
     lock = WarehouseLock(params, run_id)
     lock.acquire()
     try:
-        archive = RunArchive.open(run_dir) if resuming else RunArchive.create(params, run_id)
+        archive = RunArchive.open(run_dir) if resuming or adopting else RunArchive.create(params, run_id)
         manifest = archive.manifest() if resuming else {}
         public = params.public_dict()
         by_name = {e["name"]: e for e in manifest.get("stages", [])}
@@ -383,11 +388,15 @@ def run_runbook(
             start = steps.index(resolve_step(from_stage, steps))
         elif resuming:
             start = next((i for i, e in enumerate(entries) if e["status"] not in ("succeeded", "skipped")), len(steps))
+        elif adopting:
+            start = next((i for i, s in enumerate(steps) if record_path(archive, s).exists()), 0)
         else:
             start = 0
         for i, e in enumerate(entries):
             if i >= start:
                 e.update(status="pending")
+            elif adopting:
+                e.update(status="skipped", error=f"not run in this archive: it was made by `runbook {steps[start].stage}`")
             elif not resuming:
                 e.update(status="skipped", error=f"not run: the run started at {steps[start].name}")
 
@@ -402,13 +411,14 @@ def run_runbook(
             stages=entries, stopped_at=None, reason=None, resume_command=None, notification=None,
         )
         manifest.setdefault("resumes", [])
-        if resuming:
+        if resuming or adopting:
             manifest["resumes"].append({"at": now, "from": steps[start].name if start < len(steps) else None,
-                                        **git, "params_hash": phash})
+                                        **git, "params_hash": phash, **({"took_over": True} if adopting else {})})
         if lock.released_stale is not None:
             manifest.setdefault("stale_locks_released", []).append(vars(lock.released_stale))
         archive.write_manifest(manifest)
-        say(f"run {run_id} → {run_dir}" + (f" (resuming at {steps[start].name})" if resuming and start < len(steps) else ""))
+        say(f"run {run_id} → {run_dir}"
+            + (f" (resuming at {steps[start].name})" if (resuming or adopting) and start < len(steps) else ""))
 
         status = "succeeded"
         try:
@@ -484,14 +494,15 @@ def find_run(run: str | Path, archive_dir: Optional[str | Path] = None) -> Path:
     if (p / "manifest.json").exists() or (p / "params.yaml").exists():
         return p.resolve()
     base = Path(archive_dir) if archive_dir else Path(load_params().archive_dir)
-    if (base / str(run)).is_dir():
+    is_run = lambda d: (d / "manifest.json").exists() or (d / "params.yaml").exists()  # noqa: E731
+    if is_run(base / str(run)):
         return (base / str(run)).resolve()
-    matches = sorted(d for d in base.glob(f"{run}*") if d.is_dir()) if base.is_dir() else []
+    matches = sorted(d for d in base.glob(f"{run}*") if d.is_dir() and is_run(d)) if base.is_dir() else []
     if len(matches) == 1:
         return matches[0].resolve()
     if len(matches) > 1:
-        raise FileNotFoundError(f"run id {run!r} is ambiguous in {base}: {', '.join(m.name for m in matches)}")
-    raise FileNotFoundError(f"no run {run!r} in {base}; `runbook runs` lists the archived runs")
+        raise UsageError(f"run id {run!r} is ambiguous in {base}: {', '.join(m.name for m in matches)}")
+    raise UsageError(f"no run {run!r} in {base}; `runbook runs` lists the archived runs")
 
 
 def resume_run(
@@ -555,7 +566,8 @@ def report_path(run_dir: Path) -> Path:
     for name in (REPORT_HTML, SUMMARY_MD, "manifest.json"):
         if (run_dir / name).exists():
             return run_dir / name
-    raise FileNotFoundError(f"{run_dir} holds no report, summary or manifest")
+    raise UsageError(f"{run_dir} holds no report, summary or manifest: the run never started; "
+                     f"`runbook resume {run_dir.name} --archive-dir {run_dir.parent}` runs it")
 
 
 __all__ = [

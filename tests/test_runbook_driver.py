@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from nbcore import lock as locks
 from nbcore.cli import main
+from nbcore.errors import UsageError
 from nbcore.params import build_params
 from nbcore.runbook import list_runs, params_hash, resume_run, run_runbook
 
@@ -125,6 +126,40 @@ def test_resume_continues_without_redoing_finished_stages(tmp_path, nbdir):
     assert third.status == "succeeded" and (first.run_dir / "load-count").read_text() == "2"
     runs = list_runs(params.archive_dir)
     assert list(runs.run_id) == [first.run_id] and runs.status.iloc[0] == "succeeded"
+
+
+def test_record_is_read_by_step_name_and_an_earlier_attempts_record_is_set_aside(tmp_path, nbdir):
+    flag = tmp_path / "raw-loaded"
+    write_stage_notebook(nbdir / "02_gate.ipynb", RECORD + f"""
+import os
+if os.path.exists({str(flag)!r}):
+    archive.record_stage('gate', {{'status': 'passed', 'reason': 'gate passed', 'rows_written': {{}}}})
+else:
+    archive.record_stage('gate', {{'status': 'blocked', 'reason': '2 raw dates missing'}})
+""")
+    # a stage that records failure without raising still fails the step, with the record's reason
+    write_stage_notebook(nbdir / "03_derive.ipynb", RECORD + "archive.record_stage('derive', {'status': 'failed', 'reason': 'chunk 2024-01-03 failed'})")
+    params = _params(tmp_path, ["gate", "derive"])
+    first = run_runbook(params, notebooks_dir=nbdir, echo=None)
+    assert (first.status, first.reason) == ("blocked", "2 raw dates missing")
+
+    flag.write_text("loaded")
+    second = resume_run(first.run_id, archive_dir=params.archive_dir, notebooks_dir=nbdir, echo=None)
+    steps = {s["name"]: s for s in second.manifest["stages"]}
+    assert steps["gate"]["status"] == "succeeded" and steps["gate"]["record"]["status"] == "passed"
+    assert (second.status, second.stopped_at, second.reason) == ("failed", "derive", "chunk 2024-01-03 failed")
+    attempts = first.run_dir / "stages" / "attempts"
+    assert json.loads((attempts / "gate-1.json").read_text())["status"] == "blocked"
+    assert json.loads((first.run_dir / "stages" / "gate.json").read_text())["status"] == "passed"
+
+
+def test_resume_refuses_a_folder_that_is_not_a_run_archive(tmp_path, nbdir):
+    params = _params(tmp_path, ["gate"])
+    (tmp_path / "runs" / "holiday-photos").mkdir(parents=True)
+    r = CliRunner().invoke(main, ["resume", "holiday-photos", "--archive-dir", str(tmp_path / "runs")])
+    assert r.exit_code == 2 and "no run 'holiday-photos'" in r.output
+    with pytest.raises(UsageError, match="not a run archive"):
+        run_runbook(params, run_id="holiday-photos", notebooks_dir=nbdir, echo=None)
 
 
 def test_lock_refuses_second_run_naming_the_holder(tmp_path, nbdir):
