@@ -982,10 +982,10 @@ def _table_dates(snapshot: Optional[dict]) -> tuple[int, int, int, int]:
     f = _snapshot_frame(snapshot)
     if f.empty:
         return 0, 0, 0, 0
+    open_ = f.missing - f.waived_dates.map(len)
     waived = int(f.waived_dates.map(len).sum())
     stale = int(f.stale_dates.map(len).sum())
-    missing = int(f.missing.sum()) - waived
-    return missing, int(f[f.missing > 0].table.nunique()), waived, stale
+    return int(open_.sum()), int(f[open_ > 0].table.nunique()), waived, stale
 
 
 def key_figures(run: RunData) -> dict[str, Any]:

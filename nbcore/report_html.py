@@ -85,7 +85,8 @@ STYLE = """
 }
 """
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?: → \d{4}-\d{2}-\d{2})?(?: \(\d[\d,]* dates\))?|\b\d{4}-\d{2}\b")
+# kept on one line: a date (with the arrow that follows it), "(14 dates)", a season "2023-24"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?: →)?|\(\d[\d,]* dates?\)|\b\d{4}-\d{2}\b")
 
 
 def _esc(v: Any) -> str:
