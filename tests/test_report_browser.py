@@ -182,3 +182,17 @@ def test_open_stale_and_waived_dates_read_as_such(demo_run, browser, tmp_path):
     assert len(colours) == 4, colours  # complete, almost complete, waived, stale: four colours
     assert all(bg != complete for t, bg in by_text.items() if t != "100"), colours
     assert "missing" in page["text"] and "waived" in page["text"] and "stale" in page["text"]
+
+
+def test_archived_stage_pages_show_progress_as_one_line(demo_run):
+    """Derive, predict, grade and load pages: no progress bar redraws on stderr, one summary line."""
+    _, run_dir = demo_run
+    for name, stage, unit in (("01_load", "load", "dates"), ("03_derive", "derive", "chunks"),
+                              ("04_predict", "predict", "chunks"), ("05_grade", "grade", "chunks")):
+        nb = json.loads((run_dir / f"{name}.ipynb").read_text())
+        streams = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "stream"]
+        stderr = "".join("".join(o["text"]) for o in streams if o["name"] == "stderr")
+        assert "%|" not in stderr and "\r" not in stderr, f"{name}: progress bar on stderr: {stderr[:200]!r}"
+        stdout = "".join("".join(o["text"]) for o in streams if o["name"] == "stdout")
+        lines = [ln for ln in stdout.splitlines() if ln.startswith(f"{stage}: ")]
+        assert len(lines) == 1 and re.fullmatch(rf"{stage}: (\d+)/\1 ({unit}|{unit[:-1]}) in \d+\.\d s", lines[0]), stdout
