@@ -150,7 +150,7 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
             rows.append({
                 "stage": stage, "phase": t.phase, "table": t.name, "dates": len(missing),
                 "first": min(missing), "last": max(missing),
-                "ranges": "; ".join(range_label(*g) for g in group_dates(missing)),
+                "ranges": "; ".join(range_label(*g) for g in group_dates(missing, [d for s in statuses for d in s.expected])),
                 "games": games, "expected_rows": round(rpg * games) if rpg else None,
                 "files_in_bucket": files,
                 "bytes_processed": _dry_run_bytes(wh, stage, t.name, missing, params),
