@@ -331,7 +331,7 @@ def dates_open(run: report.RunData):
 def failures(run: report.RunData):
     f = report.failures(run)
     if f.empty:
-        return table(f, "no load failure: every file loaded at the first attempt")
+        return table(f, "no load failure recorded")
     recovered = int((f.outcome == "recovered by a retry").sum())
     cap = f"{report.plural(len(f), 'failed attempt')}, {report.count_label(recovered)} recovered by a retry."
     return table(f, "", numeric=("attempt",), caption=cap)

@@ -140,3 +140,15 @@ def test_progress_in_a_runbook_kernel_is_one_line(monkeypatch, capsys):
     assert out.out.startswith("derive: 3/3 chunks in ") and out.out.count("\n") == 1
     monkeypatch.delenv(progress.RUN_ENV)
     assert not isinstance(progress.tqdm(range(1), disable=True), progress.SummaryBar)
+
+
+def test_a_blocked_run_says_so_first(tmp_path):
+    before = [_entry("bdl_player_boxscores", "2", 2023, 10, ["2024-04-20", "2024-04-21", "2024-04-22"],
+                     ["2024-04-20 → 2024-04-22 (3 dates)"])]
+    run_dir = _archive(tmp_path, before, [], {"run_id": "r2", "status": "blocked", "stopped_at": "gate",
+                                              "reason": "raw incomplete: 3 dates missing in bdl_player_boxscores"})
+    (run_dir / "validate_after.json").unlink()
+    run = report.load_run(run_dir)
+    assert report.headline(run) == ("Run blocked at gate: raw incomplete: 3 dates missing in bdl_player_boxscores; "
+                                    "3 missing table-dates found in 1 table; 0 confirmed closed (no after snapshot).")
+    assert 'class="rb-headline rb-bad"' in report_html.headline(run).data
