@@ -805,7 +805,7 @@ def grading_table(frame: pd.DataFrame) -> pd.DataFrame:
     if "mae" in f:
         out["MAE"] = num("mae").map(lambda v: "—" if v != v else f"{v:.2f} pts")
     if "bias" in f:
-        out["bias"] = num("bias").map(lambda v: "—" if v != v else f"{v:+.2f} pts")
+        out["bias"] = num("bias").map(lambda v: "—" if v != v else f"{round(v, 2) + 0.0:+.2f} pts")  # never "-0.00"
     if "within_3_pct" in f:
         out["within 3"] = num("within_3_pct").map(lambda v: "—" if v != v else f"{v:.1f} %")
     if "calls" in f:

@@ -60,7 +60,7 @@ STYLE = """
 .jp-RenderedHTMLCommon table.rb-heat caption, table.rb-heat caption { text-align: left; font-weight: 600; padding: 0 0 .2em; }
 .jp-RenderedHTMLCommon table.rb-heat th, table.rb-heat th { text-align: left; font-weight: normal; padding: .15em .4em .15em 0;
   border: none; background: none; max-width: 15em; }
-.jp-RenderedHTMLCommon table.rb-heat thead th, table.rb-heat thead th { text-align: center; font-weight: 600; }
+.jp-RenderedHTMLCommon table.rb-heat thead th, table.rb-heat thead th { text-align: center; font-weight: 600; white-space: nowrap; }
 .jp-RenderedHTMLCommon table.rb-heat td, table.rb-heat td { text-align: center; padding: .2em .35em; min-width: 3.1em;
   border: none; border-radius: 3px; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .rb-legend { display: flex; flex-wrap: wrap; gap: .2em 1em; font-size: .9em; margin: .1em 0 .6em; }
@@ -80,8 +80,9 @@ STYLE = """
   table.rb-table td::before { content: attr(data-label); flex: 0 0 auto; max-width: 45%; text-align: left;
     color: #57606a; font-weight: 600; }
   table.rb-table td:empty { display: none; }
-  .jp-RenderedHTMLCommon table.rb-heat td, table.rb-heat td { min-width: 2.6em; padding: .2em .2em; }
-  .jp-RenderedHTMLCommon table.rb-heat th, table.rb-heat th { max-width: 10.5em; }
+  .jp-RenderedHTMLCommon table.rb-heat, table.rb-heat { font-size: 12px; border-spacing: 1px; }
+  .jp-RenderedHTMLCommon table.rb-heat td, table.rb-heat td { min-width: 2.4em; padding: .2em .15em; }
+  .jp-RenderedHTMLCommon table.rb-heat th, table.rb-heat th { max-width: 8em; padding-right: .25em; }
 }
 """
 
