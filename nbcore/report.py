@@ -988,6 +988,15 @@ def _table_dates(snapshot: Optional[dict]) -> tuple[int, int, int, int]:
     return int(open_.sum()), int(f[open_ > 0].table.nunique()), waived, stale
 
 
+def _restated(run: RunData) -> int:
+    """Table-dates stale before the run and neither stale nor missing after it (rebuilt)."""
+    after = {(r.table, r.season): set(r.stale_dates) | set(r.missing_dates) for r in _snapshot_frame(run.after).itertuples()}
+    if not after:
+        return 0
+    return sum(len(set(r.stale_dates) - after.get((r.table, r.season), set()))
+               for r in _snapshot_frame(run.before).itertuples())
+
+
 def key_figures(run: RunData) -> dict[str, Any]:
     """The numbers the headline is made of (plain ints; None when the run has no such stage)."""
     before_missing, before_tables, _, before_stale = _table_dates(run.before)
@@ -999,7 +1008,7 @@ def key_figures(run: RunData) -> dict[str, Any]:
     grade = run.record("grade")
     return {
         "status": _status(run), "has_before": run.before is not None, "has_after": run.after is not None,
-        "missing_before": before_missing + before_stale, "tables_before": before_tables,
+        "missing_before": before_missing, "tables_before": before_tables, "restated": _restated(run),
         "closed": int(closed["dates closed"].sum()) if not closed.empty else 0,
         "tables_closed": int(closed.table.nunique()) if not closed.empty else 0,
         "open": after_missing, "tables_open": after_tables, "waived": waived, "stale": stale,
@@ -1023,13 +1032,16 @@ def headline(run: RunData) -> str:
     elif not k["has_after"]:
         parts.append(f"{plural(k['missing_before'], 'missing table-date')} found in "
                      f"{plural(k['tables_before'], 'table')}; {count_label(k['closed'])} confirmed closed (no after snapshot)")
-    elif k["missing_before"] == 0 and k["open"] == 0 and k["stale"] == 0:
-        parts.append("Nothing was missing: every expected table-date was already present")
+    elif k["missing_before"] == 0 and k["open"] == 0:
+        parts.append("Nothing was missing: every expected table-date was already present" if not (k["stale"] or k["restated"])
+                     else "No table-date was missing")
     elif k["open"] == 0 and k["stale"] == 0:
         parts.append(f"All {plural(k['closed'], 'missing table-date')} closed in {plural(k['tables_closed'], 'table')}; 0 open")
     else:
         parts.append(f"{count_label(k['closed'])} of {plural(k['missing_before'], 'missing table-date')} closed in "
                      f"{plural(k['tables_closed'], 'table')}; {count_label(k['open'])} open in {plural(k['tables_open'], 'table')}")
+    if k["restated"]:
+        parts.append(f"{plural(k['restated'], 'stale table-date')} rebuilt")
     if k["has_after"] and k["stale"]:
         parts.append(f"{plural(k['stale'], 'stale table-date')} (present but built from changed inputs)")
     if k["has_after"] and k["waived"]:

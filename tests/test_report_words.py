@@ -152,3 +152,13 @@ def test_a_blocked_run_says_so_first(tmp_path):
     assert report.headline(run) == ("Run blocked at gate: raw incomplete: 3 dates missing in bdl_player_boxscores; "
                                     "3 missing table-dates found in 1 table; 0 confirmed closed (no after snapshot).")
     assert 'class="rb-headline rb-bad"' in report_html.headline(run).data
+
+
+def test_stale_dates_rebuilt_are_counted_apart_from_missing_ones_closed(tmp_path):
+    before = [_entry("player_daily_cache", "4", 2023, 10, ["2024-04-20"], ["2024-04-20"], stale_dates=["2024-04-22", "2024-04-23"])]
+    after = [_entry("player_daily_cache", "4", 2023, 10, [], [])]
+    run = report.load_run(_archive(tmp_path, before, after))
+    assert report.headline(run) == "All 1 missing table-date closed in 1 table; 0 open; 2 stale table-dates rebuilt."
+    before[0]["missing_dates"], before[0]["missing_ranges"], before[0]["present_dates"] = [], [], 10
+    run = report.load_run(_archive(tmp_path / "again", before, after))
+    assert report.headline(run) == "No table-date was missing; 2 stale table-dates rebuilt."
