@@ -107,7 +107,7 @@ def hit_rate_by_system(metrics: pd.DataFrame, ax=None):
         return None
     seasons = sorted(f.season_year.unique()) if "season_year" in f else [None]
     systems = sorted(f.system_id.unique())
-    ax = _axes(ax, size=(7, 0.45 * len(systems) * len(seasons) + 1.3))
+    ax = _axes(ax, size=(7, 0.2 * len(systems) * len(seasons) + 0.35 * len(systems) + 1.2))
     height = 0.8 / max(1, len(seasons))
     for k, season in enumerate(seasons):
         g = f if season is None else f[f.season_year == season]
@@ -122,7 +122,7 @@ def hit_rate_by_system(metrics: pd.DataFrame, ax=None):
     ax.set_yticks(range(len(systems)), systems, fontsize=10)
     ax.invert_yaxis()
     ax.set_xlabel("hit rate of OVER/UNDER calls, % (bars: 95 % interval; dashed: coin flip)", fontsize=9)
-    ax.legend(fontsize=9, title="season", title_fontsize=9, loc="lower right")
+    ax.legend(fontsize=9, title="season", title_fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     ax.figure.tight_layout()
     return ax
