@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 ## make test: the whole test suite, notebooks included (nbval)
 test: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/runbook demo --build-only --params params/nbval.yaml
 	RUNBOOK_PARAMS=params/nbval.yaml $(BIN)/python -m pytest -q --nbval-lax notebooks/

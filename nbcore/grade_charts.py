@@ -97,3 +97,46 @@ def mae_over_season(rows: pd.DataFrame, ax=None):
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax
+
+
+def hit_rate_by_system(metrics: pd.DataFrame, ax=None):
+    """Hit rate of each system per season with its 95 % interval, from the per-system metrics
+    (``nbcore.report.grading_metrics``: no warehouse needed); the dashed line is a coin flip."""
+    f = metrics.dropna(subset=["hit_rate"]).copy() if "hit_rate" in metrics else pd.DataFrame()
+    if f.empty:
+        return None
+    seasons = sorted(f.season_year.unique()) if "season_year" in f else [None]
+    systems = sorted(f.system_id.unique())
+    ax = _axes(ax, size=(7, 0.2 * len(systems) * len(seasons) + 0.35 * len(systems) + 1.2))
+    height = 0.8 / max(1, len(seasons))
+    for k, season in enumerate(seasons):
+        g = f if season is None else f[f.season_year == season]
+        g = g.set_index("system_id").reindex(systems)
+        y = np.arange(len(systems)) + (k - (len(seasons) - 1) / 2) * height
+        rate = 100 * g.hit_rate.astype(float)
+        lo = 100 * g.get("hit_rate_low", g.hit_rate).astype(float)
+        hi = 100 * g.get("hit_rate_high", g.hit_rate).astype(float)
+        name = "all seasons" if season is None else f"{int(season)}-{(int(season) + 1) % 100:02d}"
+        ax.errorbar(rate, y, xerr=[rate - lo, hi - rate], fmt="o", capsize=3, label=name)
+    ax.axvline(50, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(len(systems)), systems, fontsize=10)
+    ax.invert_yaxis()
+    ax.set_xlabel("hit rate of OVER/UNDER calls, % (bars: 95 % interval; dashed: coin flip)", fontsize=9)
+    ax.legend(fontsize=9, title="season", title_fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.figure.tight_layout()
+    return ax
+
+
+def hit_rate_alt(metrics: pd.DataFrame) -> str:
+    """Alt text for ``hit_rate_by_system``: each system's hit rate and interval, in words."""
+    f = metrics.dropna(subset=["hit_rate"]) if "hit_rate" in metrics else pd.DataFrame()
+    if f.empty:
+        return "Hit rate by system: no calls were graded."
+    parts = []
+    for r in f.itertuples(index=False):
+        season = f" {int(r.season_year)}-{(int(r.season_year) + 1) % 100:02d}" if hasattr(r, "season_year") else ""
+        bounds = f" (95 % interval {100 * r.hit_rate_low:.1f} to {100 * r.hit_rate_high:.1f} %)" \
+            if hasattr(r, "hit_rate_low") and r.hit_rate_low == r.hit_rate_low else ""
+        parts.append(f"{r.system_id}{season}: {100 * r.hit_rate:.1f} %{bounds}")
+    return "Hit rate of OVER/UNDER calls per prediction system, against 50 % for a coin flip: " + "; ".join(parts) + "."

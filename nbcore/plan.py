@@ -222,7 +222,7 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
                 "missing": sum(c.kind == "missing" for c in causes.values()),
                 "stale": sum(c.kind == "stale" for c in causes.values()),
                 "first": min(missing), "last": max(missing),
-                "ranges": "; ".join(range_label(*g) for g in group_dates(missing)),
+                "ranges": "; ".join(range_label(*g) for g in group_dates(missing, [d for s in statuses for d in s.expected])),
                 "games": games, "expected_rows": round(rpg * games) if rpg else None,
                 "files_in_bucket": files,
                 "bytes_processed": _dry_run_bytes(wh, stage, t.name, missing, params),

@@ -12,15 +12,18 @@ stopped early (missing snapshot, no grade stage, ...): it returns an empty frame
 from __future__ import annotations
 
 import json
+import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import pandas as pd
 
 from . import schema
+from .validate import date_ranges
 
 PHASE_ORDER = {p: i for i, p in enumerate(schema.PHASES)}
 # which runbook stage writes each phase (the reason a date is closed or still open)
@@ -86,40 +89,176 @@ def latest_run(archive_dir: str | Path) -> Optional[Path]:
     return runs[-1] if runs else None
 
 
+# -- plain words for values -------------------------------------------------------------------------
+def season_label(season: Any) -> str:
+    """2021 -> "2021-22" (seasons are named by the year they start)."""
+    try:
+        y = int(season)
+    except (TypeError, ValueError):
+        return str(season)
+    return f"{y}-{(y + 1) % 100:02d}"
+
+
+def pct_label(pct: Optional[float], digits: int = 1) -> str:
+    """A share as a percentage that never rounds an incomplete value up to 100 %.
+
+    99.96 % shows as "99.9 %", so a reader never sees "100 %" for a table with a hole."""
+    if pct is None or pct != pct:
+        return "—"
+    if pct >= 100:
+        return "100 %"
+    scale = 10 ** digits
+    return f"{int(pct * scale) / scale:.{digits}f} %"
+
+
+def rate_label(rate: Optional[float], digits: int = 1) -> str:
+    """0.598 -> "59.8 %"."""
+    if rate is None or rate != rate:
+        return "—"
+    return f"{100 * float(rate):.{digits}f} %"
+
+
+def count_label(n: Any) -> str:
+    """1233 -> "1,233"; a missing count shows as a dash, never as None or NaN."""
+    if n is None or (isinstance(n, float) and n != n):
+        return "—"
+    try:
+        return f"{int(n):,}"
+    except (TypeError, ValueError):
+        return str(n)
+
+
+def plural(n: int, word: str, many: Optional[str] = None) -> str:
+    """"1 failed attempt", "2 failed attempts"."""
+    return f"{count_label(n)} {word if n == 1 else (many or word + 's')}"
+
+
+def seconds_label(s: Any) -> str:
+    if s is None or (isinstance(s, float) and s != s):
+        return "—"
+    s = float(s)
+    return f"{s:.1f} s" if s < 90 else f"{int(s // 60)} min {int(round(s % 60)):02d} s"
+
+
+def yes_no(v: Any) -> str:
+    if isinstance(v, str):
+        v = v.strip().lower() in ("true", "1", "yes")
+    return "yes" if v else "no"
+
+
+_ABS_PATH = re.compile(r"""(?<![\w.:/~])(/(?:[^\s:;,'"()<>|`/]+/)+[^\s:;,'"()<>|`]*)""")
+
+
+def display_path(path: Any, run_dir: Optional[Path] = None) -> str:
+    """A path as a shared report shows it: relative to the project when inside it, else relative
+    to the run archive (``../../warehouse.duckdb``); never the absolute path of the machine.
+
+    ``duckdb:/abs/file.duckdb`` keeps its ``duckdb:`` prefix; ``gs://`` URLs are left alone."""
+    if path is None:
+        return "—"
+    text = str(path)
+    prefix = ""
+    m = re.match(r"^([a-z]+):(/[^/].*)$", text)
+    if m:
+        prefix, text = m.group(1) + ":", m.group(2)
+    if not text.startswith("/"):
+        return prefix + text
+    from .params import PROJECT_ROOT
+
+    p = Path(text)
+    for base in (PROJECT_ROOT, ):
+        try:
+            return prefix + str(p.relative_to(base))
+        except ValueError:
+            pass
+    if run_dir is not None:
+        try:
+            return prefix + os.path.relpath(p, Path(run_dir).resolve())
+        except ValueError:
+            pass
+    return prefix + p.name
+
+
+def strip_paths(text: Any, run_dir: Optional[Path] = None) -> str:
+    """Free text (a reason, an error) with every absolute path made relative (``display_path``)."""
+    if text is None or (isinstance(text, float) and text != text):
+        return ""
+    return _ABS_PATH.sub(lambda m: display_path(m.group(1), run_dir), str(text))
+
+
 # -- header ------------------------------------------------------------------------------------
+def _status(run: RunData) -> str:
+    m = run.manifest
+    steps = [s for s in m.get("stages", []) if s.get("name") != "report"]
+    status = m.get("status") or "unknown"
+    if status == "running" and steps and all(s.get("status") in ("succeeded", "skipped") for s in steps):
+        return "succeeded"
+    return status
+
+
 def run_header(run: RunData) -> pd.DataFrame:
-    """Who/what/when of the run, as a two-column table."""
+    """Who/what/when of the run, as a two-column table of display strings (paths relative)."""
     m = run.manifest
     p = m.get("params") or {}
     seasons = p.get("seasons") or []
     scope = f"{p.get('start_date') or '…'} → {p.get('end_date') or '…'}" if (p.get("start_date") or p.get("end_date")) \
-        else (f"seasons {', '.join(str(s) for s in seasons)}" if seasons else "all seasons")
-    steps = [s for s in m.get("stages", []) if s.get("name") != "report"]
-    status = m.get("status", "?")
-    if status == "running" and steps and all(s.get("status") in ("succeeded", "skipped") for s in steps):
-        status = "succeeded (every stage before this report)"
+        else (f"seasons {', '.join(season_label(s) for s in seasons)}" if seasons else "all seasons")
+    resumes = len(m.get("resumes") or [])
+    commit = m.get("git_commit")
     rows = [
-        ("run", run.run_id), ("name", m.get("run_name")), ("status", status),
-        ("stopped at", m.get("stopped_at") and f"{m.get('stopped_at')}: {m.get('reason')}"),
-        ("scope", scope), ("backend", m.get("warehouse") or m.get("backend")),
-        ("backfill mode", p.get("backfill_mode")), ("started", m.get("started_at")), ("ended", m.get("ended_at")),
-        ("runbook commit", (m.get("git_commit") or "?")[:12] + (" (modified)" if m.get("git_dirty") else "")),
-        ("params hash", m.get("params_hash")), ("resumed", len(m.get("resumes") or []) or None),
+        ("run", run.run_id), ("name", m.get("run_name")), ("status", _status(run)),
+        ("stopped at", m.get("stopped_at") and f"{m.get('stopped_at')}: {strip_paths(m.get('reason'), run.run_dir)}"),
+        ("scope", scope), ("warehouse", display_path(m.get("warehouse") or m.get("backend"), run.run_dir)),
+        ("backfill mode", "on (defensive checks skipped)" if p.get("backfill_mode") else None),
+        ("started", _time_label(m.get("started_at"))), ("ended", _time_label(m.get("ended_at"))),
+        ("runbook commit", commit and commit[:12] + (" (with local changes)" if m.get("git_dirty") else "")),
+        ("params hash", m.get("params_hash")), ("resumed", plural(resumes, "time") if resumes else None),
     ]
     return pd.DataFrame([(k, v) for k, v in rows if v not in (None, "")], columns=["", "value"]).set_index("")
 
 
+def _time_label(ts: Optional[str]) -> Optional[str]:
+    """ISO timestamp -> "2026-11-29 05:53 UTC"."""
+    if not ts:
+        return None
+    try:
+        t = datetime.fromisoformat(ts)
+    except ValueError:
+        return ts
+    return t.strftime("%Y-%m-%d %H:%M") + (" UTC" if t.utcoffset() == timedelta(0) else "")
+
+
 # -- completeness matrices -------------------------------------------------------------------
+def _dates(values: Optional[Iterable]) -> list[date]:
+    out = []
+    for v in values or []:
+        try:
+            out.append(v if isinstance(v, date) else date.fromisoformat(str(v)[:10]))
+        except ValueError:
+            continue
+    return sorted(set(out))
+
+
 def _snapshot_frame(snapshot: Optional[dict]) -> pd.DataFrame:
-    cols = ["phase", "table", "season", "expected", "present", "missing", "rows", "missing_dates"]
+    """One row per (table, season) entry of a validate snapshot.
+
+    ``stale_dates`` (present, but computed from inputs that changed since) and ``waived_dates``
+    (missing, and accepted with a reason) are optional keys: absent means none."""
+    cols = ["phase", "table", "season", "expected", "present", "missing", "rows", "missing_dates",
+            "stale_dates", "waived_dates", "missing_ranges"]
     if not snapshot:
         return pd.DataFrame(columns=cols)
-    rows = [{
-        "phase": str(t["phase"]), "table": t["table"], "season": int(t["season_year"]),
-        "expected": int(t["expected_dates"]), "present": int(t["present_dates"]),
-        "missing": len(t.get("missing_dates") or []), "rows": int(t.get("rows") or 0),
-        "missing_dates": [date.fromisoformat(d) for d in t.get("missing_dates") or []],
-    } for t in snapshot.get("tables", [])]
+    rows = []
+    for t in snapshot.get("tables", []):
+        missing = _dates(t.get("missing_dates"))
+        waived = [d for d in _dates(t.get("waived_dates")) if d in set(missing)] if t.get("waived_dates") else []
+        rows.append({
+            "phase": str(t["phase"]), "table": t["table"], "season": int(t["season_year"]),
+            "expected": int(t["expected_dates"]), "present": int(t["present_dates"]),
+            "missing": len(missing), "rows": int(t.get("rows") or 0), "missing_dates": missing,
+            "stale_dates": _dates(t.get("stale_dates")), "waived_dates": waived,
+            "missing_ranges": list(t.get("missing_ranges") or []),
+        })
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -129,16 +268,20 @@ def _table_order(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(map(tuple, keys.to_numpy()), key=lambda k: (PHASE_ORDER.get(k[0], 99), order.get(k[1], 99)))
 
 
+def _pct(present, expected):
+    return (100 * present / expected.where(expected > 0)).fillna(100.0)
+
+
 def completeness_matrix(snapshot: Optional[dict]) -> pd.DataFrame:
     """present/expected game dates: (phase, table) rows x season columns, plus overall %."""
     f = _snapshot_frame(snapshot)
     if f.empty:
         return pd.DataFrame()
-    f["cell"] = f.present.astype(str) + "/" + f.expected.astype(str)
+    f["cell"] = f.present.map(count_label) + "/" + f.expected.map(count_label)
     out = f.pivot_table(index=["phase", "table"], columns="season", values="cell", aggfunc="first")
     tot = f.groupby(["phase", "table"])[["present", "expected"]].sum()
-    out["complete %"] = (100 * tot.present / tot.expected.where(tot.expected > 0)).round(1).fillna(100.0)
-    out.columns = [f"{c}-{(int(c) + 1) % 100:02d}" if isinstance(c, (int, float)) else c for c in out.columns]
+    out["complete"] = _pct(tot.present, tot.expected).map(pct_label)
+    out.columns = [season_label(c) if isinstance(c, (int, float)) else c for c in out.columns]
     return out.reindex(_table_order(f))
 
 
@@ -152,64 +295,135 @@ def before_after_matrix(run: RunData) -> pd.DataFrame:
 
 
 def phase_summary(run: RunData) -> pd.DataFrame:
-    """% of expected table-dates present per phase, before and after."""
+    """% of expected table-dates present per phase, before and after (numbers, not labels)."""
     out = {}
     for label, snap in (("before", run.before), ("after", run.after)):
         f = _snapshot_frame(snap)
         if f.empty:
             continue
         g = f.groupby("phase")[["present", "expected"]].sum()
-        out[f"{label} %"] = (100 * g.present / g.expected.where(g.expected > 0)).round(2).fillna(100.0)
+        out[f"{label} %"] = _pct(g.present, g.expected).round(2)
         out[f"missing {label}"] = g.expected - g.present
+        stale = f.groupby("phase").stale_dates.agg(lambda s: sum(len(x) for x in s))
+        if stale.any():
+            out[f"stale {label}"] = stale
     if not out:
         return pd.DataFrame()
     frame = pd.DataFrame(out)
     return frame.reindex(sorted(frame.index, key=lambda p: PHASE_ORDER.get(p, 99)))
 
 
+def cell_status(snapshot: Optional[dict]) -> pd.DataFrame:
+    """Per (table, season): % present, and the counts of missing, waived and stale dates — what
+    one heatmap cell shows. ``label`` is "phase · table"."""
+    f = _snapshot_frame(snapshot)
+    cols = ["label", "phase", "table", "season", "pct", "expected", "missing", "waived", "stale"]
+    if f.empty:
+        return pd.DataFrame(columns=cols)
+    f["pct"] = _pct(f.present, f.expected)
+    f["waived"] = f.waived_dates.map(len)
+    f["stale"] = f.stale_dates.map(len)
+    f["missing"] = f.missing - f.waived
+    f["label"] = f.phase + " · " + f.table
+    order = {k: i for i, k in enumerate(_table_order(f))}
+    f["_k"] = [order[(p, t)] for p, t in zip(f.phase, f.table)]
+    return f.sort_values(["_k", "season"])[cols].reset_index(drop=True)
+
+
 def pct_pivot(snapshot: Optional[dict]) -> pd.DataFrame:
     """% complete, "phase · table" rows x season columns (what the heatmap shows)."""
-    f = _snapshot_frame(snapshot)
+    f = cell_status(snapshot)
     if f.empty:
         return pd.DataFrame()
-    f["pct"] = 100 * f.present / f.expected.where(f.expected > 0)
-    f["label"] = f.phase + " · " + f.table
-    order = [f"{p} · {t}" for p, t in _table_order(f)]
+    order = list(dict.fromkeys(f.label))
     return f.pivot(index="label", columns="season", values="pct").fillna(100.0).reindex(order)
 
 
 def heatmaps(run: RunData):
-    """Before and after heatmaps side by side (a matplotlib Figure)."""
+    """Before and after heatmaps, one above the other (a matplotlib Figure)."""
     import matplotlib.pyplot as plt
 
     from .charts import completeness_heatmap
 
-    pivots = [(label, pct_pivot(snap)) for label, snap in (("before", run.before), ("after", run.after))]
-    pivots = [(label, p) for label, p in pivots if not p.empty]
-    if not pivots:
+    cells = [(label, cell_status(snap)) for label, snap in (("before", run.before), ("after", run.after))]
+    cells = [(label, c) for label, c in cells if not c.empty]
+    if not cells:
         return None
-    n_rows = max(len(p) for _, p in pivots)
-    n_cols = max(p.shape[1] for _, p in pivots)
-    fig, axes = plt.subplots(1, len(pivots), figsize=(len(pivots) * (1.3 * max(3, n_cols) + 4.5), 0.36 * max(4, n_rows) + 1.6),
-                             squeeze=False)
-    for ax, (label, p) in zip(axes[0], pivots):
-        completeness_heatmap(p, ax=ax, title=f"{label}: % of expected game dates present")
-    for ax in axes[0][1:]:
-        ax.set_yticklabels([])
+    n_rows = sum(c.label.nunique() for _, c in cells)
+    n_cols = max(c.season.nunique() for _, c in cells)
+    fig, axes = plt.subplots(len(cells), 1, figsize=(1.1 * n_cols + 4.2, 0.32 * n_rows + 1.4 * len(cells)), squeeze=False)
+    for ax, (label, c) in zip(axes[:, 0], cells):
+        completeness_heatmap(c, ax=ax, title=f"{label} the run: % of expected game dates present")
     fig.tight_layout()
     return fig
 
 
-# -- dates closed / still open ------------------------------------------------------------------
-def group_dates(dates: list[date], max_gap_days: int = 3) -> list[tuple[date, date, int]]:
-    """Runs of dates no more than ``max_gap_days`` apart (off days don't split a playoff range)."""
-    out: list[tuple[date, date, int]] = []
-    for d in sorted(set(dates)):
-        if out and (d - out[-1][1]) <= timedelta(days=max_gap_days):
-            out[-1] = (out[-1][0], d, out[-1][2] + 1)
-        else:
-            out.append((d, d, 1))
+# -- date ranges -----------------------------------------------------------------------------------
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _range_bounds(label: str) -> Optional[tuple[date, date]]:
+    found = _ISO.findall(str(label))
+    try:
+        return (date.fromisoformat(found[0]), date.fromisoformat(found[-1])) if found else None
+    except ValueError:
+        return None
+
+
+def game_calendar(*snapshots: Optional[dict]) -> dict[int, list[date]]:
+    """Per season, a stand-in for the schedule's game dates, good enough to group any set of
+    missing, closed or stale dates exactly as ``nbcore.validate.date_ranges`` grouped them.
+
+    A snapshot lists missing dates and their ranges (grouped on the real schedule), not every
+    game date. Two dates inside one of those ranges are consecutive game dates; two dates a
+    day apart are too. Between any other pair a separator day is put in, so a range never
+    spans a date the snapshots cannot vouch for (never merges across a present game date)."""
+    dates: dict[int, set[date]] = {}
+    linked: set[tuple[date, date]] = set()
+    for snap in snapshots:
+        f = _snapshot_frame(snap)
+        for r in f.itertuples(index=False):
+            known = dates.setdefault(r.season, set())
+            known.update(r.missing_dates)
+            known.update(r.stale_dates)
+            for label in r.missing_ranges:
+                bounds = _range_bounds(label)
+                if bounds is None:
+                    continue
+                inside = [d for d in r.missing_dates if bounds[0] <= d <= bounds[1]]
+                linked.update(zip(inside, inside[1:]))
+    out = {}
+    for season, known in dates.items():
+        ordered = sorted(known)
+        cal = ordered[:1]
+        for a, b in zip(ordered, ordered[1:]):
+            if (a, b) not in linked and (b - a).days > 1:
+                cal.append(a + timedelta(days=1))  # a day the snapshots cannot vouch for
+            cal.append(b)
+        out[season] = cal
     return out
+
+
+def ranges_text(dates: Iterable[date], calendar: Optional[list[date]] = None) -> str:
+    """"2024-04-20 → 2024-05-04 (14 dates); 2024-10-31", grouped by ``validate.date_ranges``."""
+    ds = sorted(set(dates))
+    if calendar is None:
+        calendar = _every_day(ds)
+    return "; ".join(r.label() for r in date_ranges(ds, sorted(set(calendar) | set(ds))))
+
+
+def _every_day(ds: list[date]) -> list[date]:
+    if not ds:
+        return []
+    return [ds[0] + timedelta(days=i) for i in range((ds[-1] - ds[0]).days + 1)]
+
+
+def group_dates(dates: list[date], expected: Optional[list[date]] = None) -> list[tuple[date, date, int]]:
+    """``validate.date_ranges`` as (first, last, n) tuples; ``expected`` are the game dates (without
+    them every calendar day counts, so an off day splits a range). Kept for ``why`` and ``plan``."""
+    ds = sorted(set(dates))
+    cal = sorted(set(expected) | set(ds)) if expected is not None else _every_day(ds)
+    return [(r.first, r.last, r.dates) for r in date_ranges(ds, cal)]
 
 
 def range_label(first: date, last: date, n: int) -> str:
@@ -221,10 +435,12 @@ def _missing_sets(snapshot: Optional[dict]) -> dict[tuple[str, str, int], set[da
     return {(r.phase, r.table, r.season): set(r.missing_dates) for r in f.itertuples(index=False)}
 
 
+# -- dates closed / still open ------------------------------------------------------------------
 def dates_closed(run: RunData) -> pd.DataFrame:
     """Per table and season: dates missing before the run and present after, grouped into ranges."""
     cols = ["stage", "phase", "table", "season", "dates closed", "ranges"]
     before, after = _missing_sets(run.before), _missing_sets(run.after)
+    calendar = game_calendar(run.before, run.after)
     rows = []
     for key, missing in before.items():
         if key not in after:
@@ -234,10 +450,31 @@ def dates_closed(run: RunData) -> pd.DataFrame:
             continue
         phase, table, season = key
         rows.append({"stage": PHASE_STAGE.get(phase, "?"), "phase": phase, "table": table, "season": season,
-                     "dates closed": len(closed),
-                     "ranges": "; ".join(range_label(*g) for g in group_dates(closed))})
+                     "dates closed": len(closed), "ranges": ranges_text(closed, calendar.get(season))})
     frame = pd.DataFrame(rows, columns=cols)
     return _sort(frame)
+
+
+def _group_tables(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows that differ only by table merged into one, listing the tables (in pipeline order)."""
+    if frame.empty:
+        return frame.assign(tables=pd.Series(dtype=object)).drop(columns=["table", "phase"], errors="ignore")
+    out = []
+    for k, g in frame.groupby(keys, sort=False):
+        row = dict(zip(keys, k if isinstance(k, tuple) else (k,)))
+        row["tables"] = list(g.table)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def dates_closed_grouped(run: RunData) -> pd.DataFrame:
+    """Dates closed, one row per (stage, season, identical ranges): the nine derive tables that
+    filled the same playoff dates are one row, not nine."""
+    f = dates_closed(run)
+    cols = ["stage", "season", "ranges", "dates closed", "tables"]
+    if f.empty:
+        return pd.DataFrame(columns=cols)
+    return _group_tables(f, ["stage", "season", "ranges", "dates closed"])[cols]
 
 
 def closed_by_stage(run: RunData) -> pd.DataFrame:
@@ -261,6 +498,10 @@ def closed_by_stage(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "tables", "table-dates closed", "game dates", "first", "last"])
 
 
+def _resolved(value: Any) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
 def _failed_dates(run: RunData) -> dict[date, str]:
     """Game date -> reason, from failures.csv (load failures that stayed failed)."""
     f = run.failures
@@ -271,14 +512,14 @@ def _failed_dates(run: RunData) -> dict[date, str]:
         return {}
     out: dict[date, str] = {}
     for r in f.to_dict("records"):
-        if str(r.get("resolved", "")).strip().lower() in ("true", "1", "yes"):
+        if _resolved(r.get("resolved", "")):
             continue  # a failed attempt that a retry later fixed
         try:
             d = pd.Timestamp(r[date_col]).date()
         except (ValueError, TypeError):
             continue
         src = r.get("source") or r.get("table") or ""
-        out[d] = f"load failed ({src}): {r.get('reason') or r.get('error') or ''}".strip()
+        out[d] = f"load failed ({src}): {strip_paths(r.get('reason') or r.get('error') or '', run.run_dir)}".strip()
     return out
 
 
@@ -302,7 +543,7 @@ def _waived(run: RunData) -> dict[tuple[str, date], str]:
     for w in run.record("load").get("waived_dates") or []:
         try:
             out[(str(w.get("source")), pd.Timestamp(w.get("date")).date())] = str(w.get("reason") or "waived")
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, AttributeError):
             continue
     return out
 
@@ -329,16 +570,19 @@ def _raw_ancestors(table: str) -> list[str]:
 def dates_open(run: RunData) -> pd.DataFrame:
     """Dates still missing after the run, grouped by table and reason.
 
-    Reasons, first that applies: a raw source of the table is waived on that date; the
+    Reasons, first that applies: the snapshot or a load waiver marks the date waived; the
     date's load failed (failures.csv, retries that succeeded left out); the gate was
     overridden while raw was incomplete; the stage that writes the table did not run or
     failed; an upstream table still misses the date; otherwise unexplained (ask
-    ``runbook why TABLE DATE``).
+    ``runbook why TABLE DATE``). ``kind`` is ``missing`` or ``waived``; stale dates are in
+    ``dates_stale``.
     """
-    cols = ["phase", "table", "season", "dates", "ranges", "reason"]
+    cols = ["phase", "table", "season", "kind", "dates", "ranges", "reason"]
     after = _missing_sets(run.after)
     if not after:
         return pd.DataFrame(columns=cols)
+    snap_waived = {(r.phase, r.table, r.season): set(r.waived_dates) for r in _snapshot_frame(run.after).itertuples()}
+    calendar = game_calendar(run.before, run.after)
     by_table: dict[str, set[date]] = {}
     for (phase, table, season), missing in after.items():
         by_table.setdefault(table, set()).update(missing)
@@ -350,7 +594,7 @@ def dates_open(run: RunData) -> pd.DataFrame:
     for (phase, table, season), missing in after.items():
         if not missing:
             continue
-        reasons: dict[str, list[date]] = {}
+        reasons: dict[tuple[str, str], list[date]] = {}
         try:
             upstream = [u.split(".")[-1] for u in schema.table(table).upstream]
         except KeyError:
@@ -359,8 +603,13 @@ def dates_open(run: RunData) -> pd.DataFrame:
         sources = _raw_ancestors(table)
         for d in sorted(missing):
             w = next(((src, waived[(src, d)]) for src in sources if (src, d) in waived), None)
-            if w is not None:
-                reason = f"waived ({w[0]}): {w[1]}"
+            kind = "missing"
+            if d in snap_waived.get((phase, table, season), set()):
+                kind, reason = "waived", "waived: accepted as missing"
+                if w is not None:
+                    reason = f"waived ({w[0]}): {w[1]}"
+            elif w is not None:
+                kind, reason = "waived", f"waived ({w[0]}): {w[1]}"
             elif d in failed:  # the root cause, for raw and everything downstream of it
                 reason = failed[d]
             elif phase == "2" and override:
@@ -372,11 +621,36 @@ def dates_open(run: RunData) -> pd.DataFrame:
             else:
                 gaps = [u for u in upstream if d in by_table.get(u, set())]
                 reason = f"upstream missing: {', '.join(gaps)}" if gaps else f"not filled; run `runbook why {table} {d}`"
-            reasons.setdefault(reason, []).append(d)
-        for reason, ds in reasons.items():
-            rows.append({"phase": phase, "table": table, "season": season, "dates": len(ds),
-                         "ranges": "; ".join(range_label(*g) for g in group_dates(ds)), "reason": reason})
+            reasons.setdefault((kind, reason), []).append(d)
+        for (kind, reason), ds in reasons.items():
+            rows.append({"phase": phase, "table": table, "season": season, "kind": kind, "dates": len(ds),
+                         "ranges": ranges_text(ds, calendar.get(season)), "reason": reason})
     return _sort(pd.DataFrame(rows, columns=cols))
+
+
+def dates_stale(run: RunData) -> pd.DataFrame:
+    """Dates present after the run but computed from inputs that changed since (``stale_dates``
+    of the after snapshot): present is not complete."""
+    cols = ["phase", "table", "season", "dates", "ranges"]
+    f = _snapshot_frame(run.after)
+    calendar = game_calendar(run.before, run.after)
+    rows = [{"phase": r.phase, "table": r.table, "season": r.season, "dates": len(r.stale_dates),
+             "ranges": ranges_text(r.stale_dates, calendar.get(r.season))}
+            for r in f.itertuples(index=False) if r.stale_dates]
+    return _sort(pd.DataFrame(rows, columns=cols))
+
+
+def dates_open_grouped(run: RunData) -> pd.DataFrame:
+    """Still open (missing, waived, stale), one row per (kind, season, ranges, reason) with its tables."""
+    cols = ["kind", "season", "ranges", "dates", "reason", "tables"]
+    frames = [dates_open(run)]
+    stale = dates_stale(run)
+    if not stale.empty:
+        frames.append(stale.assign(kind="stale", reason="present, but computed before an input changed"))
+    f = pd.concat([x for x in frames if not x.empty], ignore_index=True) if any(not x.empty for x in frames) else pd.DataFrame()
+    if f.empty:
+        return pd.DataFrame(columns=cols)
+    return _group_tables(f, ["kind", "season", "ranges", "dates", "reason"])[cols]
 
 
 def _sort(frame: pd.DataFrame) -> pd.DataFrame:
@@ -389,24 +663,77 @@ def _sort(frame: pd.DataFrame) -> pd.DataFrame:
 
 # -- failures, retries, gate, grading -------------------------------------------------------------
 def failures(run: RunData) -> pd.DataFrame:
-    """Every failure the load stage recorded (failures.csv), as archived."""
-    return run.failures.copy()
+    """Every failed attempt the load stage recorded (failures.csv), in plain words: the date, the
+    source, what went wrong (paths relative), which attempt, and whether a retry fixed it."""
+    f = run.failures
+    cols = ["date", "source", "reason", "attempt", "outcome"]
+    if f.empty:
+        return pd.DataFrame(columns=cols)
+    date_col = next((c for c in ("game_date", "date", "data_date") if c in f.columns), None)
+    rows = []
+    for r in f.to_dict("records"):
+        resolved = _resolved(r.get("resolved", ""))
+        rows.append({
+            "date": str(r.get(date_col) or "")[:10] if date_col else "",
+            "source": r.get("source") or r.get("table") or "",
+            "reason": strip_paths(r.get("reason") or r.get("error") or "", run.run_dir),
+            "attempt": count_label(r.get("attempt")) if r.get("attempt") == r.get("attempt") else "—",
+            "outcome": "recovered by a retry" if resolved else "still failing",
+        })
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _as_count(v: Any) -> int:
+    if isinstance(v, (list, tuple, dict)):
+        return len(v)
+    try:
+        return int(v or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def retries(run: RunData) -> pd.DataFrame:
-    """Retries and failures each stage reported about itself."""
+    """Per stage that retried or failed: retries, how many a retry recovered, how many still fail."""
+    cols = ["stage", "retries", "recovered", "still failing"]
     rows = []
+    fl = run.failures
     for s in run.manifest.get("stages", []):
         rec = s.get("record") or {}
-        r, f = rec.get("retries"), rec.get("failures")
-        if isinstance(r, list):
-            r = len(r)
-        if isinstance(f, list):
-            f = len(f)
-        if r or f:
-            rows.append({"stage": s.get("name"), "retries": r or 0, "failures": f or 0,
-                         "recovered": rec.get("recovered")})
-    return pd.DataFrame(rows, columns=["stage", "retries", "failures", "recovered"])
+        r = _as_count(rec.get("retries", rec.get("retried")))
+        still = _as_count(rec.get("failures")) or _as_count(rec.get("failed"))
+        if not (r or still):
+            continue
+        recovered = rec.get("recovered")
+        if not isinstance(recovered, (int, float)) or isinstance(recovered, bool):
+            recovered = max(r - still, 0)
+            if s.get("name") == "load" and not fl.empty and "resolved" in fl:
+                recovered = int(fl["resolved"].map(_resolved).sum())
+        rows.append({"stage": s.get("name"), "retries": r, "recovered": int(recovered), "still failing": still})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _value_text(v: Any, run_dir: Optional[Path] = None) -> str:
+    """A record value as words: booleans as yes/no, lists joined (or counted, for rows)."""
+    if v is None or (isinstance(v, float) and v != v):
+        return "none"
+    if isinstance(v, bool):
+        return yes_no(v)
+    if isinstance(v, (int, float)):
+        return count_label(v) if float(v).is_integer() else f"{v:,.3g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{a}: {_value_text(b, run_dir)}" for a, b in v.items()) or "none"
+    if isinstance(v, list):
+        if not v:
+            return "none"
+        if isinstance(v[0], dict):
+            return plural(len(v), "entry", "entries")
+        return ", ".join(strip_paths(x, run_dir) for x in v[:12]) + (f" and {len(v) - 12} more" if len(v) > 12 else "")
+    return strip_paths(v, run_dir)
+
+
+GATE_FIELDS = [("status", "verdict"), ("reason", "why"), ("required_sources", "sources that must be complete"),
+               ("missing", "missing (blocking)"), ("not_blocking", "missing (reported, not blocking)"),
+               ("waived", "waived"), ("override_reason", "override reason"), ("retry_commands", "to retry")]
 
 
 def gate_verdict(run: RunData) -> pd.DataFrame:
@@ -415,16 +742,12 @@ def gate_verdict(run: RunData) -> pd.DataFrame:
     if not rec:
         return pd.DataFrame(columns=["", "value"]).set_index("")
     rows = []
-    for k, v in rec.items():
-        if isinstance(v, (str, int, float, bool)) or v is None:
-            rows.append((k, v))
-        elif isinstance(v, dict) and all(isinstance(x, (str, int, float, bool)) or x is None for x in v.values()):
-            rows.append((k, ", ".join(f"{a}: {b}" for a, b in v.items()) or "—"))
-        elif isinstance(v, list):
-            if not v:
-                rows.append((k, "none"))
-            else:
-                rows.append((k, f"{len(v)} item(s)" if isinstance(v[0], dict) else ", ".join(map(str, v[:12])) + (" …" if len(v) > 12 else "")))
+    for key, label in GATE_FIELDS:
+        if key in rec and not (key == "override_reason" and not rec.get(key)):
+            v = rec[key]
+            if isinstance(v, list) and v and isinstance(v[0], dict):
+                v = [", ".join(f"{x}" for x in d.values() if x not in (None, "")) for d in v]
+            rows.append((label, _value_text(v, run.run_dir)))
     override = _gate_override(run)
     if override and not any(k == "override reason" for k, _ in rows):
         rows.insert(1, ("override reason", override))
@@ -432,16 +755,73 @@ def gate_verdict(run: RunData) -> pd.DataFrame:
 
 
 def gate_checks(run: RunData) -> pd.DataFrame:
-    """The gate's individual checks, when it recorded them as a list of rows."""
+    """The gate's individual checks: what was checked on which source, blocking or not, result."""
     rec = run.record("gate")
-    for key in ("checks", "missing", "verdicts"):
+    for key in ("checks", "verdicts"):
         v = rec.get(key)
         if isinstance(v, list) and v and isinstance(v[0], dict):
-            return pd.DataFrame(v)
+            f = pd.DataFrame(v)
+            if "passed" in f:
+                f["passed"] = f["passed"].map(lambda x: "passed" if x is True or _resolved(x) else "FAILED")
+            if "blocking" in f:
+                f["blocking"] = f["blocking"].map(yes_no)
+            if "problems" in f:
+                f["problems"] = f["problems"].map(count_label)
+            return f.astype(object).where(f.notna(), "—")
     return pd.DataFrame()
 
 
 GRADING_CSV = "grading_metrics.csv"
+
+# Plain-words captions of every grading metric (the report shows them under the table).
+METRIC_CAPTIONS = {
+    "graded": "predictions compared with the points the player actually scored",
+    "voided": "predictions for players who did not play: not counted as misses",
+    "MAE": "mean absolute error: on average, how many points a prediction was off (lower is better)",
+    "bias": "mean of predicted − actual points: positive means the system over-predicts, negative that it under-predicts",
+    "within 3": "share of predictions within 3 points of the actual score",
+    "calls": "OVER or UNDER recommendations against a points line (passes and missing lines left out)",
+    "hit rate": "share of calls that were right (pushes left out), with its 95 % interval: "
+                "the true rate is between the low and high bound 19 times out of 20; 50 % is a coin flip",
+    "pushes": "calls where the player scored exactly the line: neither right nor wrong",
+    "passes": "predictions where the system made no call (its edge over the line was too small)",
+}
+
+
+def grading_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """``grading_metrics`` for people: seasons as 2023-24, rates as percentages, counts with
+    thousands separators, bias signed, and the hit rate with its 95 % bounds."""
+    if frame is None or frame.empty:
+        return pd.DataFrame()
+    f = frame.copy()
+    out = pd.DataFrame(index=f.index)
+    out["system"] = f.get("system_id", pd.Series("—", index=f.index)).astype(str)
+    if "season_year" in f:
+        out["season"] = f.season_year.map(season_label)
+    for c in ("graded", "voided"):
+        if c in f:
+            out[c] = f[c].map(count_label)
+    num = lambda c: pd.to_numeric(f[c], errors="coerce") if c in f else None  # noqa: E731
+    if "mae" in f:
+        out["MAE"] = num("mae").map(lambda v: "—" if v != v else f"{v:.2f} pts")
+    if "bias" in f:
+        out["bias"] = num("bias").map(lambda v: "—" if v != v else f"{round(v, 2) + 0.0:+.2f} pts")  # never "-0.00"
+    if "within_3_pct" in f:
+        out["within 3"] = num("within_3_pct").map(lambda v: "—" if v != v else f"{v:.1f} %")
+    if "calls" in f:
+        out["calls"] = f["calls"].map(count_label)
+    if "hit_rate" in f:
+        lo, hi = num("hit_rate_low"), num("hit_rate_high")
+        if lo is None and "hit_rate_ci" in f:
+            lo = f.hit_rate_ci.map(lambda x: x[0] if isinstance(x, (list, tuple)) else None)
+            hi = f.hit_rate_ci.map(lambda x: x[1] if isinstance(x, (list, tuple)) else None)
+        out["hit rate"] = [rate_label(h) + (f" ({rate_label(a)} to {rate_label(b)})" if lo is not None and a == a and a is not None else "")
+                           for h, a, b in zip(num("hit_rate"), lo if lo is not None else [None] * len(f),
+                                              hi if hi is not None else [None] * len(f))]
+    for c in ("pushes", "passes"):
+        if c in f:
+            out[c] = f[c].map(count_label)
+    return out.reset_index(drop=True)
 
 
 def grading_metrics(run: RunData, params=None, save: bool = False) -> pd.DataFrame:
@@ -514,7 +894,10 @@ def rows_written(run: RunData) -> pd.DataFrame:
 
 # -- timeline -------------------------------------------------------------------------------------
 def timeline(run: RunData) -> pd.DataFrame:
-    """Each step: status, start offset from the run's start, seconds, kernel overhead, error."""
+    """Each step: status, start offset from the run's start, seconds, kernel overhead, error.
+
+    The report step is still running while the report is built: it shows as "running (this
+    report)" with no duration rather than a missing number."""
     cols = ["step", "status", "start_s", "seconds", "kernel_overhead_s", "error"]
     steps = run.manifest.get("stages", [])
     starts = [s.get("started_at") for s in steps if s.get("started_at")]
@@ -524,9 +907,13 @@ def timeline(run: RunData) -> pd.DataFrame:
     rows = []
     for s in steps:
         st = datetime.fromisoformat(s["started_at"]) if s.get("started_at") else None
-        rows.append({"step": s.get("name"), "status": s.get("status"),
+        status = s.get("status") or "pending"
+        if s.get("name") == "report" and status == "running":
+            status = "running (this report)"
+        rows.append({"step": s.get("name"), "status": status,
                      "start_s": (st - t0).total_seconds() if st else None, "seconds": s.get("seconds"),
-                     "kernel_overhead_s": s.get("kernel_overhead_s"), "error": s.get("error") if s.get("status") != "skipped" else None,
+                     "kernel_overhead_s": s.get("kernel_overhead_s"),
+                     "error": strip_paths(s.get("error"), run.run_dir) if s.get("status") != "skipped" and s.get("error") else None,
                      "bigquery_jobs": (s.get("bigquery") or {}).get("jobs"), "bytes_billed": s.get("bytes_billed")})
     frame = pd.DataFrame(rows, columns=cols + ["bigquery_jobs", "bytes_billed"])
     if frame.bigquery_jobs.isna().all() and frame.bytes_billed.isna().all():  # not a BigQuery run
@@ -534,8 +921,25 @@ def timeline(run: RunData) -> pd.DataFrame:
     return frame
 
 
-STATUS_COLORS = {"succeeded": "#2e7d32", "failed": "#c62828", "blocked": "#ef6c00", "skipped": "#9e9e9e",
-                 "running": "#1565c0", "pending": "#bdbdbd"}
+def timeline_table(run: RunData) -> pd.DataFrame:
+    """``timeline`` for people: seconds as "7.6 s", a dash where there is no number, notes in words."""
+    t = timeline(run)
+    if t.empty:
+        return pd.DataFrame(columns=["step", "status", "started", "took", "note"])
+    out = pd.DataFrame({
+        "step": t.step, "status": t.status,
+        "started": t.start_s.map(lambda v: "—" if v is None or v != v else f"+{seconds_label(v)}"),
+        "took": t.seconds.map(seconds_label),
+        "note": t.error.map(lambda e: e if isinstance(e, str) and e else ""),
+    })
+    if "bigquery_jobs" in t:
+        out["BigQuery jobs"] = t.bigquery_jobs.map(count_label)
+        out["bytes billed"] = t.bytes_billed.map(count_label)
+    return out
+
+
+STATUS_COLORS = {"succeeded": "#1a7f37", "failed": "#cf222e", "blocked": "#bc4c00", "skipped": "#8c959f",
+                 "running": "#0969da", "pending": "#bdbdbd"}
 
 
 def timeline_chart(run: RunData):
@@ -543,19 +947,131 @@ def timeline_chart(run: RunData):
     import matplotlib.pyplot as plt
 
     t = timeline(run)
-    t = t[t.start_s.notna()]
+    t = t[t.start_s.notna() & t.seconds.notna()]
     if t.empty:
         return None
-    fig, ax = plt.subplots(figsize=(9, 0.42 * len(t) + 1.2))
+    fig, ax = plt.subplots(figsize=(7, 0.38 * len(t) + 1.1))
     y = list(range(len(t)))[::-1]
-    ax.barh(y, t.seconds.fillna(0).clip(lower=0.05), left=t.start_s, color=[STATUS_COLORS.get(s, "#777") for s in t.status])
-    ax.set_yticks(y, [f"{r.step} ({r.status})" for r in t.itertuples()])
+    ax.barh(y, t.seconds.astype(float).clip(lower=0.05), left=t.start_s,
+            color=[STATUS_COLORS.get(str(s).split(" ")[0], "#777") for s in t.status])
+    ax.set_yticks(y, [f"{r.step}" + ("" if r.status == "succeeded" else f" ({r.status})") for r in t.itertuples()],
+                  fontsize=10)
+    end = float((t.start_s + t.seconds.astype(float)).max())
     for yy, r in zip(y, t.itertuples()):
-        ax.text(r.start_s + (r.seconds or 0) + 0.2, yy, f"{(r.seconds or 0):.1f} s", va="center", fontsize=8)
-    ax.set_xlabel("seconds since the run started")
-    ax.set_title("Stage timeline")
+        ax.text(r.start_s + float(r.seconds) + end * 0.01, yy, seconds_label(r.seconds), va="center", fontsize=9)
+    ax.set_xlim(0, end * 1.15)
+    ax.set_xlabel("seconds since the run started", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def timeline_alt(run: RunData) -> str:
+    """Alt text of the timeline chart: what it shows, in one sentence a screen reader can say."""
+    t = timeline(run)
+    t = t[t.seconds.notna()]
+    if t.empty:
+        return "Stage timeline: no stage finished."
+    parts = [f"{r.step} {seconds_label(r.seconds)} ({r.status})" for r in t.itertuples()]
+    return "Stage timeline, one bar per step from its start to its end: " + "; ".join(parts) + "."
+
+
+# -- headline -------------------------------------------------------------------------------------
+def _table_dates(snapshot: Optional[dict]) -> tuple[int, int, int, int]:
+    """(missing table-dates, tables with a gap, waived, stale) of a snapshot."""
+    f = _snapshot_frame(snapshot)
+    if f.empty:
+        return 0, 0, 0, 0
+    open_ = f.missing - f.waived_dates.map(len)
+    waived = int(f.waived_dates.map(len).sum())
+    stale = int(f.stale_dates.map(len).sum())
+    return int(open_.sum()), int(f[open_ > 0].table.nunique()), waived, stale
+
+
+def _restated(run: RunData) -> int:
+    """Table-dates stale before the run and neither stale nor missing after it (rebuilt)."""
+    after = {(r.table, r.season): set(r.stale_dates) | set(r.missing_dates) for r in _snapshot_frame(run.after).itertuples()}
+    if not after:
+        return 0
+    return sum(len(set(r.stale_dates) - after.get((r.table, r.season), set()))
+               for r in _snapshot_frame(run.before).itertuples())
+
+
+def key_figures(run: RunData) -> dict[str, Any]:
+    """The numbers the headline is made of (plain ints; None when the run has no such stage)."""
+    before_missing, before_tables, _, before_stale = _table_dates(run.before)
+    after_missing, after_tables, waived, stale = _table_dates(run.after)
+    closed = dates_closed(run)
+    fl = run.failures
+    recovered = int(fl["resolved"].map(_resolved).sum()) if not fl.empty and "resolved" in fl else 0
+    still = len(_failed_dates(run))
+    grade = run.record("grade")
+    return {
+        "status": _status(run), "has_before": run.before is not None, "has_after": run.after is not None,
+        "missing_before": before_missing, "tables_before": before_tables, "restated": _restated(run),
+        "closed": int(closed["dates closed"].sum()) if not closed.empty else 0,
+        "tables_closed": int(closed.table.nunique()) if not closed.empty else 0,
+        "open": after_missing, "tables_open": after_tables, "waived": waived, "stale": stale,
+        "failures_recovered": recovered, "failures_open": still,
+        "graded": grade.get("graded") if isinstance(grade.get("graded"), int) else None,
+        "seconds": run.manifest.get("seconds"), "override": _gate_override(run),
+        "stopped_at": run.manifest.get("stopped_at"), "reason": strip_paths(run.manifest.get("reason"), run.run_dir),
+    }
+
+
+def headline(run: RunData) -> str:
+    """One sentence that says what happened, e.g. "All 1,233 missing table-dates closed in 9
+    tables; 0 open; 1 load failure recovered by retry"."""
+    k = key_figures(run)
+    parts = []
+    if k["stopped_at"] or k["status"] in ("failed", "blocked"):
+        where = f" at {k['stopped_at']}" if k["stopped_at"] else ""
+        parts.append(f"Run {k['status']}{where}" + (f": {k['reason']}" if k["reason"] else ""))
+    if not k["has_before"] and not k["has_after"]:
+        parts.append("no completeness snapshot in this run")
+    elif not k["has_after"]:
+        parts.append(f"{plural(k['missing_before'], 'missing table-date')} found in "
+                     f"{plural(k['tables_before'], 'table')}; {count_label(k['closed'])} confirmed closed (no after snapshot)")
+    elif k["missing_before"] == 0 and k["open"] == 0:
+        parts.append("Nothing was missing: every expected table-date was already present" if not (k["stale"] or k["restated"])
+                     else "No table-date was missing")
+    elif k["open"] == 0 and k["stale"] == 0:
+        parts.append(f"All {plural(k['closed'], 'missing table-date')} closed in {plural(k['tables_closed'], 'table')}; 0 open")
+    else:
+        parts.append(f"{count_label(k['closed'])} of {plural(k['missing_before'], 'missing table-date')} closed in "
+                     f"{plural(k['tables_closed'], 'table')}; {count_label(k['open'])} open in {plural(k['tables_open'], 'table')}")
+    if k["restated"]:
+        parts.append(f"{plural(k['restated'], 'stale table-date')} rebuilt")
+    if k["has_after"] and k["stale"]:
+        parts.append(f"{plural(k['stale'], 'stale table-date')} (present but built from changed inputs)")
+    if k["has_after"] and k["waived"]:
+        parts.append(f"{count_label(k['waived'])} waived")
+    if k["failures_recovered"]:
+        parts.append(f"{plural(k['failures_recovered'], 'load failure')} recovered by retry")
+    if k["failures_open"]:
+        parts.append(f"{plural(k['failures_open'], 'load failure')} still failing")
+    if k["override"]:
+        parts.append(f"gate overridden: {k['override']}")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
+
+
+def key_figures_list(run: RunData) -> list[tuple[str, str]]:
+    """(big number, what it counts) pairs shown under the headline."""
+    k = key_figures(run)
+    out = [(count_label(k["closed"]), "table-dates closed"), (count_label(k["tables_closed"]), "tables filled")]
+    if k["has_after"]:
+        out.append((count_label(k["open"]), "still open"))
+        if k["stale"]:
+            out.append((count_label(k["stale"]), "stale"))
+        if k["waived"]:
+            out.append((count_label(k["waived"]), "waived"))
+    out.append((count_label(k["failures_recovered"] + k["failures_open"]), "load failures"))
+    if k["graded"] is not None:
+        out.append((count_label(k["graded"]), "predictions graded"))
+    if k["seconds"] is not None:
+        out.append((seconds_label(k["seconds"]), "run time"))
+    return out
 
 
 def display_options() -> None:
@@ -584,41 +1100,50 @@ def _md_table(frame: pd.DataFrame, index: bool = True) -> str:
     f = f.astype(object).where(f.notna(), "")
     head = "| " + " | ".join(str(c) for c in f.columns) + " |"
     sep = "|" + "|".join("---" for _ in f.columns) + "|"
-    body = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in f.to_numpy()]
+    body = ["| " + " | ".join((", ".join(map(str, v)) if isinstance(v, list) else str(v)).replace("|", "\\|")
+                              for v in row) + " |" for row in f.to_numpy()]
     return "\n".join([head, sep, *body])
 
 
 def summary_markdown(run: RunData) -> str:
-    """A short summary to paste into a ticket."""
-    m = run.manifest
-    lines = [f"# Backfill run `{run.run_id}` — {m.get('status', '?')}", ""]
+    """A short summary to paste into a ticket: the headline first, paths relative to the archive."""
+    lines = [f"# Backfill run `{run.run_id}` — {_status(run)}", "", f"**{headline(run)}**", ""]
     h = run_header(run)
     lines += [f"- **{k}**: {v}" for k, v in h["value"].items() if k not in ("run",)]
-    dur = m.get("seconds")
+    dur = run.manifest.get("seconds")
     if dur is not None:
-        lines.append(f"- **duration**: {dur:.0f} s")
+        lines.append(f"- **duration**: {seconds_label(dur)}")
     ps = phase_summary(run)
     if not ps.empty:
-        lines += ["", "## Completeness by phase (% of expected table-dates present)", "", _md_table(ps.rename_axis("phase"))]
+        shown = ps.copy()
+        for c in shown.columns:
+            shown[c] = shown[c].map(pct_label) if c.endswith("%") else shown[c].map(count_label)
+        lines += ["", "## Completeness by phase (% of expected table-dates present)", "", _md_table(shown.rename_axis("phase"))]
     cs = closed_by_stage(run)
     if not cs.empty:
         lines += ["", "## Dates closed", "", _md_table(cs, index=False)]
-    op = dates_open(run)
+    op = dates_open_grouped(run)
     lines += ["", "## Still open", ""]
-    lines += [_md_table(op[["table", "season", "dates", "ranges", "reason"]], index=False)] if not op.empty else \
-        (["nothing: every expected date is present in every table"] if run.after else ["unknown: no after snapshot (the run stopped early)"])
-    steps = timeline(run)
+    if not op.empty:
+        op = op.assign(season=op.season.map(season_label))
+        lines += [_md_table(op, index=False)]
+    else:
+        lines += ["nothing: every expected date is present in every table"] if run.after else \
+            ["unknown: no after snapshot (the run stopped early)"]
+    steps = timeline_table(run)
     if not steps.empty:
-        lines += ["", "## Stages", "", _md_table(steps[["step", "status", "seconds", "error"]], index=False)]
-    fl = run.failures
+        lines += ["", "## Stages", "", _md_table(steps, index=False)]
+    fl = failures(run)
     if not fl.empty:
-        resolved = int(fl["resolved"].astype(str).str.lower().isin(["true", "1", "yes"]).sum()) if "resolved" in fl else 0
-        lines += ["", f"## Failures ({len(fl)} failed attempts, {resolved} resolved by a retry)", "",
+        recovered = int((fl.outcome == "recovered by a retry").sum())
+        lines += ["", f"## Failures ({plural(len(fl), 'failed attempt')}, {count_label(recovered)} recovered by a retry)", "",
                   _md_table(fl.head(20), index=False)]
+        if len(fl) > 20:
+            lines.append(f"\n… and {count_label(len(fl) - 20)} more in `failures.csv`")
     gate = _gate_override(run)
     if gate:
         lines += ["", f"**Gate override**: {gate}"]
-    lines += ["", f"Report: `{run.run_dir / 'report.html'}`", ""]
+    lines += ["", "Report: `report.html` in this run's archive", ""]
     return "\n".join(lines)
 
 

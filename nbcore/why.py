@@ -246,7 +246,7 @@ def why(
                 window = [d for d in sorted(games_by_date) if day - timedelta(days=consumer_lb) <= d < day]
                 gaps = [d for d in window if status_of(ucov, d)[0] != "present"]
                 lookback_gaps.update(gaps)
-                lookback_missing = "; ".join(range_label(*g) for g in group_dates(gaps))
+                lookback_missing = "; ".join(range_label(*g) for g in group_dates(gaps, window))
             if ustatus != "present" and todays:
                 missing_up.append(u)
             up_rows.append({"table": u.name, "phase": u.phase, "depth": depth, "status": ustatus,
