@@ -105,7 +105,10 @@ def _open_readonly(params: RunParams) -> Warehouse:
         from pathlib import Path
 
         if not Path(params.duckdb_path).exists():
-            raise FileNotFoundError(f"no warehouse at {params.duckdb_path}; build the demo with `runbook demo --build-only`")
+            from .errors import UsageError
+
+            raise UsageError(f"no warehouse at {params.duckdb_path}: check duckdb_path, or build the demo with "
+                             "`runbook demo --build-only`")
         return open_warehouse(params, read_only=True)
     return open_warehouse(params)
 

@@ -340,6 +340,29 @@ def _unique_run_id(params: RunParams, run_id: Optional[str]) -> str:
     return run_id or unique_run_id(params.archive_dir, params.run_name)
 
 
+def _save_plan(archive: RunArchive, params: RunParams) -> dict:
+    """``plan.json``: what this run is about to do, per stage and table (missing and stale dates with
+    their causes), computed by the functions the stages execute. A plan that cannot be made (an
+    empty warehouse, say) is recorded, never fatal: the stages decide for themselves."""
+    from .plan import plan_run
+
+    try:
+        plan = plan_run(params)
+    except Exception as e:  # noqa: BLE001 - advice, not a requirement
+        archive.write_json("plan.json", {"error": f"{type(e).__name__}: {e}"})
+        return {"error": f"{type(e).__name__}: {e}"}
+    data = plan.to_json()
+    archive.write_json("plan.json", data)
+    summary: dict[str, dict] = {}
+    for row in data["tables"]:
+        s = summary.setdefault(row["stage"], {"tables": 0, "table_dates": 0, "missing": 0, "stale": 0})
+        s["tables"] += 1
+        s["table_dates"] += int(row["dates"])
+        s["missing"] += int(row.get("missing") or 0)
+        s["stale"] += int(row.get("stale") or 0)
+    return summary
+
+
 def run_runbook(
     params: RunParams,
     run_id: Optional[str] = None,
@@ -417,6 +440,9 @@ def run_runbook(
         if lock.released_stale is not None:
             manifest.setdefault("stale_locks_released", []).append(vars(lock.released_stale))
         archive.write_manifest(manifest)
+        if not resuming and start < len(steps):
+            manifest["plan"] = _save_plan(archive, params)
+            archive.write_manifest(manifest)
         say(f"run {run_id} → {run_dir}"
             + (f" (resuming at {steps[start].name})" if (resuming or adopting) and start < len(steps) else ""))
 

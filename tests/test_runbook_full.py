@@ -72,8 +72,13 @@ def test_run_archive_and_manifest(full_run):
     if steps["load"]["status"] == "succeeded":  # rows written per table, and the demo's transient fault retried
         assert m["rows_written"] and all(v >= 0 for v in m["rows_written"].values())
         assert steps["load"]["record"]["retries"] >= 1
-    for name in ("validate_before.json", "validate_after.json", "params.yaml", "summary.md", "report.html"):
+    for name in ("validate_before.json", "validate_after.json", "params.yaml", "summary.md", "report.html",
+                 "plan.json"):
         assert (out.run_dir / name).exists(), name
+    # the plan the run saved before its first stage: missing and stale dates per table, with causes
+    plan = json.loads((out.run_dir / "plan.json").read_text())
+    assert plan["targets"]["nba_analytics.player_game_summary"]
+    assert m["plan"]["derive"]["missing"] > 0 and m["plan"]["derive"]["stale"] > 0
 
 
 def test_load_closed_exactly_the_raw_holes(full_run):
