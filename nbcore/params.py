@@ -281,6 +281,17 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}/…"
 
 
+def _url_has_secret(url: str) -> bool:
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return bool(parts.password) or any(is_secret_name(k) or k.lower() in ("key", "sig", "signature", "auth")
+                                           for k, _ in parse_qsl(parts.query))
+    except ValueError:
+        return True
+
+
 def is_redacted_url(url: Optional[str]) -> bool:
     return bool(url) and url.endswith("/…")
 
@@ -292,6 +303,8 @@ def _strip_secrets(data: Any) -> None:
                 data.pop(key)
             elif key == "notify_webhook" and isinstance(data[key], str):
                 data[key] = redact_url(data[key])  # webhook URLs carry their token in the query or path
+            elif isinstance(data[key], str) and "://" in data[key] and _url_has_secret(data[key]):
+                data[key] = redact_url(data[key])  # e.g. an api_endpoint with user:password or ?key=
             else:
                 _strip_secrets(data[key])
     elif isinstance(data, list):
