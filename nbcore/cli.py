@@ -48,9 +48,9 @@ def status(params_file: str, as_json: bool) -> None:
     from .validate import print_status, run_validate
 
     params = _params(params_file, "read", "status")
-    from .warehouse import open_warehouse
+    from .warehouse import open_for_reading
 
-    with open_warehouse(params, **({"read_only": True} if params.backend == "duckdb" else {})) as wh:
+    with open_for_reading(params) as wh:  # read-only: status never takes the DuckDB file from a running backfill
         result = run_validate(params, wh, progress=False)
     if as_json:
         click.echo(json.dumps(result.to_status_json(), indent=2))
