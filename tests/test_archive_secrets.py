@@ -101,3 +101,22 @@ def test_a_resumed_run_notifies_only_through_the_environment(tmp_path, nbdir, mo
 ])
 def test_public_params_redact_webhook_urls(tmp_path, url, kept):
     assert _params(tmp_path, ["load"], notify_webhook=url).public_dict()["notify_webhook"] == kept
+
+
+def test_a_failed_archive_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    """A full disk while rewriting the manifest: the previous manifest stays whole, no zero-byte temp file."""
+    import os as _os
+
+    from nbcore.archive import write_json_atomic
+
+    target = tmp_path / "manifest.json"
+    write_json_atomic(target, {"status": "running"})
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_json_atomic(target, {"status": "succeeded"})
+    assert json.loads(target.read_text()) == {"status": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
