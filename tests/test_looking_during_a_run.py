@@ -63,6 +63,10 @@ def test_status_plan_why_and_validate_polled_during_a_run_never_fail_it(small_de
     finally:
         if run.poll() is None:
             run.kill()
+    waited = [name for name, _, out, _ in reads if WAITING in out]
+    print(f"\nlooking during a run: {len(reads)} reads ({', '.join(f'{n} x{sum(r[0] == n for r in reads)}' for n, _ in readers)}), "
+          f"{sum(code == 0 for _, code, _, _ in reads)} succeeded, {len(waited)} waited first, "
+          f"longest {max((r[3] for r in reads), default=0):.1f} s")
     assert run.returncode == 0, run_out
     assert "succeeded" in run_out
     assert len(reads) >= len(readers), f"only {len(reads)} reads during the run"
