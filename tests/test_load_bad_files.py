@@ -429,3 +429,19 @@ def test_duplicate_keys_and_non_finite_numbers_are_refused_where_they_are(text, 
     with pytest.raises(FileProblem) as e:
         load_json(text)
     assert e.value.stage == "json" and words in e.value.reason
+
+
+def test_a_huge_integer_past_the_schema_is_named_not_an_overflow_error(small_demo):
+    """Even without the schema's maxima (rules run on parsed rows), 10**30 is a named problem."""
+    from nbcore.sources.checks import _stat_rules
+    from nbcore.sources.parse import parse_document
+
+    params, built = small_demo
+    day = built.league.game_dates[3]
+    doc = _doc(__import__("pathlib").Path(params.bucket), BOXSCORES, day)
+    doc["games"][0]["players"][1]["stl"] = 10 ** 30
+    rows = parse_document(BOXSCORES, doc, "x.json", positions=True)
+    problems = _stat_rules(BOXSCORES, rows)
+    name = doc["games"][0]["players"][1]["player"]["name"]
+    assert problems == [f"game {doc['games'][0]['game_id']}, row 2 ({name}): stl is 1000000000000000000000000000000, "
+                        f"not a count a game can have"]

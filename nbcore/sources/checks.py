@@ -462,6 +462,14 @@ def _score_rules(rows: pd.DataFrame, schedule: "ScheduleIndex") -> list[str]:
     return problems
 
 
+def _not_a_count(v: Any) -> bool:
+    """Not a whole number a 64-bit integer column can hold (10**30, 1e308, NaN, a string)."""
+    try:
+        return int(v) != v or abs(int(v)) >= 2 ** 63
+    except (TypeError, ValueError, OverflowError):
+        return True
+
+
 def _stat_rules(source: str, rows: pd.DataFrame) -> list[str]:
     problems: list[str] = []
     counts = ["points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "reb", "ast", "stl", "blk", "tov", "pf"]
@@ -471,10 +479,10 @@ def _stat_rules(source: str, rows: pd.DataFrame) -> list[str]:
     for c in counts:
         try:
             num[c] = np.asarray(rows[c].to_numpy(), dtype=np.int64)
-        except (OverflowError, TypeError, ValueError):
-            r = next(r for r in _bad(rows, np.ones(len(rows), dtype=bool))
-                     if not isinstance(getattr(r, c), (int, np.integer)) or abs(int(getattr(r, c))) >= 2 ** 63)
-            return [f"{_row_label(r)}: {c} is {_short(getattr(r, c))}, not a count a game can have"]
+        except (OverflowError, TypeError, ValueError):  # the schema's maxima normally stop these first
+            bad = [r for r in _bad(rows, np.ones(len(rows), dtype=bool)) if _not_a_count(getattr(r, c))]
+            return [f"{_row_label(r)}: {c} is {_short(getattr(r, c))}, not a count a game can have" for r in bad[:1]] \
+                or [f"{c}: values that are not counts"]
     for col in counts:  # the schema already says so; checked again on the parsed rows
         for r in _bad(rows, num[col] < 0):
             problems.append(f"{_row_label(r)}: {col} is negative ({getattr(r, col)})")
