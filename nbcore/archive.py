@@ -41,12 +41,21 @@ def _default(o: Any):
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temp file and a rename: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, default=_default) + "\n"  # a serialization error leaves no file behind
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=_default)
-        f.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; archives are shared reports
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; archives are shared reports
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: the old file stays whole, no half-written temp file
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def new_run_id(run_name: str, stage: str | None = None, now: datetime | None = None) -> str:

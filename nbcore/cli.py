@@ -40,9 +40,16 @@ params_option = click.option(
 )
 
 
-def _params(params_file: str, **overrides):
-    """The run parameters: the file, then the options given (a bad value raises ParamsError: exit 2)."""
-    return load_params(params_file, {k: v for k, v in overrides.items() if v is not None})
+def _params(params_file: str, _check: str | None = None, _command: str = "", _run_id: str | None = None,
+            _notebooks: bool = False, **overrides):
+    """The run parameters: the file, then the options given; with ``_check`` (read, write, build) also
+    what they point at (``nbcore.preflight``). A bad value raises ParamsError (a UsageError: exit 2)."""
+    params = load_params(params_file, {k: v for k, v in overrides.items() if v is not None})
+    if _check:
+        from .preflight import preflight
+
+        preflight(params, _check, command=_command, run_id=_run_id, notebooks=_notebooks)
+    return params
 
 
 def _from_option(help_text: str):
@@ -62,8 +69,11 @@ def status(params_file: str, as_json: bool) -> None:
     """Completeness matrix: season x table, expected vs present dates (read-only)."""
     from .validate import print_status, run_validate
 
-    params = _params(params_file)
-    result = run_validate(params, progress=False)
+    params = _params(params_file, "read", "status")
+    from .warehouse import open_for_reading
+
+    with open_for_reading(params) as wh:  # read-only: status never takes the DuckDB file from a running backfill
+        result = run_validate(params, wh, progress=False)
     if as_json:
         click.echo(json.dumps(result.to_status_json(), indent=2))
     else:
@@ -78,7 +88,7 @@ def demo(params_file: str, build_only: bool, scale: str | None) -> None:
     """Build the demo league (bucket + warehouse before state), then run the whole runbook on it."""
     from .demo.build import build_demo
 
-    params = _params(params_file)
+    params = _params(params_file, "build", "demo", _notebooks=not build_only)
     if scale:
         params = params.model_copy(update={"demo": params.demo.model_copy(update={"scale": scale})})
     click.echo(f"building the demo league ({params.demo.scale} scale, seed {params.demo.seed}) ...")
@@ -115,9 +125,10 @@ def run(params_file: str, run_id: str | None, from_stage: str | None, start_date
     """Run the runbook: each stage notebook, in order, into runs/<run_id>/.
 
     Exit 0 succeeded, 1 a stage failed, 3 the gate blocked, 4 another run holds the warehouse."""
+    params = _params(params_file, "write", "run", run_id, True, start_date=start_date, end_date=end_date,
+                     stages=_csv(stages), tables=_csv(tables))
     from .runbook import run_runbook
 
-    params = _params(params_file, start_date=start_date, end_date=end_date, stages=_csv(stages), tables=_csv(tables))
     outcome = run_runbook(params, run_id=run_id, from_stage=from_stage, echo=click.echo)
     sys.exit(outcome.exit_code)
 
@@ -144,7 +155,7 @@ def plan(params_file: str, as_json: bool) -> None:
     """What a run would write, per stage and table (dates, games, expected rows). Writes nothing."""
     from .plan import plan_run
 
-    result = plan_run(_params(params_file))
+    result = plan_run(_params(params_file, "read", "plan"))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
     else:
@@ -189,7 +200,7 @@ def why(table: str, day: str, params_file: str, as_json: bool) -> None:
     from . import schema
     from .why import why as explain
 
-    params = _params(params_file)
+    params = _params(params_file, "read", "why")
     try:
         schema.table(table)
     except KeyError as e:
@@ -232,7 +243,7 @@ def load(params_file: str, retry_failed: str | None, reload: bool | None, run_di
     from .load import read_failure_log, run_load
     from .lock import WarehouseLock
 
-    params = _params(params_file, retry_failed=retry_failed, reload=reload or None)
+    params = _params(params_file, "write", "load", retry_failed=retry_failed, reload=reload or None)
     if params.retry_failed:
         read_failure_log(params, params.retry_failed)  # a wrong run id fails (ParamsError) before any archive is made
     archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "load")
@@ -257,7 +268,7 @@ def gate(params_file: str, run_dir: str | None, as_json: bool) -> None:
     from .archive import RunArchive
     from .gate import run_gate
 
-    params = _params(params_file)
+    params = _params(params_file, "write", "gate")
     archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "gate")
     result = run_gate(params, archive=archive, params_file=params_file, raise_on_block=False)
     if as_json:
@@ -288,7 +299,7 @@ def derive(params_file: str, start_date: str | None, end_date: str | None, dates
     Exit 0 succeeded, 1 a chunk failed (the message names the date, processor and fix)."""
     from .derive import run_derive, waived_skip_dates
 
-    params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days,
+    params = _params(params_file, "write", "derive", start_date=start_date, end_date=end_date, chunk_days=chunk_days,
                      tables=_csv(tables), backfill_mode=backfill_mode or None,
                      strict_mode=False if no_strict else None)
     wanted = _dates_option(dates)
@@ -339,7 +350,8 @@ def predict(params_file: str, start_date: str | None, end_date: str | None, date
     Exit 0 succeeded, 1 a chunk failed (the message names the dates)."""
     from .predict import PredictError, run_predict
 
-    params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days, repredict=repredict)
+    params = _params(params_file, "write", "predict", start_date=start_date, end_date=end_date, chunk_days=chunk_days,
+                     repredict=repredict)
     wanted = _dates_option(dates)
     try:
         result = _locked_stage(params, run_dir, "predict",
@@ -372,7 +384,8 @@ def grade(params_file: str, start_date: str | None, end_date: str | None, dates:
     Exit 0 succeeded, 1 a chunk failed (the message names the dates)."""
     from .grade import GradeError, run_grade
 
-    params = _params(params_file, start_date=start_date, end_date=end_date, chunk_days=chunk_days, regrade=regrade)
+    params = _params(params_file, "write", "grade", start_date=start_date, end_date=end_date, chunk_days=chunk_days,
+                     regrade=regrade)
     wanted = _dates_option(dates)
     try:
         result = _locked_stage(params, run_dir, "grade",

@@ -37,6 +37,7 @@ from .history import RunRecord, record_runs
 from .params import ParamsError, RunParams
 from .sources import DATED_SOURCES, SCHEDULE, file_path
 from .sources.checks import FileProblem, ScheduleIndex, check_dated_rules, check_schedule_rules, check_schema, decode, load_json
+from .sources.checks import join_reasons
 from .sources.parse import POSITION_COLUMNS, now_utc, parse_document
 from .warehouse import Warehouse, WarehouseError, open_warehouse
 from .waivers import Waiver, waived
@@ -319,6 +320,7 @@ class _Loader:
             record_runs(self.wh, [self._history(source, hday, attempt, False, 0, reason, t0)])
 
     def _read(self, rel: str):
+        self._refuse_escape(rel)
         try:
             raw = self.bucket.read_bytes(rel)
         except FileMissing:
@@ -326,6 +328,31 @@ class _Loader:
         except TransientReadError as e:
             raise FileProblem("read", str(e)) from None
         return load_json(decode(raw))
+
+    def _refuse_escape(self, rel: str) -> None:
+        """A local bucket's file must really be in the bucket: a symbolic link pointing elsewhere is not
+        loaded (it would make any file on the machine look like phase 1 data)."""
+        if not self.bucket.is_local:
+            return
+        root = Path(self.bucket.root).resolve()
+        full = Path(self.bucket.full_path(rel))
+        try:
+            real = full.resolve()
+        except (OSError, RuntimeError) as e:  # a symlink loop
+            raise FileProblem("read", f"{rel} cannot be resolved ({e}); replace the link with the file itself") from None
+        if not real.is_relative_to(root):
+            raise FileProblem("read", f"{rel} is a symbolic link to {real}, outside the bucket {root}; copy the file "
+                                      f"into the bucket if it belongs there, or remove the link")
+
+    def _schedule_elsewhere(self, rows: pd.DataFrame, season: int) -> None:
+        """A game id listed by another season's schedule file is refused (it would be stored twice)."""
+        other = self.wh.query_file("load/schedule_elsewhere",
+                                   {"game_ids": rows.game_id.tolist(), "season_year": season})
+        if len(other):
+            problems = [f"game {r.game_id} is already in the schedule of season {int(r.season_year)} ({r.source_file}); "
+                        f"a game belongs to one season: remove it from one of the two files"
+                        for r in other.itertuples(index=False)]
+            raise FileProblem("rules", join_reasons(problems))
 
     # -- the schedule ----------------------------------------------------------------------
     def load_schedule(self, season: int, have_games: int) -> Outcome:
@@ -343,6 +370,7 @@ class _Loader:
                 check_schema(SCHEDULE, doc)
                 rows = parse_document(SCHEDULE, doc, rel, self.loaded_at, positions=True)
                 check_schedule_rules(doc, rows, season)
+                self._schedule_elsewhere(rows, season)
                 rows = rows.drop(columns=list(POSITION_COLUMNS))
                 with self.wh.transaction():
                     n = self.wh.replace_range(schema.table(SCHEDULE).fqn, date(1900, 1, 1), date(2999, 12, 31), frame=rows,

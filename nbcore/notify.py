@@ -13,7 +13,9 @@ import os
 import urllib.error
 import urllib.request
 from typing import Any, Optional
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from .params import is_redacted_url
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +23,17 @@ ENV_WEBHOOK = "RUNBOOK_NOTIFY_WEBHOOK"
 
 
 def webhook_url(params_url: Optional[str]) -> Optional[str]:
-    """``$RUNBOOK_NOTIFY_WEBHOOK`` wins (it may carry a token and is never archived)."""
-    return os.environ.get(ENV_WEBHOOK) or params_url
+    """``$RUNBOOK_NOTIFY_WEBHOOK`` wins (it may carry a token and is never archived).
+
+    A run archive keeps only ``scheme://host/…`` of a webhook URL (``RunParams.public_dict``), so a
+    resumed run, which reads its archived parameters, notifies only through the environment."""
+    env = os.environ.get(ENV_WEBHOOK)
+    if env:
+        return env
+    if is_redacted_url(params_url):
+        log.warning("the archived notify_webhook is redacted (%s); set $%s to be notified", params_url, ENV_WEBHOOK)
+        return None
+    return params_url
 
 
 def redact_url(url: str) -> str:
@@ -35,8 +46,16 @@ def notify(url: str, payload: dict[str, Any], timeout: float = 5.0) -> dict[str,
     """POST ``payload`` as JSON; returns a record of the attempt (never raises)."""
     record: dict[str, Any] = {"webhook": redact_url(url), "delivered": False, "status": None, "error": None}
     body = json.dumps(payload, default=str).encode()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/json", "User-Agent": "backfill-runbook"})
+    headers = {"Content-Type": "application/json", "User-Agent": "backfill-runbook"}
+    parts = urlsplit(url)
+    if parts.username is not None:  # user:password@host: urllib cannot send it in the URL; HTTP basic auth can
+        import base64
+
+        userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(userinfo).decode()
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        url = urlunsplit(parts._replace(netloc=host))
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             record["status"] = resp.status

@@ -25,8 +25,30 @@ STAGES = ("validate", "load", "gate", "derive", "predict", "grade", "report")
 SECRET_FIELDS = ("credentials_path",)
 
 
+MAX_RUN_NAME = 64  # run ids are <timestamp>-<run_name>-<stage>: folder names, labels and history keys
+
+
 class ParamsError(UsageError):
-    """Bad run parameters; the message names the file, the field and the fix."""
+    """Bad run parameters; the message names the file, the field and the fix (exit code 2)."""
+
+
+_NUMBER_HINTS = {
+    "chunk_days": "a number of days per chunk, e.g. 30 (1 = date by date)",
+    "refit_days": "a number of days, e.g. 14",
+    "train_window_days": "a number of days, e.g. 365",
+    "edge_threshold": "a number of points, e.g. 1.0",
+    "seed": "an integer, e.g. 7",
+    "transient_faults": "a count, e.g. 1 (0 = none)",
+    "maximum_bytes_billed": "a number of bytes, e.g. 10000000000",
+    "max_plan_bytes": "a number of bytes, e.g. 10000000000",
+}
+
+
+def _reject_bool(v: Any, info) -> Any:
+    """YAML reads ``chunk_days: true`` as a boolean, which pydantic would quietly take as 1: refuse it."""
+    if isinstance(v, bool):
+        raise ValueError(f"{str(v).lower()} is a yes/no value; give {_NUMBER_HINTS[info.field_name]}")
+    return v
 
 
 class BigQueryParams(BaseModel):
@@ -44,6 +66,11 @@ class BigQueryParams(BaseModel):
     maximum_bytes_billed: Optional[int] = Field(None, gt=0)
     max_plan_bytes: Optional[int] = Field(None, gt=0)
 
+    @field_validator("maximum_bytes_billed", "max_plan_bytes", mode="before")
+    @classmethod
+    def _not_a_flag(cls, v, info):
+        return _reject_bool(v, info)
+
 
 class DemoParams(BaseModel):
     """How the demo league is generated (``runbook demo``)."""
@@ -54,15 +81,22 @@ class DemoParams(BaseModel):
     scale: Literal["full", "small"] = "full"
     transient_faults: int = Field(1, ge=0, description="bucket reads that fail once, to exercise retry")
 
+    @field_validator("seed", "transient_faults", mode="before")
+    @classmethod
+    def _not_a_flag(cls, v, info):
+        return _reject_bool(v, info)
+
 
 class RunParams(BaseModel):
     """Everything a run needs. The same model is read from YAML, papermill and the CLI."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    run_name: str = Field("backfill", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    run_name: str = Field("backfill", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_RUN_NAME)
     backend: Literal["duckdb", "bigquery"] = "duckdb"
     duckdb_path: Path = Path("warehouse/demo.duckdb")
+    create_warehouse: bool = Field(
+        False, description="a run may create duckdb_path when it does not exist (otherwise a mistyped path is an error)")
     bigquery: Optional[BigQueryParams] = None
     bucket: str = Field("bucket/demo", description="phase 1 files: a local folder or gs://bucket/prefix")
     seasons: Optional[list[int]] = Field(None, description="season start years; empty = every known season")
@@ -73,7 +107,7 @@ class RunParams(BaseModel):
     strict_mode: bool = True
     chunk_days: int = Field(30, ge=1, le=3660)
     archive_dir: Path = Path("runs")
-    stages: list[str] = Field(default_factory=lambda: list(STAGES))
+    stages: list[str] = Field(default_factory=lambda: list(STAGES), min_length=1)
     demo: DemoParams = Field(default_factory=DemoParams)
     # load / gate (phase 1 -> 2, issue 3)
     reload: bool = Field(False, description="load every expected date in range, not only the dates validate reports missing")
@@ -101,6 +135,22 @@ class RunParams(BaseModel):
     edge_threshold: float = Field(1.0, ge=0, le=20, description="points: a call is PASS when |predicted - line| is below this")
     refit_days: int = Field(14, ge=1, le=3660, description="the walk-forward regression is refitted at most once per this many days")
     train_window_days: int = Field(365, ge=7, le=3660, description="days of games before the refit date the regression trains on")
+
+    @field_validator("chunk_days", "refit_days", "train_window_days", "edge_threshold", mode="before")
+    @classmethod
+    def _not_a_flag(cls, v, info):
+        return _reject_bool(v, info)
+
+    @field_validator("run_name", mode="before")
+    @classmethod
+    def _run_name(cls, v):
+        if isinstance(v, str) and len(v) > MAX_RUN_NAME:
+            raise ValueError(f"run_name is {len(v)} characters; it names the archive folder, keep it to "
+                             f"{MAX_RUN_NAME} or fewer (e.g. playoffs-2023)")
+        if isinstance(v, str) and v and not v[0].isalnum() or isinstance(v, str) and ("/" in v or "\\" in v):
+            raise ValueError(f"run_name {v!r} must start with a letter or digit and use only letters, digits, "
+                             f"'_', '.' and '-' (it names the archive folder), e.g. playoffs-2023")
+        return v
 
     @field_validator("seasons")
     @classmethod
@@ -174,6 +224,9 @@ class RunParams(BaseModel):
             )
         if self.backend == "bigquery" and self.bigquery is None:
             raise ValueError("backend is bigquery but the 'bigquery:' section (project, ...) is missing")
+        if self.backend == "duckdb" and self.bigquery is not None:
+            raise ValueError("bigquery: a 'bigquery:' section is given but backend is duckdb, so it would be ignored; "
+                             "set backend: bigquery to use it, or remove the section")
         return self
 
     # -- derived values --------------------------------------------------------
@@ -196,6 +249,10 @@ class RunParams(BaseModel):
 
     def check_bucket(self) -> None:
         """A local bucket folder must exist (gs:// is checked when first read)."""
+        if "://" not in self.bucket and Path(self.bucket).exists() and not Path(self.bucket).is_dir():
+            raise ParamsError(
+                f"bucket: {self.bucket} is a file, not a folder; point 'bucket' at the folder that holds "
+                f"nbac_schedule/, bdl_player_boxscores/, ... (or a gs:// URL)")
         if "://" not in self.bucket and not Path(self.bucket).is_dir():
             raise ParamsError(
                 f"bucket: folder {self.bucket} does not exist; run `runbook demo` to build the demo "
@@ -203,11 +260,52 @@ class RunParams(BaseModel):
             )
 
 
+def check_run_id(run_id: Optional[str], field: str = "--run-id") -> Optional[str]:
+    """A run id names one folder inside archive_dir: no path separators, no '..', nothing absolute."""
+    if run_id is None:
+        return None
+    if (not run_id.strip() or "/" in run_id or "\\" in run_id or run_id.startswith(".")
+            or len(run_id) > 2 * MAX_RUN_NAME or not run_id[0].isalnum()):
+        raise ParamsError(f"{field}: {run_id!r} is not a run id; a run id is one folder name inside archive_dir "
+                          f"(letters, digits, '_', '.', '-'), e.g. 20240101-120000-demo; leave it out for a new one")
+    return run_id
+
+
+def redact_url(url: str) -> str:
+    """scheme://host[:port]/… of a URL that may carry a token (query, path or user:password)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    bare = not parts.query and not parts.username and not parts.password and parts.path in ("", "/")
+    if bare:
+        return url
+    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}/…"
+
+
+def _url_has_secret(url: str) -> bool:
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return bool(parts.password) or any(is_secret_name(k) or k.lower() in ("key", "sig", "signature", "auth")
+                                           for k, _ in parse_qsl(parts.query))
+    except ValueError:
+        return True
+
+
+def is_redacted_url(url: Optional[str]) -> bool:
+    return bool(url) and url.endswith("/…")
+
+
 def _strip_secrets(data: Any) -> None:
     if isinstance(data, dict):
         for key in list(data):
             if is_secret_name(key):
                 data.pop(key)
+            elif key == "notify_webhook" and isinstance(data[key], str):
+                data[key] = redact_url(data[key])  # webhook URLs carry their token in the query or path
+            elif isinstance(data[key], str) and "://" in data[key] and _url_has_secret(data[key]):
+                data[key] = redact_url(data[key])  # e.g. an api_endpoint with user:password or ?key=
             else:
                 _strip_secrets(data[key])
     elif isinstance(data, list):
@@ -220,13 +318,48 @@ def is_secret_name(key: str) -> bool:
     return any(word in k for word in ("password", "secret", "token", "credential", "api_key", "apikey", "private_key"))
 
 
+# what a field takes, appended to pydantic's own messages ("Input should be a valid integer") so each says the fix
+FIELD_HINTS = {
+    "run_name": "give letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. playoffs-2023",
+    "backend": "give duckdb or bigquery",
+    "duckdb_path": "give the path of a .duckdb file, e.g. warehouse/demo.duckdb",
+    "create_warehouse": "give true or false",
+    "bucket": "give a folder or a gs://bucket/prefix URL, e.g. bucket/demo",
+    "seasons": "give a list of season start years, e.g. [2023, 2024]",
+    "start_date": "give a date as YYYY-MM-DD, e.g. 2024-04-20",
+    "end_date": "give a date as YYYY-MM-DD, e.g. 2024-06-17",
+    "tables": "give a list of bare table names, e.g. [player_game_summary]",
+    "stages": f"give a list of at least one of {', '.join(STAGES)}",
+    "archive_dir": "give a folder, e.g. runs",
+    "waivers": "give the path of a waiver YAML file, e.g. params/waivers.example.yaml",
+    "required_sources": "give a list of source names, e.g. [bdl_player_boxscores]",
+    "retry_failed": "give the id of an archived run, e.g. 20240101-120000-demo",
+    "notify_webhook": "give an https:// URL, or leave it empty",
+    "kernel_name": "give the name of a Jupyter kernel, e.g. python3",
+    "project": "give the GCP project id, e.g. my-project",
+    "scale": "give full or small",
+    **{k: f"give {v}" for k, v in _NUMBER_HINTS.items()},
+}
+_BOOL_FIELDS = ("backfill_mode", "strict_mode", "reload", "gate_override", "repredict", "regrade", "create_warehouse")
+
+
+def _hint(loc: tuple) -> str:
+    name = next((str(x) for x in reversed(loc) if isinstance(x, str)), "")
+    if name in _BOOL_FIELDS:
+        return "give true or false"
+    return FIELD_HINTS.get(name, "")
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"invalid run parameters in {source}:"]
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = f"unknown key; remove it or check the spelling (allowed: {', '.join(RunParams.model_fields)})"
+            allowed = RunParams.model_fields if len(e["loc"]) == 1 else ()
+            msg = "unknown key; remove it or check the spelling" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        elif e["type"] != "value_error" and _hint(e["loc"]):
+            msg = f"{msg}; {_hint(e['loc'])}"
         lines.append(f"  - {loc}: {msg}")
     return "\n".join(lines)
 

@@ -17,7 +17,7 @@ import pandas as pd
 from . import schema
 from .params import RunParams
 from .sqlfiles import render_template
-from .warehouse import Warehouse, open_warehouse
+from .warehouse import Warehouse, open_for_reading
 
 # plausible players per game (both teams): who played / who was on the gamebook
 PLAYERS_PER_GAME = {
@@ -203,7 +203,7 @@ def run_validate(
     """
     t0 = time.perf_counter()
     own = wh is None
-    wh = wh or open_warehouse(params)
+    wh = wh or open_for_reading(params)  # read-only on DuckDB: validating never takes the file from a run
     try:
         start, end = params.date_bounds()
         p = {"start_date": start, "end_date": end, "seasons": params.season_list}

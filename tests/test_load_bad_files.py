@@ -115,6 +115,71 @@ def negative_line(doc):
     return _dump(doc)
 
 
+def minutes_infinity(doc):
+    p = _first_active(doc)
+    p["minutes"] = float("inf")
+    return json.dumps(doc, ensure_ascii=False).encode()  # json.dumps writes Infinity, as a careless scraper would
+
+
+def minutes_1e308(doc):
+    _first_active(doc)["minutes"] = 1e308
+    return _dump(doc)
+
+
+def line_infinity(doc):
+    doc["events"][0]["lines"][1]["line"] = float("inf")
+    return json.dumps(doc).encode()
+
+
+def line_1e308(doc):
+    doc["events"][0]["lines"][0]["line"] = 1e308
+    return _dump(doc)
+
+
+def price_nan(doc):
+    doc["events"][0]["lines"][2]["over_price"] = float("nan")
+    return json.dumps(doc).encode()
+
+
+def points_300(doc):
+    p = doc["games"][0]["players"][0]
+    made = 150 - p["fgm"]  # consistent with 2*FGM + 3PM + FTM, so only the maximum can catch it
+    p.update(pts=p["pts"] + 2 * made, fgm=p["fgm"] + made, fga=p["fga"] + made)
+    return _dump(doc)
+
+
+def steals_1e308(doc):
+    _first_active(doc)["stats"]["stl"] = 1e308
+    return _dump(doc)
+
+
+def integer_10_30(doc):
+    doc["games"][0]["players"][1]["blk"] = 10 ** 30
+    return _dump(doc)
+
+
+def player_id_10_30(doc):
+    doc["games"][1]["players"][0]["person_id"] = 10 ** 30
+    return _dump(doc)
+
+
+def duplicate_key(doc):
+    raw = _dump(doc)
+    first = doc["games"][0]["players"][0]
+    key = b'"pts": %d' % first["pts"]
+    return raw.replace(key, key + b', "pts": %d' % (first["pts"] + 10), 1)
+
+
+def score_mismatch(doc):
+    p = doc["games"][0]["players"][0]  # +2 points, consistent in the row, so the team total no longer matches
+    p.update(pts=p["pts"] + 2, fgm=p["fgm"] + 1, fga=p["fga"] + 1)
+    return _dump(doc)
+
+
+def symlink_outside(doc):
+    return ("symlink", _dump(doc))  # the fixture writes this outside the bucket and links to it
+
+
 CASES = [
     # name, source, mutate, stage, words in the reason
     ("invalid_json", BOXSCORES, invalid_json, "json", ["invalid JSON at line 1 column"]),
@@ -133,6 +198,20 @@ CASES = [
     ("partial_file", GAMEBOOK, partial_file, "rules", ["no rows for game", "a partial date is never loaded"]),
     ("wrong_source", BOXSCORES, wrong_source, "schema", ["source is \"nbac_gamebook_player_stats\""]),
     ("negative_line", PROPS, negative_line, "schema", ["line is -4.5, out of range"]),
+    # non-finite and implausible numbers (issue 13): refused at parse time or by the schema's maxima
+    ("minutes_infinity", GAMEBOOK, minutes_infinity, "json", ["row", "minutes is Infinity, not a number"]),
+    ("minutes_1e308", GAMEBOOK, minutes_1e308, "schema", ["row", "minutes is 1e+308, more than is plausible (maximum 70)"]),
+    ("line_infinity", PROPS, line_infinity, "json", ["row 2", "line is Infinity, not a number"]),
+    ("line_1e308", PROPS, line_1e308, "schema", ["row 1", "line is 1e+308, more than is plausible"]),
+    ("price_nan", PROPS, price_nan, "json", ["row 3", "over_price is NaN, not a number"]),
+    ("points_300", BOXSCORES, points_300, "schema", ["row 1", "points is 30", "more than is plausible (maximum 150)"]),
+    ("steals_1e308", GAMEBOOK, steals_1e308, "schema", ["row", "stats: stl is 1e+308, more than is plausible (maximum 15)"]),
+    ("integer_10_30", BOXSCORES, integer_10_30, "schema", ["row 2", "blk is 1000000000000000000000000000000",
+                                                          "more than is plausible"]),
+    ("player_id_10_30", GAMEBOOK, player_id_10_30, "schema", ["row 1", "person_id is 1000000000000000000", "plausible"]),
+    ("duplicate_key", BOXSCORES, duplicate_key, "json", ["row 1", "key 'pts' is given twice"]),
+    ("score_mismatch", BOXSCORES, score_mismatch, "rules", ["players' points add up to", "final score"]),
+    ("symlink_outside", BOXSCORES, symlink_outside, "read", ["symbolic link", "outside the bucket"]),
 ]
 
 
@@ -158,9 +237,19 @@ def corpus(small_demo, tmp_path_factory):
     placed = {}
     for i, (name, source, mutate, _, _) in enumerate(CASES):
         pool = sorted(holes[source] - used[source] - fault_days) if i % 3 == 0 else []
-        day = pool[0] if pool else next(d for d in days[5 + i * 3:] if d not in used[source] and d not in holes[source])
+        day = pool[0] if pool else next(d for d in days[5 + (i * 2) % (len(days) - 10):] + days[5:]
+                                        if d not in used[source] and d not in holes[source])
         used[source].add(day)
-        (bucket / file_path(source, day)).write_bytes(mutate(_doc(bucket, source, day)))
+        data = mutate(_doc(bucket, source, day))
+        target = bucket / file_path(source, day)
+        if isinstance(data, tuple):  # ("symlink", bytes): the file lives outside the bucket, a link points at it
+            outside = root / "elsewhere" / target.name
+            outside.parent.mkdir(exist_ok=True)
+            outside.write_bytes(data[1])
+            target.unlink()
+            target.symlink_to(outside)
+        else:
+            target.write_bytes(data)
         placed[name] = (source, day)
     # an unexpected extra file: a box-score file for a date without games, and a misnamed copy
     game_days = set(built.league.game_dates)
@@ -193,8 +282,8 @@ def _counts(wh) -> dict[tuple[str, date], int]:
     return out
 
 
-def test_corpus_has_at_least_twelve_kinds():
-    assert len(CASES) + 2 >= 12
+def test_corpus_has_at_least_twenty_five_kinds():
+    assert len(CASES) + 2 >= 25
     assert len({c[0] for c in CASES}) == len(CASES)
 
 
@@ -280,3 +369,79 @@ def test_decode_and_json_edge_cases(raw, words):
     with pytest.raises(FileProblem) as e:
         load_json(decode(raw))
     assert words in e.value.reason
+
+
+# -- schedule files: a game belongs to one season ------------------------------------------------
+
+def _schedule_doc(bucket, season):
+    return json.loads((bucket / f"nbac_schedule/{season}.json").read_text())
+
+
+def test_a_game_listed_in_two_seasons_schedules_is_refused_and_nothing_is_stored_twice(demo_copy):
+    params, _ = demo_copy
+    bucket = __import__("pathlib").Path(params.bucket)
+    doc23, doc24 = _schedule_doc(bucket, 2023), _schedule_doc(bucket, 2024)
+    stolen = copy.deepcopy(doc23["games"][-1])  # a 2023-24 game, copied into the 2024-25 file with a 2024-25 date
+    stolen["game_date"] = "2024-11-01"
+    doc24["games"].append(stolen)
+    (bucket / "nbac_schedule/2024.json").write_text(json.dumps(doc24))
+    with open_warehouse(params) as wh:
+        before = wh.query("SELECT season_year, COUNT(*) AS n FROM nba_raw.nbac_schedule GROUP BY 1 ORDER BY 1")
+    result = run_load(params.model_copy(update={"tables": ["nbac_schedule"]}), progress=False)
+    failed = {o.source: o for o in result.failed}
+    reason = failed["nbac_schedule"].reason
+    assert failed["nbac_schedule"].stage == "rules" and failed["nbac_schedule"].date == date(2024, 10, 1)
+    assert f"game {stolen['game_id']} is already in the schedule of season 2023 (nbac_schedule/2023.json)" in reason
+    assert "remove it from one of the two files" in reason
+    with open_warehouse(params) as wh:
+        after = wh.query("SELECT season_year, COUNT(*) AS n FROM nba_raw.nbac_schedule GROUP BY 1 ORDER BY 1")
+        dups = wh.query("SELECT game_id FROM nba_raw.nbac_schedule GROUP BY game_id HAVING COUNT(*) > 1")
+    assert after.equals(before) and dups.empty  # the refused file changed nothing
+
+
+@pytest.mark.parametrize("game_date, ok", [("2024-09-30", False), ("2024-06-20", True), ("2023-07-01", True),
+                                           ("2023-06-30", False)])
+def test_a_game_dated_outside_its_season_is_refused_even_in_the_right_year(game_date, ok):
+    from nbcore.sources import SCHEDULE
+    from nbcore.sources.checks import check_schedule_rules
+    from nbcore.sources.parse import parse_document
+
+    doc = {"source": SCHEDULE, "season_year": 2023, "games": [
+        {"game_id": "0022300001", "game_date": game_date, "game_type": "regular", "game_status": "final",
+         "home_team": "BOS", "away_team": "NYK", "home_score": 110, "away_score": 101, "periods": 4}]}
+    rows = parse_document(SCHEDULE, doc, "nbac_schedule/2023.json", positions=True)
+    if ok:
+        check_schedule_rules(doc, rows, 2023)
+        return
+    with pytest.raises(FileProblem) as e:
+        check_schedule_rules(doc, rows, 2023)
+    assert f"game 0022300001 dated {game_date} is outside season 2023-24 (July 2023 to June 2024)" in e.value.reason
+
+
+@pytest.mark.parametrize("text, words", [
+    ('{"a": 1, "a": 2}', "key 'a' is given twice"),
+    ('{"games": [{"game_id": "0022300001", "players": [{"name": "A B", "min": "1:00", "min": "2:00"}]}]}',
+     "game 0022300001, row 1 (A B): key 'min' is given twice"),
+    ('{"x": NaN}', "x is NaN, not a number"),
+    ('{"x": -Infinity}', "x is -Infinity, not a number"),
+])
+def test_duplicate_keys_and_non_finite_numbers_are_refused_where_they_are(text, words):
+    with pytest.raises(FileProblem) as e:
+        load_json(text)
+    assert e.value.stage == "json" and words in e.value.reason
+
+
+def test_a_huge_integer_past_the_schema_is_named_not_an_overflow_error(small_demo):
+    """Even without the schema's maxima (rules run on parsed rows), 10**30 is a named problem."""
+    from nbcore.sources.checks import _stat_rules
+    from nbcore.sources.parse import parse_document
+
+    params, built = small_demo
+    day = built.league.game_dates[3]
+    doc = _doc(__import__("pathlib").Path(params.bucket), BOXSCORES, day)
+    doc["games"][0]["players"][1]["stl"] = 10 ** 30
+    rows = parse_document(BOXSCORES, doc, "x.json", positions=True)
+    problems = _stat_rules(BOXSCORES, rows)
+    name = doc["games"][0]["players"][1]["player"]["name"]
+    assert problems == [f"game {doc['games'][0]['game_id']}, row 2 ({name}): stl is 1000000000000000000000000000000, "
+                        f"not a count a game can have"]

@@ -206,7 +206,8 @@ def test_secret_env_reaches_kernel_but_not_the_archive(tmp_path, nbdir):
                          "print(params)\n"
                          "assert params.bigquery.credentials_path.get_secret_value() == os.environ['RUNBOOK_CREDENTIALS_PATH']\n"
                          "print('secret seen by the kernel:', len(os.environ['RUNBOOK_CREDENTIALS_PATH']), 'chars')")
-    params = _params(tmp_path, ["load"], bigquery={"project": "demo-project", "credentials_path": secret})
+    params = _params(tmp_path, ["load"], backend="bigquery",
+                     bigquery={"project": "demo-project", "credentials_path": secret})
     before = os.environ.get("RUNBOOK_CREDENTIALS_PATH")
     out = run_runbook(params, notebooks_dir=nbdir, echo=None)
     assert out.status == "succeeded", out.reason

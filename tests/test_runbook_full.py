@@ -22,7 +22,7 @@ from nbcore.warehouse import open_warehouse
 
 from runbook_helpers import children, copy_demo, kill_tree
 
-SECRET = "/secrets/sa-key-S3CR3T-5d1e.json"
+SECRET = "https://hooks.example.com/services/T0/B0/S3CR3T-5d1e?token=S3CR3T-5d1e"  # a webhook URL's token
 CHUNK_DAYS = 5  # small chunks: derive commits often, so a kill lands between commits
 ALL_STAGES_PRESENT = all((NOTEBOOKS_DIR / s.notebook).exists() for s in STEPS)
 
@@ -44,10 +44,10 @@ def _checksums(params):
 
 @pytest.fixture(scope="module")
 def full_run(small_demo, tmp_path_factory):
-    """One uninterrupted run of every stage that exists, with a credentials path in the params."""
+    """One uninterrupted run of every stage that exists, with a webhook token in the params."""
     src, _ = small_demo
     params, params_file = copy_demo(src, tmp_path_factory.mktemp("full_run"), chunk_days=CHUNK_DAYS,
-                                    bigquery={"project": "demo-project", "credentials_path": SECRET})
+                                    notify_webhook=SECRET)
     outcome = run_runbook(params, echo=None)
     return params, params_file, outcome, _checksums(params)
 

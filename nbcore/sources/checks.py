@@ -85,9 +85,44 @@ def decode(raw: bytes) -> str:
     return text
 
 
+class _Pairs(dict):
+    """A JSON object that had the same key more than once (``dup_keys`` lists them)."""
+
+    dup_keys: tuple = ()
+
+
+class _NonFinite(float):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in the file: kept as a marker so the check can say where."""
+
+    token = ""
+
+
+def _non_finite(token: str) -> float:
+    value = _NonFinite(token.replace("Infinity", "inf"))
+    value.token = token
+    return value
+
+
 def load_json(text: str) -> Any:
+    """The parsed document. Refuses what ``json.loads`` would silently accept: a key given twice
+    (last one wins) and the non-standard ``NaN`` / ``Infinity`` (they would load as numbers)."""
+    flags = {"dup": False, "nonfinite": False}
+
+    def pairs(items):
+        obj = dict(items)
+        if len(obj) != len(items):
+            flags["dup"] = True
+            obj = _Pairs(obj)
+            seen: set = set()
+            obj.dup_keys = tuple(dict.fromkeys(k for k, _ in items if k in seen or seen.add(k)))
+        return obj
+
+    def constant(token):
+        flags["nonfinite"] = True
+        return _non_finite(token)
+
     try:
-        return json.loads(text)
+        doc = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except json.JSONDecodeError as e:
         end = len(text.rstrip())
         if e.pos >= end - 1 or "Unterminated string" in e.msg and e.pos >= end - 200:
@@ -95,6 +130,44 @@ def load_json(text: str) -> Any:
                 "json", f"file is truncated: the JSON stops at line {e.lineno} column {e.colno} ({len(text)} characters) "
                 f"in the middle of a value; the download or the scraper was cut off, fetch the file again") from None
         raise FileProblem("json", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise FileProblem("json", "the JSON is nested too deeply to be a phase 1 file; fetch the file again") from None
+    if flags["dup"] or flags["nonfinite"]:
+        problems = []
+        for path, what in _suspects(doc, []):
+            where, field = describe_location(doc, path)
+            label = _FIELD_NAMES.get(field, field) if field else "document"
+            if what == "dup":
+                keys = ", ".join(repr(k) for k in _node(doc, path).dup_keys)
+                msg = f"key {keys} is given twice in the same object, so which value is meant is ambiguous; " \
+                      f"fix the scraper's output"
+                problems.append(f"{where}: {msg}" if where else msg)
+            else:
+                msg = f"{label} is {_node(doc, path).token}, not a number: NaN and Infinity are not valid JSON; " \
+                      f"fix the scraper's output"
+                problems.append(f"{where}: {msg}" if where else msg)
+        raise FileProblem("json", _join(problems))
+    return doc
+
+
+def _node(doc: Any, path: list) -> Any:
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
+def _suspects(node: Any, path: list):
+    """(path, "dup" | "nonfinite") for every duplicated-key object and NaN/Infinity value, in document order."""
+    if isinstance(node, _Pairs):
+        yield path, "dup"
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _suspects(v, path + [k])
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _suspects(v, path + [i])
+    elif isinstance(node, _NonFinite):
+        yield path, "nonfinite"
 
 
 # -- JSON Schema ---------------------------------------------------------------------------
@@ -150,6 +223,8 @@ _FIELD_NAMES = {"min": "minutes", "pts": "points", "turnover": "turnovers"}
 
 
 def _schema_reason(doc: Any, err) -> str:
+    if err.validator in ("oneOf", "anyOf") and err.context:
+        return _schema_reason(doc, _branch_error(err))
     where, field = describe_location(doc, list(err.absolute_path))
     label = _FIELD_NAMES.get(field, field) if field else None
     v = err.validator
@@ -172,11 +247,26 @@ def _schema_reason(doc: Any, err) -> str:
         msg = f"{label} is {_short(err.instance)}, expected one of {', '.join(map(str, err.validator_value))}"
     elif v == "pattern":
         msg = f"{label} {_short(err.instance)} is not in the expected format ({err.schema.get('description') or err.validator_value})"
-    elif v in ("minimum", "exclusiveMinimum", "maximum"):
+    elif v in ("maximum", "exclusiveMaximum"):
+        msg = (f"{label} is {_short(err.instance)}, more than is plausible (maximum {err.validator_value}); "
+               f"check the scraper's output for this row")
+    elif v in ("minimum", "exclusiveMinimum"):
         msg = f"{label} is {_short(err.instance)}, out of range ({v} {err.validator_value})"
     else:
         msg = f"{label + ': ' if label else ''}{err.message}"
     return f"{where}: {msg}" if where else msg
+
+
+def _branch_error(err):
+    """For a value matching no branch of a oneOf (``stats``: null or an object), the first error of the branch
+    whose type fits the value: "stl should be integer", not "stats should be null"."""
+    branches: dict[Any, list] = {}
+    for e in err.context:
+        branches.setdefault(e.relative_schema_path[0] if e.relative_schema_path else None, []).append(e)
+    for errs in branches.values():
+        if not any(e.validator == "type" and not e.relative_path for e in errs):
+            return sorted(errs, key=lambda e: [str(p) for p in e.absolute_path])[0]
+    return err.context[0]
 
 
 def _json_type(v: Any) -> str:
@@ -222,6 +312,11 @@ def check_schema(source: str, doc: Any) -> None:
     raise FileProblem("schema", _join(list(dict.fromkeys(out))))
 
 
+def join_reasons(reasons: list[str]) -> str:
+    """The first few reasons, then how many more (one line for failures.csv)."""
+    return _join(reasons)
+
+
 def _join(reasons: list[str]) -> str:
     head = "; ".join(reasons[:MAX_PROBLEMS])
     more = len(reasons) - MAX_PROBLEMS
@@ -247,6 +342,12 @@ class ScheduleIndex:
             for r in games[["game_id", "game_date", "game_status", "home_team", "away_team"]].itertuples(index=False)
         }
         self.teams = set(games.home_team) | set(games.away_team)
+        # final scores, to compare with the sum of the players' points (absent in older callers' frames)
+        self.scores: dict[str, tuple[int, int]] = {}
+        if {"home_score", "away_score"} <= set(games.columns):
+            for gid, hs, as_ in games[["game_id", "home_score", "away_score"]].itertuples(index=False):
+                if pd.notna(hs) and pd.notna(as_):
+                    self.scores[gid] = (int(hs), int(as_))
         self.final_by_day: dict[date, list[tuple[str, str, str]]] = {}
         for gid, (d, status, home, away) in self.games.items():
             if status == "final":
@@ -341,7 +442,32 @@ def _row_rules(source: str, rows: pd.DataFrame, schedule: "ScheduleIndex") -> li
             problems.append(f"game {first.game_id}: {what} appears {len(grp)} times (rows {', '.join(map(str, grp._row))})")
     if source in (BOXSCORES, GAMEBOOK):
         problems += _stat_rules(source, rows)
+        if not problems:
+            problems += _score_rules(rows, schedule)
     return problems
+
+
+def _score_rules(rows: pd.DataFrame, schedule: "ScheduleIndex") -> list[str]:
+    """Each team's points add up to its final score in the schedule (a 300-point row cannot hide)."""
+    problems: list[str] = []
+    totals = rows.groupby(["game_id", "team_abbr"], sort=False)["points"].sum()
+    for (gid, team), pts in totals.items():
+        s, score = schedule.games.get(gid), schedule.scores.get(gid)
+        if s is None or score is None:
+            continue
+        want = score[0] if team == s[2] else score[1] if team == s[3] else None
+        if want is not None and int(pts) != want:
+            problems.append(f"game {gid}: {team} players' points add up to {int(pts)}, but the schedule's final score "
+                            f"gives {team} {want}; a row is wrong or missing in the file (or the schedule's score is)")
+    return problems
+
+
+def _not_a_count(v: Any) -> bool:
+    """Not a whole number a 64-bit integer column can hold (10**30, 1e308, NaN, a string)."""
+    try:
+        return int(v) != v or abs(int(v)) >= 2 ** 63
+    except (TypeError, ValueError, OverflowError):
+        return True
 
 
 def _stat_rules(source: str, rows: pd.DataFrame) -> list[str]:
@@ -349,7 +475,14 @@ def _stat_rules(source: str, rows: pd.DataFrame) -> list[str]:
     counts = ["points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "reb", "ast", "stl", "blk", "tov", "pf"]
     if source == BOXSCORES:
         counts += ["oreb", "dreb"]
-    num = {c: np.asarray(rows[c].to_numpy(), dtype=np.int64) for c in counts}
+    num = {}
+    for c in counts:
+        try:
+            num[c] = np.asarray(rows[c].to_numpy(), dtype=np.int64)
+        except (OverflowError, TypeError, ValueError):  # the schema's maxima normally stop these first
+            bad = [r for r in _bad(rows, np.ones(len(rows), dtype=bool)) if _not_a_count(getattr(r, c))]
+            return [f"{_row_label(r)}: {c} is {_short(getattr(r, c))}, not a count a game can have" for r in bad[:1]] \
+                or [f"{c}: values that are not counts"]
     for col in counts:  # the schema already says so; checked again on the parsed rows
         for r in _bad(rows, num[col] < 0):
             problems.append(f"{_row_label(r)}: {col} is negative ({getattr(r, col)})")
@@ -364,7 +497,7 @@ def _stat_rules(source: str, rows: pd.DataFrame) -> list[str]:
     if source == BOXSCORES:
         for r in _bad(rows, num["reb"] != num["oreb"] + num["dreb"]):
             problems.append(f"{_row_label(r)}: rebounds {r.reb} != offensive {r.oreb} + defensive {r.dreb}")
-        played = np.array([int(m.split(":", 1)[0]) for m in rows.minutes.tolist()], dtype=np.int64)
+        played = np.array([min(int(m.split(":", 1)[0]), 10_000) for m in rows.minutes.tolist()], dtype=np.int64)
         for r in _bad(rows, played > 70):
             problems.append(f"{_row_label(r)}: minutes {r.minutes} is more than a game lasts")
     else:
@@ -389,9 +522,11 @@ def check_schedule_rules(doc: dict, rows: pd.DataFrame, season_year: int) -> Non
         problems.append(f"game {r.game_id} appears more than once")
     for r in _bad(rows, rows.home_team == rows.away_team):
         problems.append(f"game {r.game_id}: {r.home_team} plays itself")
-    years = rows.game_date.map(lambda d: d.year)
-    for r in _bad(rows, ~years.isin([season_year, season_year + 1])):
-        problems.append(f"game {r.game_id} dated {r.game_date} is outside season {season_year}-{(season_year + 1) % 100:02d}")
+    # a season runs from July of its start year to June of the next (the load's season_of_date)
+    seasons = rows.game_date.map(lambda d: d.year if d.month >= 7 else d.year - 1)
+    for r in _bad(rows, seasons != season_year):
+        problems.append(f"game {r.game_id} dated {r.game_date} is outside season {season_year}-{(season_year + 1) % 100:02d} "
+                        f"(July {season_year} to June {season_year + 1}); move it to the schedule file of its season or fix its date")
     final = rows.game_status == "final"
     for r in _bad(rows, final & (rows.home_score.isna() | rows.away_score.isna())):
         problems.append(f"game {r.game_id} is final but has no score")

@@ -29,4 +29,16 @@ def open_warehouse(params: "RunParams", **kwargs) -> Warehouse:
     return wh
 
 
-__all__ = ["Warehouse", "WarehouseError", "open_warehouse"]
+def open_for_reading(params: "RunParams") -> Warehouse:
+    """A warehouse for looking only (validate, status): DuckDB opens read-only, so looking never takes the
+    file from a running backfill. A DuckDB file that does not exist yet (a first run with
+    ``create_warehouse: true``) is created with its schema instead."""
+    if params.backend == "duckdb":
+        from pathlib import Path
+
+        if Path(params.duckdb_path).is_file():
+            return open_warehouse(params, read_only=True)
+    return open_warehouse(params)
+
+
+__all__ = ["Warehouse", "WarehouseError", "open_for_reading", "open_warehouse"]

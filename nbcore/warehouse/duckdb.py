@@ -2,11 +2,19 @@
 
 SQL arrives in BigQuery Standard SQL and is translated by sqlglot
 (``nbcore.sqlfiles.to_duckdb``); ``@param`` query parameters become DuckDB ``$param``.
+
+A file-backed warehouse holds the DuckDB file only while it works (``duckdb_access``): the
+connection opens for a query or a transaction, waits with backoff when another process holds
+the file, closes after a second of idleness, and is handed over between operations when
+another process waits for it. So a ``runbook status`` or a notebook opened mid-backfill never
+makes the run fail, and the run never makes them fail without saying who holds the file.
 """
 from __future__ import annotations
 
 import re
 import threading
+import time
+import weakref
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -17,37 +25,86 @@ import pandas as pd
 
 from .. import schema
 from ..sqlfiles import parameter_names, to_duckdb
+from . import duckdb_access
 from .base import Warehouse, WarehouseError, conform_frame
 
 
 class DuckDBWarehouse(Warehouse):
     name = "duckdb"
 
-    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False):
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False, share: bool | None = None):
         self.path = str(path)
-        if self.path != ":memory:":
+        if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.read_only = read_only
+        # a file is shared with other processes: held only while working (see duckdb_access)
+        self.share = self.path != ":memory:" if share is None else share
         self._con: duckdb.DuckDBPyConnection | None = None
         self._in_tx = 0
+        self._depth = 0  # nesting of _using() blocks: the connection is never closed inside one
+        self._opened_at = 0.0
+        self._idle_since = 0.0
+        self._reaper: threading.Thread | None = None
         self._lock = threading.RLock()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            try:
-                self._con = duckdb.connect(self.path, read_only=self.read_only)
-            except duckdb.IOException as e:
-                raise WarehouseError(
-                    f"cannot open DuckDB file {self.path}: {e}. Another process (a running "
-                    "notebook or runbook) may hold it; close it and retry."
-                ) from e
-        return self._con
+        with self._lock:
+            if self._con is None:
+                self._con = duckdb_access.connect(self.path, self.read_only) if self.share else \
+                    duckdb.connect(self.path, read_only=self.read_only)
+                self._opened_at = self._idle_since = time.monotonic()
+                if self.share:
+                    self._start_reaper()
+            return self._con
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """One operation on the file. Between operations a shared file is handed to a waiting process."""
+        with self._lock:
+            if (self.share and self._depth == 0 and self._in_tx == 0 and self._con is not None
+                    and time.monotonic() - self._opened_at >= duckdb_access.MIN_HOLD_SECONDS
+                    and duckdb_access.should_yield(self.path, self.read_only)):
+                self.close()
+                duckdb_access.let_waiters_in(self.path, self.read_only)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                self._idle_since = time.monotonic()
+
+    def _start_reaper(self) -> None:
+        """A daemon thread that closes the connection once it has been idle for IDLE_SECONDS."""
+        if self._reaper is not None and self._reaper.is_alive():
+            return
+        me = weakref.ref(self)
+
+        def reap() -> None:
+            while True:
+                time.sleep(duckdb_access.IDLE_SECONDS / 4)
+                wh = me()
+                if wh is None or wh._con is None:
+                    return
+                if not wh._lock.acquire(blocking=False):
+                    continue
+                try:
+                    idle = time.monotonic() - wh._idle_since
+                    if wh._con is not None and wh._depth == 0 and wh._in_tx == 0 and idle >= duckdb_access.IDLE_SECONDS:
+                        wh.close()
+                        return
+                finally:
+                    wh._lock.release()
+                    del wh
+
+        self._reaper = threading.Thread(target=reap, name=f"duckdb-idle-close:{Path(self.path).name}", daemon=True)
+        self._reaper.start()
 
     # -- queries -----------------------------------------------------------
     def _run(self, sql: str, params: Mapping[str, Any] | None, label: str):
@@ -64,18 +121,18 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"{label or 'query'} failed on DuckDB: {e}") from e
 
     def query(self, sql, params=None, *, label=""):
-        with self._lock:
+        with self._using():
             return self._run(sql, params, label).df()
 
     def execute(self, sql, params=None, *, label=""):
-        with self._lock:
+        with self._using():
             self._run(sql, params, label)
 
     # -- schema --------------------------------------------------------------
     def ensure_schema(self) -> None:
         if self.read_only:
             return
-        with self._lock:
+        with self._using():
             for dataset in schema.datasets():
                 self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {dataset}")
             for t in schema.all_tables():
@@ -85,13 +142,17 @@ class DuckDBWarehouse(Warehouse):
         """Drop every dataset schema and its tables, then recreate them empty."""
         if self.read_only:
             raise WarehouseError(f"drop_all: DuckDB file {self.path} was opened read-only")
-        with self._lock:
+        with self._using():
             for dataset in schema.datasets():
                 self.con.execute(f"DROP SCHEMA IF EXISTS {dataset} CASCADE")
         self.ensure_schema()
 
     def table_exists(self, fqn: str) -> bool:
         dataset, name = fqn.split(".")
+        with self._using():
+            return self._table_exists(dataset, name)
+
+    def _table_exists(self, dataset: str, name: str) -> bool:
         n = self.con.execute(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
             [dataset, name],
@@ -101,7 +162,7 @@ class DuckDBWarehouse(Warehouse):
     # -- writes --------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._lock:
+        with self._using():
             outer = self._in_tx == 0
             if outer:
                 self.con.execute("BEGIN TRANSACTION")
@@ -154,7 +215,7 @@ class DuckDBWarehouse(Warehouse):
         return int(self._run(f"SELECT COUNT(*) FROM {t.fqn} WHERE {cond}", p, "count").fetchone()[0])
 
     def dml(self, sql, params=None, *, label=""):
-        with self._lock:
+        with self._using():
             row = self._run(sql, params, label).fetchone()
             return int(row[0]) if row else 0
 
@@ -163,7 +224,7 @@ class DuckDBWarehouse(Warehouse):
         if frame.empty:
             return 0
         data = conform_frame(t, frame)
-        with self._lock:
+        with self._using():
             self.con.register("_incoming", data)
             try:
                 casts = ", ".join(f"CAST({c} AS {schema.DUCKDB_TYPES[typ]}) AS {c}" for c, typ in t.columns.items())
