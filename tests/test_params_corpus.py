@@ -130,7 +130,7 @@ CASES = [
     ("cli_start_date", None, ["run", "--start-date", "2024-02-30"], ["start_date", "YYYY-MM-DD"]),
     ("cli_stage_typo", None, ["run", "--stages", "validate,lod"], ["stages", "stages are"]),
     ("cli_table_typo", None, ["run", "--tables", "nope"], ["tables", "known:"]),
-    ("cli_from_typo", None, ["run", "--from", "lod"], ["'lod'", "choose one of"]),
+    ("cli_from_typo", None, ["run", "--from", "lod"], ["'lod'", "is not one of"]),
     ("derive_chunk_days_zero", None, ["derive", "--chunk-days", "0"], ["chunk_days", "greater than or equal to 1"]),
     ("load_retry_unknown_run", None, ["load", "--retry-failed", "nope"], ["retry_failed", "no run 'nope'"]),
     ("predict_impossible_date", None, ["predict", "--dates", "2024-02-30"], ["--dates", "YYYY-MM-DD"]),

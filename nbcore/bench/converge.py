@@ -10,7 +10,7 @@ tables into a second copy, timed; then both compared row for row. Keys:
 * ``restate_rows_changed``: rows whose value is new or different after the backfill (compared with
   the before state); written / changed is the over-write ratio (at most 1.25);
 * ``restate_s`` (derive + predict + grade of the backfill) and ``rebuild_s`` (the same three
-  stages from empty tables): the incremental run must be the faster.
+  stages from empty tables, with the run's ``chunk_days``): the incremental run must be the faster.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def run(ctx) -> dict:
     written = sum(derived.rows_written.values()) + predicted.rows_written + graded.summary()["rows_written"][
         convergence.lineage.ACCURACY]
 
-    rebuilt = convergence.rebuild_from_raw(p, root / "rebuild")
+    rebuilt = convergence.rebuild_from_raw(p, root / "rebuild", chunk_days=p.chunk_days)
     diff = convergence.compare(p, rebuilt.params)
     with open_warehouse(params, read_only=True) as before, open_warehouse(p, read_only=True) as after:
         changed = sum(_rows_new_or_changed(before, after, t) for t in convergence.derived_tables())
