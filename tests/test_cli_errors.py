@@ -47,11 +47,18 @@ def test_usage_errors_exit_2_and_say_what_to_do(tmp_path):
     assert r.exit_code == 2 and "no run 'no-such-run'" in r.output and "runbook runs" in r.output
     r = runner.invoke(main, ["run", "--from", "derivee"])
     assert r.exit_code == 2 and "derivee" in r.output and "validate_after" in r.output
-    r = runner.invoke(main, ["derive", "--dates", "2024-02-30"])
+    from nbcore.warehouse.duckdb import DuckDBWarehouse
+
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:  # an existing warehouse: preflight passes
+        wh.ensure_schema()
+    (tmp_path / "bucket").mkdir()
+    pfile = tmp_path / "p.yaml"
+    pfile.write_text(f"duckdb_path: {tmp_path / 'w.duckdb'}\nbucket: {tmp_path / 'bucket'}\narchive_dir: {tmp_path / 'runs'}\n")
+    r = runner.invoke(main, ["derive", "--params", str(pfile), "--dates", "2024-02-30"])
     assert r.exit_code == 2 and "--dates '2024-02-30'" in r.output and "YYYY-MM-DD" in r.output
     r = runner.invoke(main, ["gate", "--run-dir", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "does not exist" in r.output
-    r = runner.invoke(main, ["why", "no_such_table", "2024-01-01"])
+    r = runner.invoke(main, ["why", "no_such_table", "2024-01-01", "--params", str(pfile)])
     assert r.exit_code == 2 and "unknown table 'no_such_table'" in r.output
 
 
