@@ -34,7 +34,7 @@ from . import lineage
 from .errors import StageFailed
 from .history import RunRecord, record_runs
 from .params import RunParams
-from .predict.stage import chunk_dates
+from .chunks import make_chunks as chunk_dates
 from .sqlfiles import read_sql
 from .warehouse import Warehouse, open_warehouse
 

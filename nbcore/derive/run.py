@@ -27,6 +27,7 @@ import pandas as pd
 from ..progress import tqdm
 
 from .. import lineage
+from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
 from ..errors import StageFailed
 from ..history import RunRecord, record_runs
@@ -57,18 +58,6 @@ def _announce(result: DeriveResult, message: str, progress: bool) -> None:
     log.info(message)
     if progress:
         print(f"WARNING: {message}")
-
-
-def make_chunks(targets: list[date], chunk_days: int) -> list[list[date]]:
-    """Group target dates into chunks: each holds the targets within ``chunk_days`` calendar
-    days of its first date (``chunk_days: 1`` = one date per chunk)."""
-    chunks: list[list[date]] = []
-    for d in sorted(set(targets)):
-        if chunks and (d - chunks[-1][0]).days < chunk_days:
-            chunks[-1].append(d)
-        else:
-            chunks.append([d])
-    return chunks
 
 
 def windows_for(schedule: Schedule) -> lineage.Windows:

@@ -21,6 +21,7 @@ import pandas as pd
 from ..progress import tqdm
 
 from .. import lineage
+from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
 from ..errors import StageFailed
 from ..history import RunRecord, record_runs
@@ -128,16 +129,7 @@ class PredictResult:
         return head + self.chunk_table().to_html(index=False)
 
 
-def chunk_dates(dates: list[date], chunk_days: int) -> list[list[date]]:
-    """Cut sorted dates into groups spanning fewer than ``chunk_days`` calendar days each."""
-    chunks: list[list[date]] = []
-    for d in sorted(set(dates)):
-        if chunks and (d - chunks[-1][0]).days < chunk_days:
-            chunks[-1].append(d)
-        else:
-            chunks.append([d])
-    return chunks
-
+chunk_dates = make_chunks  # one chunking for every stage (``nbcore.chunks``)
 
 
 def _dates(col: pd.Series) -> pd.Series:
