@@ -3,13 +3,29 @@
 Kernels talk to the driver over local IPC sockets instead of TCP: nothing listens on a
 port, and ipykernel does not print its "running over TCP without encryption" warning
 for every stage of every run.
+
+Each kernel gets its own socket path prefix. jupyter_client's default prefix is ``kernel-ipc``
+in the working directory, so two runbooks (or a runbook and a notebook opened to look at it)
+started from one folder could pick the same socket files and talk to each other's kernel
+("Invalid Signature").
 """
 from __future__ import annotations
 
+import os
+import tempfile
+import uuid
+
 from jupyter_client.manager import AsyncKernelManager
+
+
+def private_ipc_prefix() -> str:
+    """A socket path prefix no other kernel uses (files ``<prefix>-1`` … live in the temp folder)."""
+    return os.path.join(tempfile.gettempdir(), f"runbook-kernel-{uuid.uuid4().hex[:16]}")
 
 
 class LocalKernelManager(AsyncKernelManager):
     def __init__(self, **kwargs):
         kwargs.setdefault("transport", "ipc")
+        if kwargs["transport"] == "ipc":
+            kwargs.setdefault("ip", private_ipc_prefix())
         super().__init__(**kwargs)

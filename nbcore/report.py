@@ -882,6 +882,31 @@ def _measure_grading(params) -> Optional[pd.DataFrame]:
     return frame
 
 
+def plan_vs_outcome(run: RunData) -> pd.DataFrame:
+    """Per writing stage: the table-dates ``plan.json`` said the run would rebuild (missing and
+    stale apart) and the table-dates the stage records say it rebuilt."""
+    cols = ["stage", "planned", "planned_missing", "planned_stale", "rebuilt"]
+    try:
+        plan = json.loads((run.run_dir / "plan.json").read_text())
+    except (OSError, ValueError):
+        return pd.DataFrame(columns=cols)
+    planned: dict[str, list[int]] = {}
+    for row in plan.get("tables", []):
+        p = planned.setdefault(row["stage"], [0, 0, 0])
+        p[0] += int(row.get("dates") or 0)
+        p[1] += int(row.get("missing") or 0)
+        p[2] += int(row.get("stale") or 0)
+    derive = run.record("derive")
+    done = {
+        "derive": sum(len(v) for v in (derive.get("table_dates") or {}).values()) if derive else None,
+        "predict": run.record("predict").get("dates") if run.record("predict") else None,
+        "grade": run.record("grade").get("dates") if run.record("grade") else None,
+    }
+    rows = [{"stage": stage, "planned": p[0], "planned_missing": p[1], "planned_stale": p[2],
+             "rebuilt": done.get(stage)} for stage, p in planned.items() if stage in done]
+    return pd.DataFrame(rows, columns=cols)
+
+
 def rows_written(run: RunData) -> pd.DataFrame:
     """Rows each stage wrote per table (from the stage records)."""
     rows = []

@@ -376,6 +376,22 @@ def grading(run: report.RunData, params=None, save: bool = False):
     return HTML(_wrap(table_html(f, numeric) + f'<dl class="rb-captions rb-caption">{captions}</dl>' + img))
 
 
+def plan_vs_outcome(run: report.RunData):
+    f = report.plan_vs_outcome(run)
+    shown = pd.DataFrame({
+        "stage": f.stage,
+        "planned table-dates": f.planned.map(report.count_label),
+        "of which missing": f.planned_missing.map(report.count_label),
+        "of which stale": f.planned_stale.map(report.count_label),
+        "rebuilt": f.rebuilt.map(lambda v: "not run" if v is None or pd.isna(v) else report.count_label(v)),
+    })
+    return table(shown, "no plan was saved for this run",
+                 numeric=("planned table-dates", "of which missing", "of which stale", "rebuilt"),
+                 caption="Stale: present, but computed before one of its inputs changed (a filled date in its "
+                         "window, a better source, a retrained model); restated by the run. Predict and grade "
+                         "count dates, derive counts table-dates.")
+
+
 def rows_written(run: report.RunData):
     f = report.rows_written(run)
     return table(f.assign(rows=f.rows.map(report.count_label)), "no stage recorded rows written", numeric=("rows",))
