@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import uuid
 import warnings
 from contextlib import contextmanager
@@ -104,6 +105,23 @@ def human_bytes(n: Optional[int]) -> str:
     return f"{n:,} bytes"
 
 
+TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "concurrentUpdate", "backendError", "internalError",
+                               "jobBackendError", "jobInternalError"})
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds; five retries, about half a minute at most
+
+
+def is_transient(reason: str, message: str) -> bool:
+    """Worth retrying: BigQuery's rate limits, backend errors, and DML aborted by a concurrent
+    update (reported by some paths as ``invalidQuery`` with that message)."""
+    return reason in TRANSIENT_REASONS or "concurrent update" in message.lower()
+
+
+class _TransientError(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass
 class _Tx:
     """An open ``transaction()``: its session (once BEGIN ran) and its staging tables."""
@@ -111,6 +129,7 @@ class _Tx:
     session_id: Optional[str] = None
     staging: list[str] = field(default_factory=list)
     written: set[str] = field(default_factory=set)
+    journal: list[dict] = field(default_factory=list)  # statements run in the session, for a replay
 
     @property
     def began(self) -> bool:
@@ -134,6 +153,7 @@ class BigQueryWarehouse(Warehouse):
         run_id: Optional[str] = None,
         stage: Optional[str] = None,
         read_only: bool = False,
+        retry_delays: Optional[tuple[float, ...]] = None,
     ):
         self.project = project
         self.location = location
@@ -149,6 +169,12 @@ class BigQueryWarehouse(Warehouse):
         self._client = client
         self._tx: Optional[_Tx] = None
         self._lock = threading.RLock()
+        self.retry_delays: tuple[float, ...] = tuple(retry_delays if retry_delays is not None else RETRY_DELAYS)
+        self.retries: list[dict] = []           # transient errors retried, for the manifest
+        self.replayed_sessions: list[str] = []  # sessions abandoned and replayed after one
+        self._replaying = False
+        self.lease = None                       # a lease.Lease this warehouse heartbeats at each BEGIN
+        self.aborted_sessions: list[str] = []
 
     @classmethod
     def from_params(cls, params: "RunParams", **kwargs) -> "BigQueryWarehouse":
@@ -247,6 +273,8 @@ class BigQueryWarehouse(Warehouse):
                 d["bytes_processed"] += int(j.get("bytes_processed") or 0)
                 d["bytes_billed"] += int(j.get("bytes_billed") or 0)
             out["job_ids"].append(j["job_id"])
+        if self.retries:
+            out["retries"] = [dict(r) for r in self.retries]
         return out
 
     # -- SQL ----------------------------------------------------------------------------------
@@ -281,7 +309,54 @@ class BigQueryWarehouse(Warehouse):
 
     def _run(self, sql: str, params: Optional[Mapping[str, Any]], label: str, *, qualified: bool = False,
              extra_params: Optional[list] = None, create_session: bool = False, session: bool = True):
-        """Run one query job (text already in BigQuery SQL) to completion: (job, RowIterator)."""
+        """Run one query job (text already in BigQuery SQL) to completion: (job, RowIterator).
+
+        A transient failure (rate limit, a transaction aborted by a concurrent update, a
+        backend error) is retried with bounded exponential backoff (``retry_delays``), each
+        attempt recorded in ``wh.jobs`` and ``wh.retries``. Inside an open session
+        transaction the failed job took the transaction with it, so the retry opens a new
+        session and replays the transaction's statements so far (the journal), then the job.
+        """
+        in_session = session and not create_session and self._tx is not None and self._tx.began
+        for attempt in range(len(self.retry_delays) + 1):
+            try:
+                out = self._run_once(sql, params, label, qualified=qualified, extra_params=extra_params,
+                                     create_session=create_session, session=session)
+            except _TransientError as e:
+                if attempt == len(self.retry_delays):
+                    raise WarehouseError(f"{label or 'query'} failed on BigQuery after {attempt + 1} attempts "
+                                         f"({e.reason}): {e}") from None
+                delay = self.retry_delays[attempt]
+                self.retries.append({"step": label, "reason": e.reason, "attempt": attempt + 1, "delay_s": delay,
+                                     "replayed": len(self._tx.journal) if in_session else 0})
+                time.sleep(delay)
+                if in_session:
+                    self._replay()
+                continue
+            if in_session and not self._replaying:
+                self._tx.journal.append(dict(sql=sql, params=params, label=label, qualified=qualified,
+                                             extra_params=extra_params))
+            return out
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _replay(self) -> None:
+        """A new session and transaction with the journal's statements run again (same text and
+        parameters, so the same rows), after a transient error aborted the previous one."""
+        tx = self._tx
+        old = tx.session_id
+        self._quiet(lambda: self._run_once("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True))
+        tx.session_id = None
+        self._replaying = True
+        try:
+            self._begin()
+            for j in tx.journal:
+                self._run(j["sql"], j["params"], j["label"], qualified=j["qualified"], extra_params=j["extra_params"])
+        finally:
+            self._replaying = False
+        self.replayed_sessions.append(old)
+
+    def _run_once(self, sql: str, params: Optional[Mapping[str, Any]], label: str, *, qualified: bool = False,
+                  extra_params: Optional[list] = None, create_session: bool = False, session: bool = True):
         from google.api_core import exceptions as gexc
 
         text = sql if qualified else self.qualify(sql)
@@ -290,12 +365,15 @@ class BigQueryWarehouse(Warehouse):
         cfg = self._job_config(label, qp, create_session=create_session, session=session)
         job = None
         try:
-            job = self.client.query(text, job_config=cfg, job_id_prefix=f"runbook_{label_value(self._stage_for(label))}_")
-            rows = job.result()
+            job = self.client.query(text, job_config=cfg, job_id_prefix=f"runbook_{label_value(self._stage_for(label))}_",
+                                    job_retry=None)
+            rows = job.result(job_retry=None)
         except gexc.GoogleAPICallError as e:
             reason = _reason(e)
             if job is not None:
                 self._record(job, "query", label, error=f"{reason}: {_message(e)}")
+            if is_transient(reason, _message(e)):
+                raise _TransientError(reason, _message(e)) from None
             if reason == "bytesBilledLimitExceeded":
                 raise self._cap_error(text, params, label, e) from None
             raise WarehouseError(f"{label or 'query'} failed on BigQuery"
@@ -335,6 +413,14 @@ class BigQueryWarehouse(Warehouse):
                 self._begin()
                 self._tx.written.update(_written_tables(sql))
             self._run(sql, params, label)
+
+    def execute_standalone(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> int:
+        """One job outside any open transaction's session (the lease's own writes, which must
+        not commit or roll back with the stage's data); the DML rows it affected."""
+        self._check_writable(label or "execute")
+        with self._lock:
+            job, _ = self._run(sql, params, label, session=False)
+            return int(job.num_dml_affected_rows or 0)
 
     def dry_run_bytes(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> int:
         """Bytes a statement would process (a dry run: free, nothing runs)."""
@@ -470,6 +556,26 @@ class BigQueryWarehouse(Warehouse):
         if info is None or not info.session_id:
             raise WarehouseError("BigQuery did not open a session for the transaction")
         tx.session_id = info.session_id
+        if self.lease is not None and not self._replaying:
+            self.lease.heartbeat(tx.session_id)  # a resume after a crash aborts this session first
+
+    def abort_session(self, session_id: str) -> bool:
+        """End a session left open (by a crashed run) and roll back its transaction; False if
+        it had already ended or expired."""
+        from google.cloud import bigquery
+
+        cfg = bigquery.QueryJobConfig(labels=self._labels("abort session"), use_legacy_sql=False,
+                                      connection_properties=[bigquery.ConnectionProperty("session_id", session_id)])
+        try:
+            job = self.client.query("CALL BQ.ABORT_SESSION()", job_config=cfg, job_retry=None)
+            job.result(job_retry=None)
+        except Exception as e:  # noqa: BLE001 - an expired or unknown session is already gone
+            self.jobs.append({"job_id": "", "kind": "query", "stage": self._stage_for("abort session"),
+                              "step": "abort session", "labels": {}, "state": "FAILED", "error": str(e)[:300]})
+            return False
+        self._record(job, "query", "abort session")
+        self.aborted_sessions.append(session_id)
+        return True
 
     def _finish(self, tx: _Tx, commit: bool) -> None:
         try:
@@ -850,8 +956,10 @@ def to_query_parameter(name: str, value: Any):
             raise WarehouseError(f"query parameter @{name}: a list may not hold NULL (BigQuery arrays cannot)")
         if types == {"INT64", "FLOAT64"}:
             types = {"FLOAT64"}
-        if types == {"DATE", "TIMESTAMP"}:
+        if types == {"DATE", "TIMESTAMP"}:  # a date is midnight UTC of its day, as a TIMESTAMP
             types = {"TIMESTAMP"}
+            items = [v if isinstance(v, datetime) else datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
+                     for v in items]
         if len(types) > 1:
             raise WarehouseError(f"query parameter @{name}: a list mixes types {sorted(types)}")
         elem = types.pop() if types else "STRING"
