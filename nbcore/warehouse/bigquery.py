@@ -130,6 +130,7 @@ class _Tx:
     staging: list[str] = field(default_factory=list)
     written: set[str] = field(default_factory=set)
     journal: list[dict] = field(default_factory=list)  # statements run in the session, for a replay
+    pending: list[tuple[str, Any]] = field(default_factory=list)  # deferred row inserts: (qualified text, param)
 
     @property
     def began(self) -> bool:
@@ -308,7 +309,8 @@ class BigQueryWarehouse(Warehouse):
         return cfg
 
     def _run(self, sql: str, params: Optional[Mapping[str, Any]], label: str, *, qualified: bool = False,
-             extra_params: Optional[list] = None, create_session: bool = False, session: bool = True):
+             extra_params: Optional[list] = None, create_session: bool = False, session: bool = True,
+             flush: bool = True):
         """Run one query job (text already in BigQuery SQL) to completion: (job, RowIterator).
 
         A transient failure (rate limit, a transaction aborted by a concurrent update, a
@@ -318,6 +320,8 @@ class BigQueryWarehouse(Warehouse):
         session and replays the transaction's statements so far (the journal), then the job.
         """
         in_session = session and not create_session and self._tx is not None and self._tx.began
+        if in_session and flush and self._tx.pending:
+            self._flush()
         for attempt in range(len(self.retry_delays) + 1):
             try:
                 out = self._run_once(sql, params, label, qualified=qualified, extra_params=extra_params,
@@ -339,6 +343,12 @@ class BigQueryWarehouse(Warehouse):
             return out
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _flush(self) -> None:
+        """Run the deferred row inserts now (another job needs them visible), as one job."""
+        pending, self._tx.pending = self._tx.pending, []
+        self._run(";\n".join(text for text, _ in pending), None, "insert rows", qualified=True,
+                  extra_params=[param for _, param in pending], flush=False)
+
     def _replay(self) -> None:
         """A new session and transaction with the journal's statements run again (same text and
         parameters, so the same rows), after a transient error aborted the previous one."""
@@ -350,7 +360,8 @@ class BigQueryWarehouse(Warehouse):
         try:
             self._begin()
             for j in tx.journal:
-                self._run(j["sql"], j["params"], j["label"], qualified=j["qualified"], extra_params=j["extra_params"])
+                self._run(j["sql"], j["params"], j["label"], qualified=j["qualified"], extra_params=j["extra_params"],
+                          flush=False)
         finally:
             self._replaying = False
         self.replayed_sessions.append(old)
@@ -421,6 +432,12 @@ class BigQueryWarehouse(Warehouse):
         with self._lock:
             job, _ = self._run(sql, params, label, session=False)
             return int(job.num_dml_affected_rows or 0)
+
+    def query_standalone(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> pd.DataFrame:
+        """A read outside any open transaction (which would see only its snapshot): the lease."""
+        with self._lock:
+            _, rows = self._run(sql, params, label, session=False)
+            return arrow_to_frame(rows.to_arrow(create_bqstorage_client=False))
 
     def dry_run_bytes(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> int:
         """Bytes a statement would process (a dry run: free, nothing runs)."""
@@ -552,11 +569,16 @@ class BigQueryWarehouse(Warehouse):
         if tx is None or tx.began:
             return
         job, _ = self._run("BEGIN TRANSACTION", None, "begin transaction", create_session=True)
+        self._opened(job)
+
+    def _opened(self, job) -> None:
+        """Keep the session a BEGIN job opened; record it in the lease (a resume aborts it)."""
+        tx = self._tx
         info = job.session_info
         if info is None or not info.session_id:
             raise WarehouseError("BigQuery did not open a session for the transaction")
         tx.session_id = info.session_id
-        if self.lease is not None and not self._replaying:
+        if self.lease is not None:
             self.lease.heartbeat(tx.session_id)  # a resume after a crash aborts this session first
 
     def abort_session(self, session_id: str) -> bool:
@@ -582,16 +604,26 @@ class BigQueryWarehouse(Warehouse):
             if tx.began:
                 self._tx = tx  # the COMMIT/ROLLBACK jobs run in the transaction's session
                 try:
+                    committed = False
                     if commit:
+                        pending, tx.pending = tx.pending, []
+                        texts = [text for text, _ in pending] + ["COMMIT TRANSACTION"]
                         try:
-                            self._run("COMMIT TRANSACTION", None, "commit transaction")
+                            self._run(";\n".join(texts), None, "commit transaction", qualified=True,
+                                      extra_params=[param for _, param in pending], flush=False)
+                            committed = True
                         except WarehouseError:
-                            self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction"))
+                            self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction",
+                                                          flush=False))
                             raise
                     else:
-                        self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction"))
+                        tx.pending = []
+                        self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction",
+                                                      flush=False))
                 finally:
-                    self._quiet(lambda: self._run("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True))
+                    if not committed:  # a committed session holds nothing; BigQuery ends it when idle
+                        self._quiet(lambda: self._run("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True,
+                                                      flush=False))
                     self._tx = None
         finally:
             for table_id in tx.staging:
@@ -633,24 +665,35 @@ class BigQueryWarehouse(Warehouse):
             staging = None
             if data is not None and len(data) and not self._tx.began:
                 staging = self._stage_frame(t, data)  # before BEGIN: the transaction's snapshot includes it
-            self._begin()
             self._tx.written.add(t.fqn)
-            self._run(delete, p, label)
             if data is not None:
                 if not len(data):
+                    self._write([delete], p, label)
                     return 0
                 if staging is not None:
-                    self._run(f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`", None, label,
-                              qualified=False)
+                    self._write([delete, f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`"], p, label)
                 else:
+                    self._write([delete], p, label)
                     self._insert_rows(t, data, label)
                 return len(data)
             select = sql.strip().rstrip(";")
-            job, _ = self._run(
-                f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({select}) AS _new "
-                f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end", p, label,
-            )
-            return int(job.num_dml_affected_rows or 0)
+            job = self._write([delete, f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({select}) AS _new "
+                                       f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end"], p, label)
+            return _inserted_rows(self.client, job)
+
+    def _write(self, statements: list[str], params: dict, label: str):
+        """Statements of an open ``transaction()`` as one job in its session. The first write
+        opens the session with ``BEGIN TRANSACTION`` in the same script (one job, not two),
+        and is journaled like the others so a replay after a transient error redoes it."""
+        tx = self._tx
+        if tx.began:
+            job, _ = self._run(";\n".join(statements), params, label)
+            return job
+        job, _ = self._run("BEGIN TRANSACTION;\n" + ";\n".join(statements), params, label, create_session=True)
+        self._opened(job)
+        tx.journal.append(dict(sql=";\n".join(statements), params=params, label=label, qualified=False,
+                               extra_params=None))
+        return job
 
     def _replace_script(self, t: schema.Table, delete: str, p: dict, sql: Optional[str], data: Optional[pd.DataFrame],
                         label: str) -> int:
@@ -690,12 +733,11 @@ class BigQueryWarehouse(Warehouse):
                 return len(data)
             cols = ", ".join(t.columns)
             staging = None if self._tx.began else self._stage_frame(t, data)
-            self._begin()
             self._tx.written.add(t.fqn)
             if staging is not None:
-                self._run(f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`", None, label)
+                self._write([f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`"], {}, label)
             else:
-                self._insert_rows(t, data, label)
+                self._insert_rows(t, data, label)  # deferred: runs with the next job (often the COMMIT)
             return len(data)
 
     # -- frames in -------------------------------------------------------------------------------
@@ -746,8 +788,6 @@ class BigQueryWarehouse(Warehouse):
 
         cols = list(t.columns)
         select = ", ".join(f"_r.{c}" for c in cols)
-        sql = f"INSERT INTO {t.fqn} ({', '.join(cols)}) SELECT {select} FROM UNNEST(@_rows) AS _r"
-        text = self.qualify(sql)
         per_row = 40 * len(cols)
         chunk = max(1, STRUCT_PARAM_BYTES // per_row)
         values = python_rows(t, data)
@@ -761,8 +801,11 @@ class BigQueryWarehouse(Warehouse):
                 ])
                 for row in values[i:i + chunk]
             ]
-            param = bigquery.ArrayQueryParameter("_rows", struct_type, rows)
-            self._run(text, None, label, qualified=True, extra_params=[param])
+            name = f"_rows{len(self._tx.pending)}"
+            text = self.qualify(f"INSERT INTO {t.fqn} ({', '.join(cols)}) SELECT {select} FROM UNNEST(@{name}) AS _r")
+            self._tx.pending.append((text, bigquery.ArrayQueryParameter(name, struct_type, rows)))
+            if sum(len(r.values) for _, r in self._tx.pending) * per_row > STRUCT_PARAM_BYTES:
+                self._flush()
 
 
 # -- module helpers ----------------------------------------------------------------------------

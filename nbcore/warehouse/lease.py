@@ -87,7 +87,7 @@ class Lease:
 
     def current(self) -> Optional[LeaseInfo]:
         """The lease row, held or expired, or None."""
-        df = self.wh.query(read_sql("lease/read"), {"name": self.name}, label="lease read")
+        df = self.wh.query_standalone(read_sql("lease/read"), {"name": self.name}, label="lease read")
         if df.empty:
             return None
         r = df.iloc[0]
