@@ -114,6 +114,18 @@ def test_every_transaction_records_its_session_in_the_lease(server):
         lease.release()
 
 
+def test_a_stage_kernel_heartbeats_the_lease_its_driver_holds(server, monkeypatch):
+    with make_wh(server, "_kern") as driver:
+        lease = Lease(driver, "run-k", holder="ana", host="host-a").acquire()
+        monkeypatch.setenv("RUNBOOK_LEASE_RUN_ID", "run-k")
+        with make_wh(server, "_kern", run_id="run-k") as kernel:
+            kernel.lease.holder, kernel.lease.host = "ana", "host-a"
+            with kernel.transaction():
+                kernel.replace_range(BOX, DAYS[0], DAYS[0], frame=box_rows(DAYS[0], 2))
+                assert lease.current().session_id == kernel._tx.session_id
+        lease.release()
+
+
 def test_a_crash_mid_transaction_then_resume_gives_the_clean_tables(server, clean):
     crashed = make_wh(server, "_crash")
     crashed.lease = Lease(crashed, "run-1", holder="ana", host="host-a").acquire()

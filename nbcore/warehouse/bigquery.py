@@ -105,6 +105,9 @@ def human_bytes(n: Optional[int]) -> str:
     return f"{n:,} bytes"
 
 
+LEASE_ENV = "RUNBOOK_LEASE_RUN_ID"  # set by the driver holding the lease, for its stage kernels
+_TX_LABELS = frozenset({"begin transaction", "commit transaction", "rollback transaction", "end session",
+                        "insert rows"})
 TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "concurrentUpdate", "backendError", "internalError",
                                "jobBackendError", "jobInternalError"})
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds; five retries, about half a minute at most
@@ -131,6 +134,7 @@ class _Tx:
     written: set[str] = field(default_factory=set)
     journal: list[dict] = field(default_factory=list)  # statements run in the session, for a replay
     pending: list[tuple[str, Any]] = field(default_factory=list)  # deferred row inserts: (qualified text, param)
+    stage: Optional[str] = None  # the stage of its first write, for its BEGIN/COMMIT jobs' labels
 
     @property
     def began(self) -> bool:
@@ -175,6 +179,11 @@ class BigQueryWarehouse(Warehouse):
         self.replayed_sessions: list[str] = []  # sessions abandoned and replayed after one
         self._replaying = False
         self.lease = None                       # a lease.Lease this warehouse heartbeats at each BEGIN
+        if os.environ.get(LEASE_ENV) and not read_only:
+            from .lease import Lease
+
+            # a stage kernel of a run whose driver holds the lease: heartbeat it, record sessions
+            self.lease = Lease.attached(self, os.environ[LEASE_ENV])
         self.aborted_sessions: list[str] = []
 
     @classmethod
@@ -219,6 +228,8 @@ class BigQueryWarehouse(Warehouse):
         a SQL file's folder (``derive/player_game_summary``), or the phase of the table written."""
         if self.stage:
             return self.stage
+        if label in _TX_LABELS and self._tx is not None and self._tx.stage:
+            return self._tx.stage  # a transaction's own jobs belong to the stage of its writes
         head = label.split("/", 1)[0] if "/" in label else ""
         if head in STAGES:
             return head
@@ -421,6 +432,7 @@ class BigQueryWarehouse(Warehouse):
         self._check_writable(label or "execute")
         with self._lock:
             if self._tx is not None and _is_dml(sql):
+                self._note_stage(label)
                 self._begin()
                 self._tx.written.update(_written_tables(sql))
             self._run(sql, params, label)
@@ -681,11 +693,17 @@ class BigQueryWarehouse(Warehouse):
                                        f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end"], p, label)
             return _inserted_rows(self.client, job)
 
+    def _note_stage(self, label: str) -> None:
+        if self._tx is not None and self._tx.stage is None:
+            stage = self._stage_for(label)
+            self._tx.stage = stage if stage != "adhoc" else None
+
     def _write(self, statements: list[str], params: dict, label: str):
         """Statements of an open ``transaction()`` as one job in its session. The first write
         opens the session with ``BEGIN TRANSACTION`` in the same script (one job, not two),
         and is journaled like the others so a replay after a transient error redoes it."""
         tx = self._tx
+        self._note_stage(label)
         if tx.began:
             job, _ = self._run(";\n".join(statements), params, label)
             return job
@@ -786,6 +804,7 @@ class BigQueryWarehouse(Warehouse):
         """INSERT rows carried by an ``ARRAY<STRUCT>`` query parameter, in chunks, in the session."""
         from google.cloud import bigquery
 
+        self._note_stage(label)
         cols = list(t.columns)
         select = ", ".join(f"_r.{c}" for c in cols)
         per_row = 40 * len(cols)

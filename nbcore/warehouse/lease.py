@@ -77,6 +77,14 @@ class Lease:
         self.held = False
         self.taken_over: Optional[LeaseInfo] = None  # an expired lease this runner took over
 
+    @classmethod
+    def attached(cls, wh, run_id: str, **kwargs) -> "Lease":
+        """The lease a run's driver took, seen from a stage's own warehouse connection (a
+        kernel): not taken again, but heartbeaten at each transaction with its session id."""
+        lease = cls(wh, run_id, **kwargs)
+        lease.held = True
+        return lease
+
     def _p(self, **extra) -> dict:
         now = self.clock()
         return {"name": self.name, "holder": self.holder, "host": self.host, "run_id": self.run_id, "now": now,
