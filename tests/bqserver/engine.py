@@ -685,8 +685,8 @@ class Engine:
         ptypes = parameter_types(qc)
         prepared = [self._prepare(project, s, qc.get("defaultDataset"), params, ptypes) for s in statements]
         if self.checker is not None:
-            rejected = self.checker.check(text, {k: m.fields for k, m in self.tables.items()},
-                                          qc.get("queryParameters") or [])
+            referenced = {(m.project, m.dataset, m.table_id): m.fields for prep in prepared for m in prep.tables}
+            rejected = self.checker.check(text, referenced, qc.get("queryParameters") or [])
             if rejected:
                 raise BQError(400, "invalidQuery", f"ZetaSQL rejected the query: {rejected}")
         per_table: dict[str, int] = {}

@@ -5,8 +5,9 @@ backend's SQL *runs*, not that BigQuery would *accept* it: DuckDB is more forgiv
 compares a DATE with a TIMESTAMP, coerces strings, accepts functions BigQuery lacks).
 ZetaSQL is the GoogleSQL analyzer BigQuery is built on; the pip package ``zetasql`` ships it
 as WebAssembly run by ``wasmtime``. Each statement of each job is analyzed against a catalog
-of the tables the server holds (created by the backend from ``nbcore/schema/``, plus any
-staging tables), with the job's declared query parameter types. A rejection becomes the
+of the tables the job references, as the server holds them (created by the backend from
+``nbcore/schema/``, or staging tables), with the job's declared query parameter types
+(the server has already refused unknown tables by then). A rejection becomes the
 job's error (``invalidQuery``, "ZetaSQL rejected ...", with the statement), as BigQuery
 would reply, and is kept in ``ZetaSQLChecker.rejections``.
 
@@ -96,7 +97,7 @@ def parameter_type(ptype: dict):
 
 
 class ZetaSQLChecker:
-    """Analyze job texts; register the table catalog again whenever the server's tables change."""
+    """Analyze job texts, each against a registered catalog of the tables it references."""
 
     def __init__(self) -> None:
         self.statements = 0        # statements analyzed
@@ -104,6 +105,7 @@ class ZetaSQLChecker:
         self.rejections: list[dict] = []
         self._catalog_key: Optional[tuple] = None
         self._catalog_id: Optional[int] = None
+        self._catalogs: dict[tuple, int] = {}   # registered catalogs by their tables, oldest first
         self._ok: dict[tuple, int] = {}   # (text, parameter types, catalog key) accepted -> statements
         self._lo = None
 
@@ -124,12 +126,15 @@ class ZetaSQLChecker:
         from zetasql.types import SimpleCatalog, SimpleColumn, SimpleTable, ZetaSQLBuiltinFunctionOptions
 
         key = tuple(sorted((k, repr(v)) for k, v in tables.items()))
-        if key == self._catalog_key and self._catalog_id is not None:
+        self._catalog_key = key
+        if key in self._catalogs:
+            self._catalog_id = self._catalogs[key]
             return self._catalog_id
         svc = _service()
-        if self._catalog_id is not None:
+        while len(self._catalogs) >= 64:  # staging tables make one-off catalogs: keep the recent ones
+            old_key = next(iter(self._catalogs))
             try:
-                svc.unregister_catalog(registered_id=self._catalog_id)
+                svc.unregister_catalog(registered_id=self._catalogs.pop(old_key))
             except Exception:  # pragma: no cover - a stale registration costs only memory
                 pass
 
@@ -151,8 +156,7 @@ class ZetaSQLChecker:
         subs += [SimpleCatalog(name=d, table=ts) for d, ts in datasets.items() if d not in projects]
         root = SimpleCatalog(name="loopback", table=root_tables, catalog=subs,
                              builtin_function_options=ZetaSQLBuiltinFunctionOptions(language_options=self._language()))
-        self._catalog_id = svc.register_catalog(simple_catalog=root).registered_id
-        self._catalog_key = key
+        self._catalog_id = self._catalogs[key] = svc.register_catalog(simple_catalog=root).registered_id
         return self._catalog_id
 
     def check(self, text: str, tables: dict[tuple[str, str, str], list[dict]],
