@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..params import build_params
 
-PARTS = ["foundation", "load", "derive", "predict", "runbook", "converge"]
+PARTS = ["foundation", "load", "derive", "predict", "runbook", "converge", "bigquery"]
 
 
 class BenchContext:

@@ -116,22 +116,10 @@ class Warehouse(ABC):
         Returns rows inserted and deleted; both 0 means the partition did not change.
         """
         t = schema.table(table)
-        p = dict(params or {})
-        p.update(_rr_start=start, _rr_end=end)
-        cond = f"{t.date_column} BETWEEN @_rr_start AND @_rr_end" + (f" AND ({where})" if where else "")
-        cols = ", ".join(t.columns)
-        select = sql.strip().rstrip(";")
-        new_rows = (f"SELECT {cols} FROM ({select}) AS _new "
-                    f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end")
+        delete, insert, p = change_statements(t, start, end, sql, params, where)
         with self.transaction():
-            deleted = self.dml(
-                f"DELETE FROM {t.fqn} WHERE {cond} AND {row_image(t)} NOT IN "
-                f"(SELECT {row_image(t, '_n')} FROM ({new_rows}) AS _n)",
-                p, label=f"replace {t.fqn}")
-            inserted = self.dml(
-                f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({new_rows}) AS _n "
-                f"WHERE {row_image(t, '_n')} NOT IN (SELECT {row_image(t)} FROM {t.fqn} WHERE {cond})",
-                p, label=f"replace {t.fqn}")
+            deleted = self.dml(delete, p, label=f"replace {t.fqn}")
+            inserted = self.dml(insert, p, label=f"replace {t.fqn}")
         return WriteCount(inserted=inserted, deleted=deleted)
 
     def write_frame_changes(self, table: str, dates: list[date], frame: pd.DataFrame) -> "WriteCount":
@@ -218,6 +206,24 @@ class WriteCount:
 def value_columns(t: schema.Table) -> list[str]:
     """The columns that carry a row's value: all but the audit columns."""
     return [c for c in t.columns if c not in AUDIT_COLUMNS]
+
+
+def change_statements(t: schema.Table, start: date, end: date, sql: str, params: Mapping[str, Any] | None,
+                      where: str | None) -> tuple[str, str, dict]:
+    """The DELETE and the INSERT of a change-only write, and their parameters: delete the rows of
+    the range the new result no longer contains (value columns compared), then insert the new
+    rows the table does not hold yet (run in this order, in one transaction)."""
+    p = dict(params or {})
+    p.update(_rr_start=start, _rr_end=end)
+    cond = f"{t.date_column} BETWEEN @_rr_start AND @_rr_end" + (f" AND ({where})" if where else "")
+    cols = ", ".join(t.columns)
+    select = sql.strip().rstrip(";")
+    new_rows = f"SELECT {cols} FROM ({select}) AS _new WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end"
+    delete = (f"DELETE FROM {t.fqn} WHERE {cond} AND {row_image(t)} NOT IN "
+              f"(SELECT {row_image(t, '_n')} FROM ({new_rows}) AS _n)")
+    insert = (f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({new_rows}) AS _n "
+              f"WHERE {row_image(t, '_n')} NOT IN (SELECT {row_image(t)} FROM {t.fqn} WHERE {cond})")
+    return delete, insert, p
 
 
 def row_image(t: schema.Table, alias: str = "") -> str:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import uuid
 import warnings
 from contextlib import contextmanager
@@ -60,7 +61,7 @@ from sqlglot import exp
 
 from .. import schema
 from ..sqlfiles import parameter_names, qualify_tables
-from .base import Warehouse, WarehouseError, conform_frame
+from .base import Warehouse, WarehouseError, WriteCount, change_statements, conform_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..params import RunParams
@@ -104,6 +105,26 @@ def human_bytes(n: Optional[int]) -> str:
     return f"{n:,} bytes"
 
 
+LEASE_ENV = "RUNBOOK_LEASE_RUN_ID"  # set by the driver holding the lease, for its stage kernels
+_TX_LABELS = frozenset({"begin transaction", "commit transaction", "rollback transaction", "end session",
+                        "insert rows"})
+TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "concurrentUpdate", "backendError", "internalError",
+                               "jobBackendError", "jobInternalError"})
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds; five retries, about half a minute at most
+
+
+def is_transient(reason: str, message: str) -> bool:
+    """Worth retrying: BigQuery's rate limits, backend errors, and DML aborted by a concurrent
+    update (reported by some paths as ``invalidQuery`` with that message)."""
+    return reason in TRANSIENT_REASONS or "concurrent update" in message.lower()
+
+
+class _TransientError(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass
 class _Tx:
     """An open ``transaction()``: its session (once BEGIN ran) and its staging tables."""
@@ -111,6 +132,9 @@ class _Tx:
     session_id: Optional[str] = None
     staging: list[str] = field(default_factory=list)
     written: set[str] = field(default_factory=set)
+    journal: list[dict] = field(default_factory=list)  # statements run in the session, for a replay
+    pending: list[tuple[str, Any]] = field(default_factory=list)  # deferred row inserts: (qualified text, param)
+    stage: Optional[str] = None  # the stage of its first write, for its BEGIN/COMMIT jobs' labels
 
     @property
     def began(self) -> bool:
@@ -134,6 +158,7 @@ class BigQueryWarehouse(Warehouse):
         run_id: Optional[str] = None,
         stage: Optional[str] = None,
         read_only: bool = False,
+        retry_delays: Optional[tuple[float, ...]] = None,
     ):
         self.project = project
         self.location = location
@@ -149,6 +174,17 @@ class BigQueryWarehouse(Warehouse):
         self._client = client
         self._tx: Optional[_Tx] = None
         self._lock = threading.RLock()
+        self.retry_delays: tuple[float, ...] = tuple(retry_delays if retry_delays is not None else RETRY_DELAYS)
+        self.retries: list[dict] = []           # transient errors retried, for the manifest
+        self.replayed_sessions: list[str] = []  # sessions abandoned and replayed after one
+        self._replaying = False
+        self.lease = None                       # a lease.Lease this warehouse heartbeats at each BEGIN
+        if os.environ.get(LEASE_ENV) and not read_only:
+            from .lease import Lease
+
+            # a stage kernel of a run whose driver holds the lease: heartbeat it, record sessions
+            self.lease = Lease.attached(self, os.environ[LEASE_ENV])
+        self.aborted_sessions: list[str] = []
 
     @classmethod
     def from_params(cls, params: "RunParams", **kwargs) -> "BigQueryWarehouse":
@@ -192,6 +228,8 @@ class BigQueryWarehouse(Warehouse):
         a SQL file's folder (``derive/player_game_summary``), or the phase of the table written."""
         if self.stage:
             return self.stage
+        if label in _TX_LABELS and self._tx is not None and self._tx.stage:
+            return self._tx.stage  # a transaction's own jobs belong to the stage of its writes
         head = label.split("/", 1)[0] if "/" in label else ""
         if head in STAGES:
             return head
@@ -247,6 +285,8 @@ class BigQueryWarehouse(Warehouse):
                 d["bytes_processed"] += int(j.get("bytes_processed") or 0)
                 d["bytes_billed"] += int(j.get("bytes_billed") or 0)
             out["job_ids"].append(j["job_id"])
+        if self.retries:
+            out["retries"] = [dict(r) for r in self.retries]
         return out
 
     # -- SQL ----------------------------------------------------------------------------------
@@ -280,8 +320,65 @@ class BigQueryWarehouse(Warehouse):
         return cfg
 
     def _run(self, sql: str, params: Optional[Mapping[str, Any]], label: str, *, qualified: bool = False,
-             extra_params: Optional[list] = None, create_session: bool = False, session: bool = True):
-        """Run one query job (text already in BigQuery SQL) to completion: (job, RowIterator)."""
+             extra_params: Optional[list] = None, create_session: bool = False, session: bool = True,
+             flush: bool = True):
+        """Run one query job (text already in BigQuery SQL) to completion: (job, RowIterator).
+
+        A transient failure (rate limit, a transaction aborted by a concurrent update, a
+        backend error) is retried with bounded exponential backoff (``retry_delays``), each
+        attempt recorded in ``wh.jobs`` and ``wh.retries``. Inside an open session
+        transaction the failed job took the transaction with it, so the retry opens a new
+        session and replays the transaction's statements so far (the journal), then the job.
+        """
+        in_session = session and not create_session and self._tx is not None and self._tx.began
+        if in_session and flush and self._tx.pending:
+            self._flush()
+        for attempt in range(len(self.retry_delays) + 1):
+            try:
+                out = self._run_once(sql, params, label, qualified=qualified, extra_params=extra_params,
+                                     create_session=create_session, session=session)
+            except _TransientError as e:
+                if attempt == len(self.retry_delays):
+                    raise WarehouseError(f"{label or 'query'} failed on BigQuery after {attempt + 1} attempts "
+                                         f"({e.reason}): {e}") from None
+                delay = self.retry_delays[attempt]
+                self.retries.append({"step": label, "reason": e.reason, "attempt": attempt + 1, "delay_s": delay,
+                                     "replayed": len(self._tx.journal) if in_session else 0})
+                time.sleep(delay)
+                if in_session:
+                    self._replay()
+                continue
+            if in_session and not self._replaying:
+                self._tx.journal.append(dict(sql=sql, params=params, label=label, qualified=qualified,
+                                             extra_params=extra_params))
+            return out
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _flush(self) -> None:
+        """Run the deferred row inserts now (another job needs them visible), as one job."""
+        pending, self._tx.pending = self._tx.pending, []
+        self._run(";\n".join(text for text, _ in pending), None, "insert rows", qualified=True,
+                  extra_params=[param for _, param in pending], flush=False)
+
+    def _replay(self) -> None:
+        """A new session and transaction with the journal's statements run again (same text and
+        parameters, so the same rows), after a transient error aborted the previous one."""
+        tx = self._tx
+        old = tx.session_id
+        self._quiet(lambda: self._run_once("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True))
+        tx.session_id = None
+        self._replaying = True
+        try:
+            self._begin()
+            for j in tx.journal:
+                self._run(j["sql"], j["params"], j["label"], qualified=j["qualified"], extra_params=j["extra_params"],
+                          flush=False)
+        finally:
+            self._replaying = False
+        self.replayed_sessions.append(old)
+
+    def _run_once(self, sql: str, params: Optional[Mapping[str, Any]], label: str, *, qualified: bool = False,
+                  extra_params: Optional[list] = None, create_session: bool = False, session: bool = True):
         from google.api_core import exceptions as gexc
 
         text = sql if qualified else self.qualify(sql)
@@ -290,12 +387,15 @@ class BigQueryWarehouse(Warehouse):
         cfg = self._job_config(label, qp, create_session=create_session, session=session)
         job = None
         try:
-            job = self.client.query(text, job_config=cfg, job_id_prefix=f"runbook_{label_value(self._stage_for(label))}_")
-            rows = job.result()
+            job = self.client.query(text, job_config=cfg, job_id_prefix=f"runbook_{label_value(self._stage_for(label))}_",
+                                    job_retry=None)
+            rows = job.result(job_retry=None)
         except gexc.GoogleAPICallError as e:
             reason = _reason(e)
             if job is not None:
                 self._record(job, "query", label, error=f"{reason}: {_message(e)}")
+            if is_transient(reason, _message(e)):
+                raise _TransientError(reason, _message(e)) from None
             if reason == "bytesBilledLimitExceeded":
                 raise self._cap_error(text, params, label, e) from None
             raise WarehouseError(f"{label or 'query'} failed on BigQuery"
@@ -332,19 +432,48 @@ class BigQueryWarehouse(Warehouse):
         self._check_writable(label or "execute")
         with self._lock:
             if self._tx is not None and _is_dml(sql):
+                self._note_stage(label)
                 self._begin()
                 self._tx.written.update(_written_tables(sql))
             self._run(sql, params, label)
+
+    def write_changes(self, table, start, end, *, sql, params=None, where=None):
+        """``Warehouse.write_changes`` as one job: the DELETE and the INSERT ride in one script in the
+        transaction's session; their row counts come from the script's child jobs."""
+        t = schema.table(table)
+        self._check_writable(f"replace {t.fqn}")
+        delete, insert, p = change_statements(t, start, end, sql, params, where)
+        with self.transaction():
+            with self._lock:
+                self._tx.written.add(t.fqn)
+                job = self._write([delete, insert], p, f"replace {t.fqn}")
+                counts = _dml_rows_by_type(self.client, job)
+        return WriteCount(inserted=counts.get("INSERT", 0), deleted=counts.get("DELETE", 0))
 
     def dml(self, sql, params=None, *, label=""):
         """One DML job (in the open transaction's session); the rows it affected."""
         self._check_writable(label or "dml")
         with self._lock:
             if self._tx is not None:
+                self._note_stage(label)
                 self._begin()
                 self._tx.written.update(_written_tables(sql))
             job, _ = self._run(sql, params, label)
             return int(job.num_dml_affected_rows or 0)
+
+    def execute_standalone(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> int:
+        """One job outside any open transaction's session (the lease's own writes, which must
+        not commit or roll back with the stage's data); the DML rows it affected."""
+        self._check_writable(label or "execute")
+        with self._lock:
+            job, _ = self._run(sql, params, label, session=False)
+            return int(job.num_dml_affected_rows or 0)
+
+    def query_standalone(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> pd.DataFrame:
+        """A read outside any open transaction (which would see only its snapshot): the lease."""
+        with self._lock:
+            _, rows = self._run(sql, params, label, session=False)
+            return arrow_to_frame(rows.to_arrow(create_bqstorage_client=False))
 
     def dry_run_bytes(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> int:
         """Bytes a statement would process (a dry run: free, nothing runs)."""
@@ -476,26 +605,61 @@ class BigQueryWarehouse(Warehouse):
         if tx is None or tx.began:
             return
         job, _ = self._run("BEGIN TRANSACTION", None, "begin transaction", create_session=True)
+        self._opened(job)
+
+    def _opened(self, job) -> None:
+        """Keep the session a BEGIN job opened; record it in the lease (a resume aborts it)."""
+        tx = self._tx
         info = job.session_info
         if info is None or not info.session_id:
             raise WarehouseError("BigQuery did not open a session for the transaction")
         tx.session_id = info.session_id
+        if self.lease is not None:
+            self.lease.heartbeat(tx.session_id)  # a resume after a crash aborts this session first
+
+    def abort_session(self, session_id: str) -> bool:
+        """End a session left open (by a crashed run) and roll back its transaction; False if
+        it had already ended or expired."""
+        from google.cloud import bigquery
+
+        cfg = bigquery.QueryJobConfig(labels=self._labels("abort session"), use_legacy_sql=False,
+                                      connection_properties=[bigquery.ConnectionProperty("session_id", session_id)])
+        try:
+            job = self.client.query("CALL BQ.ABORT_SESSION()", job_config=cfg, job_retry=None)
+            job.result(job_retry=None)
+        except Exception as e:  # noqa: BLE001 - an expired or unknown session is already gone
+            self.jobs.append({"job_id": "", "kind": "query", "stage": self._stage_for("abort session"),
+                              "step": "abort session", "labels": {}, "state": "FAILED", "error": str(e)[:300]})
+            return False
+        self._record(job, "query", "abort session")
+        self.aborted_sessions.append(session_id)
+        return True
 
     def _finish(self, tx: _Tx, commit: bool) -> None:
         try:
             if tx.began:
                 self._tx = tx  # the COMMIT/ROLLBACK jobs run in the transaction's session
                 try:
+                    committed = False
                     if commit:
+                        pending, tx.pending = tx.pending, []
+                        texts = [text for text, _ in pending] + ["COMMIT TRANSACTION"]
                         try:
-                            self._run("COMMIT TRANSACTION", None, "commit transaction")
+                            self._run(";\n".join(texts), None, "commit transaction", qualified=True,
+                                      extra_params=[param for _, param in pending], flush=False)
+                            committed = True
                         except WarehouseError:
-                            self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction"))
+                            self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction",
+                                                          flush=False))
                             raise
                     else:
-                        self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction"))
+                        tx.pending = []
+                        self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction",
+                                                      flush=False))
                 finally:
-                    self._quiet(lambda: self._run("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True))
+                    if not committed:  # a committed session holds nothing; BigQuery ends it when idle
+                        self._quiet(lambda: self._run("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True,
+                                                      flush=False))
                     self._tx = None
         finally:
             for table_id in tx.staging:
@@ -537,24 +701,41 @@ class BigQueryWarehouse(Warehouse):
             staging = None
             if data is not None and len(data) and not self._tx.began:
                 staging = self._stage_frame(t, data)  # before BEGIN: the transaction's snapshot includes it
-            self._begin()
             self._tx.written.add(t.fqn)
-            self._run(delete, p, label)
             if data is not None:
                 if not len(data):
+                    self._write([delete], p, label)
                     return 0
                 if staging is not None:
-                    self._run(f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`", None, label,
-                              qualified=False)
+                    self._write([delete, f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`"], p, label)
                 else:
+                    self._write([delete], p, label)
                     self._insert_rows(t, data, label)
                 return len(data)
             select = sql.strip().rstrip(";")
-            job, _ = self._run(
-                f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({select}) AS _new "
-                f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end", p, label,
-            )
-            return int(job.num_dml_affected_rows or 0)
+            job = self._write([delete, f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({select}) AS _new "
+                                       f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end"], p, label)
+            return _inserted_rows(self.client, job)
+
+    def _note_stage(self, label: str) -> None:
+        if self._tx is not None and self._tx.stage is None:
+            stage = self._stage_for(label)
+            self._tx.stage = stage if stage != "adhoc" else None
+
+    def _write(self, statements: list[str], params: dict, label: str):
+        """Statements of an open ``transaction()`` as one job in its session. The first write
+        opens the session with ``BEGIN TRANSACTION`` in the same script (one job, not two),
+        and is journaled like the others so a replay after a transient error redoes it."""
+        tx = self._tx
+        self._note_stage(label)
+        if tx.began:
+            job, _ = self._run(";\n".join(statements), params, label)
+            return job
+        job, _ = self._run("BEGIN TRANSACTION;\n" + ";\n".join(statements), params, label, create_session=True)
+        self._opened(job)
+        tx.journal.append(dict(sql=";\n".join(statements), params=params, label=label, qualified=False,
+                               extra_params=None))
+        return job
 
     def _replace_script(self, t: schema.Table, delete: str, p: dict, sql: Optional[str], data: Optional[pd.DataFrame],
                         label: str) -> int:
@@ -594,12 +775,11 @@ class BigQueryWarehouse(Warehouse):
                 return len(data)
             cols = ", ".join(t.columns)
             staging = None if self._tx.began else self._stage_frame(t, data)
-            self._begin()
             self._tx.written.add(t.fqn)
             if staging is not None:
-                self._run(f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`", None, label)
+                self._write([f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`"], {}, label)
             else:
-                self._insert_rows(t, data, label)
+                self._insert_rows(t, data, label)  # deferred: runs with the next job (often the COMMIT)
             return len(data)
 
     # -- frames in -------------------------------------------------------------------------------
@@ -648,10 +828,9 @@ class BigQueryWarehouse(Warehouse):
         """INSERT rows carried by an ``ARRAY<STRUCT>`` query parameter, in chunks, in the session."""
         from google.cloud import bigquery
 
+        self._note_stage(label)
         cols = list(t.columns)
         select = ", ".join(f"_r.{c}" for c in cols)
-        sql = f"INSERT INTO {t.fqn} ({', '.join(cols)}) SELECT {select} FROM UNNEST(@_rows) AS _r"
-        text = self.qualify(sql)
         per_row = 40 * len(cols)
         chunk = max(1, STRUCT_PARAM_BYTES // per_row)
         values = python_rows(t, data)
@@ -665,8 +844,11 @@ class BigQueryWarehouse(Warehouse):
                 ])
                 for row in values[i:i + chunk]
             ]
-            param = bigquery.ArrayQueryParameter("_rows", struct_type, rows)
-            self._run(text, None, label, qualified=True, extra_params=[param])
+            name = f"_rows{len(self._tx.pending)}"
+            text = self.qualify(f"INSERT INTO {t.fqn} ({', '.join(cols)}) SELECT {select} FROM UNNEST(@{name}) AS _r")
+            self._tx.pending.append((text, bigquery.ArrayQueryParameter(name, struct_type, rows)))
+            if sum(len(r.values) for _, r in self._tx.pending) * per_row > STRUCT_PARAM_BYTES:
+                self._flush()
 
 
 # -- module helpers ----------------------------------------------------------------------------
@@ -779,6 +961,17 @@ def _written_tables(sql: str) -> set[str]:
     return out
 
 
+def _dml_rows_by_type(client, job) -> dict[str, int]:
+    """Rows each kind of DML statement of a script affected (``{"DELETE": n, "INSERT": m}``), from
+    its child jobs."""
+    out: dict[str, int] = {}
+    for child in client.list_jobs(parent_job=job):
+        kind = getattr(child, "statement_type", None)
+        if kind:
+            out[kind] = out.get(kind, 0) + int(child.num_dml_affected_rows or 0)
+    return out
+
+
 def _inserted_rows(client, job) -> int:
     """Rows the INSERT of a transaction script inserted: from the script's child jobs."""
     n = 0
@@ -860,8 +1053,10 @@ def to_query_parameter(name: str, value: Any):
             raise WarehouseError(f"query parameter @{name}: a list may not hold NULL (BigQuery arrays cannot)")
         if types == {"INT64", "FLOAT64"}:
             types = {"FLOAT64"}
-        if types == {"DATE", "TIMESTAMP"}:
+        if types == {"DATE", "TIMESTAMP"}:  # a date is midnight UTC of its day, as a TIMESTAMP
             types = {"TIMESTAMP"}
+            items = [v if isinstance(v, datetime) else datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
+                     for v in items]
         if len(types) > 1:
             raise WarehouseError(f"query parameter @{name}: a list mixes types {sorted(types)}")
         elem = types.pop() if types else "STRING"

@@ -165,3 +165,64 @@ def written_table(stmt: exp.Expression) -> Optional[exp.Table]:
     if isinstance(stmt, (exp.Delete, exp.Update, exp.Merge)):
         return stmt.this if isinstance(stmt.this, exp.Table) else None
     return None
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+_TIME_KINDS = ("DATE", "TIMESTAMP", "DATETIME")
+
+
+def parameter_types(config: dict) -> dict[str, str]:
+    """``queryParameters`` -> {name: type}; an array as ``ARRAY<elem>``."""
+    out = {}
+    for p in config.get("queryParameters") or []:
+        t = (p.get("parameterType") or {})
+        name = str(t.get("type") or "").upper()
+        if name == "ARRAY":
+            name = f"ARRAY<{str((t.get('arrayType') or {}).get('type') or '').upper()}>"
+        out[p.get("name")] = name
+    return out
+
+
+def temporal_mismatch(stmt: exp.Expression, column_types: dict[str, set[str]],
+                      param_types: dict[str, str]) -> Optional[str]:
+    """BigQuery's "No matching signature" for a DATE column compared with a TIMESTAMP (or
+    DATETIME) parameter, which DuckDB would silently cast. *column_types* maps a column name
+    to the types it has in the tables the statement reads; a name typed differently in two
+    tables is left alone (this is a guard, not a resolver)."""
+
+    def kind(e: exp.Expression) -> Optional[str]:
+        if isinstance(e, exp.Column):
+            ts = column_types.get(e.name.lower()) or set()
+            return next(iter(ts)) if len(ts) == 1 else None
+        if isinstance(e, exp.Parameter):
+            return param_types.get(e.name)
+        return None
+
+    def clash(op: str, a: exp.Expression, b: exp.Expression, elem: bool = False) -> Optional[str]:
+        ka, kb = kind(a), kind(b)
+        if elem and kb and kb.startswith("ARRAY<"):
+            kb = kb[6:-1]
+        if ka in _TIME_KINDS and kb in _TIME_KINDS and ka != kb and (
+                isinstance(a, exp.Parameter) or isinstance(b, exp.Parameter)):
+            return f"No matching signature for operator {op} for argument types: {ka}, {kb}"
+        return None
+
+    for node in stmt.find_all(*_COMPARISONS, exp.Between, exp.In):
+        if isinstance(node, exp.Between):
+            for bound in (node.args.get("low"), node.args.get("high")):
+                msg = bound is not None and clash("BETWEEN", node.this, bound)
+                if msg:
+                    return msg
+        elif isinstance(node, exp.In):
+            unnest = node.args.get("unnest")
+            targets = list(unnest.expressions) if unnest is not None else list(node.expressions)
+            for t in targets:
+                msg = clash("IN", node.this, t, elem=unnest is not None)
+                if msg:
+                    return msg
+        else:
+            op = {exp.EQ: "=", exp.NEQ: "!=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}[type(node)]
+            msg = clash(op, node.this, node.expression) or clash(op, node.expression, node.this)
+            if msg:
+                return msg
+    return None

@@ -38,7 +38,7 @@ from sqlglot import exp
 
 from nbcore.sqlfiles import SqlFileError, to_duckdb
 
-from .analysis import Scan, plan_scans, written_table
+from .analysis import Scan, parameter_types, plan_scans, temporal_mismatch, written_table
 from .errors import BQError, not_found
 from .types import FIXED_BYTES, bq_field_for_duck, decode_parameters, duck_type_for, encode_value, legacy
 
@@ -135,8 +135,12 @@ class Engine:
     """Catalog + executor. All DuckDB access is serialized by one lock."""
 
     def __init__(self, path: str = ":memory:", *, location: str = "US", min_bytes_per_table: int = 10 * MiB,
-                 page_rows: int = 20_000):
+                 page_rows: int = 20_000, job_latency_s: float = 0.0, checker: Any = None):
         self.path = path
+        self.job_latency_s = float(job_latency_s)  # added to every job (not dry runs): what a real job waits
+        self.checker = checker                      # a zetacheck.ZetaSQLChecker, or None
+        self.job_counts: dict[str, int] = {"query": 0, "load": 0, "dry_run": 0, "failed": 0, "injected": 0}
+        self.faults: list[dict] = []                # transient errors to inject, see inject()
         self.location = location
         self.min_bytes_per_table = int(min_bytes_per_table)
         self.page_rows = page_rows
@@ -426,7 +430,8 @@ class Engine:
             raise statements
         return list(statements)
 
-    def _prepare(self, project: str, stmt: exp.Expression, default_dataset: Optional[dict], params: dict) -> Prepared:
+    def _prepare(self, project: str, stmt: exp.Expression, default_dataset: Optional[dict], params: dict,
+                 param_types: Optional[dict[str, str]] = None) -> Prepared:
         if default_dataset and any(t.name and not t.args.get("db") for t in stmt.find_all(exp.Table)):
             stmt = stmt.copy()  # about to be qualified with the default dataset: leave the cached one alone
         prep = Prepared(stmt=stmt)
@@ -462,6 +467,15 @@ class Engine:
             name = p.name
             if name not in params:
                 raise BQError(400, "invalidQuery", f"Query parameter '{name}' not found")
+        if param_types:
+            column_types: dict[str, set[str]] = {}
+            for m in prep.tables:
+                for f in m.fields:
+                    t = f["type"].upper()
+                    column_types.setdefault(f["name"].lower(), set()).add("ARRAY" if f.get("mode") == "REPEATED" else t)
+            clash = temporal_mismatch(stmt, column_types, param_types)
+            if clash:
+                raise BQError(400, "invalidQuery", clash)
         prep.scans = plan_scans(stmt, lambda t: resolved.get(id(t)))
         for scan in prep.scans:
             m = scan.meta
@@ -524,12 +538,44 @@ class Engine:
             total += max(self.min_bytes_per_table, math.ceil(b / MiB) * MiB)
         return max(total, self.min_bytes_per_table)
 
+    # -- transient errors ------------------------------------------------------------------
+    def inject(self, reason: str, *, times: int = 1, match: str = "") -> None:
+        """Make the next *times* query jobs whose text contains *match* fail as BigQuery's
+        transient errors do: ``rateLimitExceeded`` (too many jobs or DML per table) or
+        ``concurrentUpdate`` (a transaction aborted by a concurrent writer). The job is
+        created, fails without running, and reports the error, as on BigQuery."""
+        messages = {
+            "rateLimitExceeded": "Exceeded rate limits: too many table update operations for this table.",
+            "concurrentUpdate": "Transaction is aborted due to concurrent update against table; "
+                                "please retry the transaction.",
+        }
+        if reason not in messages:
+            raise ValueError(f"inject: reason must be one of {sorted(messages)}, not {reason!r}")
+        with self.lock:
+            self.faults.append({"reason": reason, "message": messages[reason], "times": int(times), "match": match})
+
+    def _fault_for(self, config: dict) -> Optional[BQError]:
+        if "query" not in config:
+            return None
+        text = config["query"].get("query") or ""
+        for f in self.faults:
+            if f["times"] > 0 and f["match"] in text:
+                f["times"] -= 1
+                self.job_counts["injected"] += 1
+                # BigQuery reports a concurrent-update abort as a 400 with reason "invalidQuery"
+                # on some paths; the loopback uses its own reason so the retry rule is explicit.
+                code = 403 if f["reason"] == "rateLimitExceeded" else 400
+                return BQError(code, f["reason"], f["message"])
+        return None
+
     # -- jobs -------------------------------------------------------------------------------
     def insert_job(self, project: str, body: dict, data: Optional[bytes] = None) -> dict:
         ref = dict(body.get("jobReference") or {})
         job_id = ref.get("jobId") or f"job_{uuid.uuid4().hex}"
         config = body.get("configuration") or {}
         dry_run = bool(config.get("dryRun"))
+        if self.job_latency_s and not dry_run:
+            time.sleep(self.job_latency_s)  # outside the lock: jobs of other clients wait in parallel
         with self.lock:
             if (project, job_id) in self.jobs:
                 raise BQError(409, "duplicate", f"Already Exists: Job {project}:{self.location}.{job_id}")
@@ -545,7 +591,11 @@ class Engine:
                 "user_email": "loopback@example.invalid",
             }
             job = Job(project, job_id, resource)
-            if "query" in config:
+            fault = None if dry_run else self._fault_for(config)
+            if fault is not None:
+                config.setdefault("jobType", "QUERY" if "query" in config else "LOAD")
+                self._finish(job, fault)
+            elif "query" in config:
                 config.setdefault("jobType", "QUERY")
                 self._run_query_job(job, dry_run)
             elif "load" in config:
@@ -556,6 +606,9 @@ class Engine:
             else:
                 raise BQError(501, "notImplemented", f"Job type {sorted(config)} is not supported by the loopback server")
             resource["statistics"]["endTime"] = _now_ms()
+            self.job_counts["dry_run" if dry_run else config["jobType"].lower()] += 1
+            if job.error is not None:
+                self.job_counts["failed"] += 1
             if dry_run:
                 resource["status"] = {"state": "DONE"}
                 return resource  # dry runs are not stored, as on BigQuery
@@ -629,7 +682,13 @@ class Engine:
                                                          "totalBytesBilled": "0"}}
         params = decode_parameters(qc)
         statements = self._parse(text)
-        prepared = [self._prepare(project, s, qc.get("defaultDataset"), params) for s in statements]
+        ptypes = parameter_types(qc)
+        prepared = [self._prepare(project, s, qc.get("defaultDataset"), params, ptypes) for s in statements]
+        if self.checker is not None:
+            referenced = {(m.project, m.dataset, m.table_id): m.fields for prep in prepared for m in prep.tables}
+            rejected = self.checker.check(text, referenced, qc.get("queryParameters") or [])
+            if rejected:
+                raise BQError(400, "invalidQuery", f"ZetaSQL rejected the query: {rejected}")
         per_table: dict[str, int] = {}
         referenced: list[TableMeta] = []
         try:

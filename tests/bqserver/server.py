@@ -16,6 +16,7 @@ retrying for minutes.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .engine import Engine, MiB
 from .errors import BQError
+from .zetacheck import ZetaSQLChecker, available
 
 _P = r"([^/]+)"
 _API = "/bigquery/v2/projects/" + _P
@@ -343,6 +345,20 @@ class _Server(ThreadingHTTPServer):
                 pass
 
 
+_CHECKER: Optional[ZetaSQLChecker] = None
+
+
+def zetasql_checker() -> ZetaSQLChecker:
+    """The process's one ZetaSQL checker (the analyzer is loaded once; counts accumulate)."""
+    global _CHECKER
+    if not available():
+        raise RuntimeError("the loopback server analyzes statements with ZetaSQL: pip install -e '.[test]' "
+                           "(packages zetasql and wasmtime), or set BQSERVER_ZETASQL=0 to run without it")
+    if _CHECKER is None:
+        _CHECKER = ZetaSQLChecker()
+    return _CHECKER
+
+
 class BigQueryLoopback:
     """A BigQuery REST endpoint on 127.0.0.1, backed by DuckDB. Start it, point a client at ``endpoint``.
 
@@ -351,10 +367,18 @@ class BigQueryLoopback:
     """
 
     def __init__(self, db_path: str = ":memory:", *, host: str = "127.0.0.1", port: int = 0, location: str = "US",
-                 min_bytes_per_table: int = 10 * MiB, page_rows: int = 20_000, verbose: bool = False):
+                 min_bytes_per_table: int = 10 * MiB, page_rows: int = 20_000, verbose: bool = False,
+                 job_latency_s: float = 0.0, zetasql: Optional[bool] = None):
+        """*job_latency_s* delays every job (not dry runs) as BigQuery's per-job overhead does.
+        *zetasql*: analyze every statement with ZetaSQL (see ``zetacheck``); default on, unless
+        ``BQSERVER_ZETASQL=0``. The checker is shared by every server of the process, so its
+        counts (``zetasql_checker().statements``) cover a whole test session."""
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"the loopback server binds to 127.0.0.1 only, not {host!r}")
-        self.engine = Engine(db_path, location=location, min_bytes_per_table=min_bytes_per_table, page_rows=page_rows)
+        if zetasql is None:
+            zetasql = os.environ.get("BQSERVER_ZETASQL", "1") != "0"
+        self.engine = Engine(db_path, location=location, min_bytes_per_table=min_bytes_per_table, page_rows=page_rows,
+                             job_latency_s=job_latency_s, checker=zetasql_checker() if zetasql else None)
         self._server = _Server((host, port), self.engine, verbose)
         self._thread: Optional[threading.Thread] = None
 
@@ -404,6 +428,14 @@ class BigQueryLoopback:
     def jobs(self, include_children: bool = False) -> list[dict]:
         """Every job resource the server received (dry runs are not jobs), oldest first."""
         return self.engine.job_resources(include_children)
+
+    def job_counts(self) -> dict[str, int]:
+        """Jobs received by kind: ``query``, ``load``, ``dry_run``; ``failed`` and ``injected`` among them."""
+        return dict(self.engine.job_counts)
+
+    def inject(self, reason: str, *, times: int = 1, match: str = "") -> None:
+        """Fail the next *times* jobs containing *match* with a transient error (see ``Engine.inject``)."""
+        self.engine.inject(reason, times=times, match=match)
 
     def bytes_processed(self, jobs: Optional[list[dict]] = None) -> int:
         return sum(int(j["statistics"].get("totalBytesProcessed", 0)) for j in (jobs if jobs is not None else self.jobs()))

@@ -1,0 +1,102 @@
+"""Bench part ``bigquery``: how many BigQuery jobs a backfill issues, and what a user waits.
+
+Each BigQuery job carries about a second of latency whatever its size, so on BigQuery the
+number of round trips, not the bytes, decides a backfill's wall time. This part runs the
+writing stages (load, gate, derive, predict, grade: the calls the stage notebooks make) with
+``backend: bigquery`` against the loopback server (``tests/bqserver``, in this process, its
+ZetaSQL check off) and counts the jobs it receives (query and load jobs; dry runs are free
+and not counted). Keys:
+
+* ``bq_backfill_jobs``: a from-empty backfill: the bucket's files, an empty warehouse;
+* ``bq_backfill_wall_s``: what that backfill would take at 1 s per job, computed as
+  ``jobs x 1 s + the measured run time`` (the loopback server adds no latency here);
+* ``bq_backfill_jobs_by_stage``: the same jobs by their ``stage`` label;
+* ``bq_incremental_jobs`` / ``bq_incremental_jobs_by_stage``: the demo's own run: its
+  before state on BigQuery, then the stages fill the holes;
+* ``bq_scale``: the demo scale measured (``BENCH_BQ_SCALE``, default ``full``), ``bq_chunk_days``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import Counter
+
+JOB_LATENCY_S = 1.0
+
+
+def _server(**kwargs):
+    try:
+        from tests.bqserver import BigQueryLoopback
+    except ImportError as e:  # pragma: no cover - the bench runs from a checkout
+        raise RuntimeError(f"the bigquery bench needs the loopback server from the checkout (tests/bqserver): {e}")
+    return BigQueryLoopback(min_bytes_per_table=0, zetasql=False, **kwargs)
+
+
+def _stages(params) -> None:
+    from .. import derive, gate, grade, predict
+    from ..load import run_load
+
+    run_load(params)
+    gate.run_gate(params, raise_on_block=False)
+    derive.run_derive(params, skip_dates=derive.waived_skip_dates(params), progress=False)
+    predict.run_predict(params)
+    grade.run_grade(params)
+
+
+def _by_stage(server, since: int) -> dict[str, int]:
+    jobs = server.jobs()[since:]
+    return dict(sorted(Counter((j["configuration"].get("labels") or {}).get("stage", "?") for j in jobs).items()))
+
+
+def _count(server) -> int:
+    c = server.job_counts()
+    return c["query"] + c["load"]
+
+
+def run(ctx) -> dict:
+    from ..demo.build import build_demo
+    from ..warehouse import open_warehouse
+
+    scale = os.environ.get("BENCH_BQ_SCALE", ctx.params.demo.scale)
+    root = ctx.root / "bench-bigquery"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    out: dict = {"bq_scale": scale}
+    with _server() as srv:
+        def params_for(suffix: str):
+            data = ctx.params.public_dict()
+            data.update(backend="bigquery", run_name=f"bench-bq{suffix}", archive_dir=str(root / f"runs{suffix}"),
+                        bucket=str(root / "bucket"), demo={"scale": scale, "seed": ctx.params.demo.seed},
+                        bigquery={"project": "bench-project", "dataset_suffix": suffix,
+                                  "api_endpoint": srv.endpoint})
+            from ..params import build_params
+
+            return build_params(data, "bench", root)
+
+        # the demo's incremental run: before state (holes) on BigQuery, then the stages
+        inc = params_for("_inc")
+        build_demo(inc, progress=False)
+        n0, k0 = _count(srv), len(srv.jobs())
+        _stages(inc)
+        out["bq_incremental_jobs"] = _count(srv) - n0
+        out["bq_incremental_jobs_by_stage"] = _by_stage(srv, k0)
+
+        # from empty: the same bucket, an empty warehouse
+        full = params_for("_empty")
+        with open_warehouse(full) as wh:
+            wh.ensure_schema()
+        n0, k0 = _count(srv), len(srv.jobs())
+        t = time.perf_counter()
+        _stages(full)
+        measured = time.perf_counter() - t
+        jobs = _count(srv) - n0
+        out.update(
+            bq_backfill_jobs=jobs,
+            bq_backfill_jobs_by_stage=_by_stage(srv, k0),
+            bq_backfill_wall_s=round(jobs * JOB_LATENCY_S + measured, 1),
+            bq_backfill_note=(f"{jobs} jobs x {JOB_LATENCY_S:.0f} s + {measured:.1f} s measured on the loopback "
+                              f"server (no latency added); chunk_days={full.chunk_days}"),
+            bq_chunk_days=full.chunk_days,
+        )
+    return out
