@@ -15,6 +15,7 @@ from typing import Optional
 import pandas as pd
 
 from . import schema
+from .expected import expected_games
 from .params import RunParams
 from .sqlfiles import render_template
 from .warehouse import Warehouse, open_warehouse
@@ -207,7 +208,8 @@ def run_validate(
     try:
         start, end = params.date_bounds()
         p = {"start_date": start, "end_date": end, "seasons": params.season_list}
-        expected = wh.query_file("validate/expected_games", p)
+        exp = expected_games(wh, params)  # the schedule files stand in for seasons not loaded yet
+        expected = exp.games
         if not expected.empty:
             p["start_date"], p["end_date"] = min(expected.game_date), max(expected.game_date)
             p["start_date"] = _as_date(p["start_date"])
@@ -228,7 +230,7 @@ def run_validate(
         snapshot=snapshot,
         grading=grading,
         scope={"seasons": params.season_list, "start_date": str(params.start_date or ""), "end_date": str(params.end_date or ""),
-               "backend": params.backend},
+               "backend": params.backend, "expected_from": {str(k): v for k, v in sorted(exp.origin.items())}},
     )
     if archive is not None:
         name = f"validate_{snapshot}" if snapshot else "validate"
