@@ -31,6 +31,7 @@ from ..history import RunRecord, record_runs
 from ..params import RunParams
 from ..sqlfiles import read_sql
 from ..warehouse import Warehouse, open_warehouse
+from ..waivers import waived_by_table
 from .checks import DependencyError, Schedule, run_checks
 from .processors import PROCESSORS, Processor, selected_processors
 from .result import ChunkRecord, DeriveResult
@@ -147,12 +148,13 @@ def run_derive(
         chunks = make_chunks(result.requested_dates, params.chunk_days)
         attempts = _existing_attempts(wh, run_id)
         produced = {p.table.fqn for p in procs}
+        waived = waived_by_table(params, wh) if checks else {}  # a raw source's own waived dates are no gap
 
         bar = tqdm(chunks, desc="derive", unit="chunk", disable=not progress or not chunks)
         for i, chunk in enumerate(bar):
             bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
             ok = _run_chunk(wh, schedule, procs, chunk, produced, checks, run_id, attempts, result, frozenset(skip),
-                            params_file)
+                            params_file, waived)
             if not ok:
                 for later in chunks[i + 1:]:
                     result.chunks.append(ChunkRecord(later[0], later[-1], later, "not_run"))
@@ -170,13 +172,15 @@ def run_derive(
 
 def _run_chunk(wh: Warehouse, schedule: Schedule, procs: list[Processor], chunk: list[date],
                produced: set[str], checks: bool, run_id: str, attempts: dict, result: DeriveResult,
-               excused: frozenset[date] = frozenset(), params_file: Optional[str] = None) -> bool:
+               excused: frozenset[date] = frozenset(), params_file: Optional[str] = None,
+               waived: Optional[dict] = None) -> bool:
     first, last = chunk[0], chunk[-1]
     t_chunk = time.perf_counter()
     if checks:
         t = time.perf_counter()
         try:
-            result.checks_made += run_checks(wh, schedule, procs, chunk, produced, excused, params_file)
+            result.checks_made += run_checks(wh, schedule, procs, chunk, produced, excused, params_file,
+                                              waived=waived)
         except DependencyError as e:
             result.check_seconds += time.perf_counter() - t
             _fail(wh, result, chunk, e.processor, str(e), run_id, attempts, t_chunk, dependency=e.to_dict())
