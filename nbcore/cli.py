@@ -120,15 +120,29 @@ def run(params_file: str, run_id: str | None, from_stage: str | None, start_date
 @click.option("--from", "from_stage", default=None, help="restart from this stage instead of the one that stopped")
 @click.option("--archive-dir", default=None, type=click.Path(file_okay=False),
               help="folder holding the runs (default: archive_dir of --params)")
+@click.option("--set", "changes", multiple=True, metavar="KEY=VALUE",
+              help="change a parameter for the rest of the run, e.g. --set waivers=params/waivers.yaml (repeatable)")
 @params_option
-def resume(run_id: str, from_stage: str | None, archive_dir: str | None, params_file: str) -> None:
-    """Continue a stopped run in its own archive, from the stage that stopped (or --from STAGE)."""
+def resume(run_id: str, from_stage: str | None, archive_dir: str | None, changes: tuple[str, ...], params_file: str) -> None:
+    """Continue a stopped run in its own archive, from the stage that stopped (or --from STAGE).
+
+    The run keeps its archived parameters; --set KEY=VALUE changes one for the rest of the run
+    (a waiver file written after the gate blocked, gate_override and gate_override_reason, ...)."""
+    import yaml
+
     from .lock import RunLockedError
     from .runbook import resume_run
 
     base = archive_dir or _params(params_file).archive_dir
+    updates = {}
+    for item in changes:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            click.echo(f"--set {item!r}: write KEY=VALUE, e.g. --set waivers=params/waivers.yaml", err=True)
+            sys.exit(EXIT_USAGE)
+        updates[key.strip()] = yaml.safe_load(value) if value.strip() else None
     try:
-        outcome = resume_run(run_id, from_stage=from_stage, archive_dir=base, echo=click.echo)
+        outcome = resume_run(run_id, from_stage=from_stage, archive_dir=base, echo=click.echo, changes=updates or None)
     except RunLockedError as e:
         click.echo(f"refused: {e}", err=True)
         sys.exit(EXIT_LOCKED)

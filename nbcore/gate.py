@@ -33,8 +33,8 @@ import pandas as pd
 
 from .archive import RunArchive
 from .bucket import Bucket, BucketError
-from .load import FAILURES_FILE, find_strays, read_failure_log, schedule_anchor, season_of_date
-from .params import ParamsError, RunParams
+from .load import FAILURES_FILE, find_strays, schedule_anchor, season_of_date
+from .params import RunParams
 from .sources import DATED_SOURCES, SCHEDULE
 from .warehouse import Warehouse, open_warehouse
 from .waivers import load_waivers, waived
@@ -272,6 +272,7 @@ def run_gate(
             found = [p for p in stray_problems if p.source == s]
             problems += found
             checks.append(_check_row("no unexpected files", s, s in required, found))
+        unresolved = _has_unresolved_failures(archive, wh, index) if archive is not None else False
     finally:
         if own:
             wh.close()
@@ -282,7 +283,7 @@ def run_gate(
         status=status, gate=GATE_NAME, required_sources=required,
         checks=pd.DataFrame(checks, columns=["check", "source", "blocking", "passed", "problems"]),
         problems=problems, waived=waived_rows,
-        retry_commands=_retry_commands(params, archive, params_file) if blocking else [],
+        retry_commands=_retry_commands(params, archive, params_file, unresolved) if blocking else [],
         override_reason=params.gate_override_reason if status == "overridden" else None,
         scope={"seasons": params.season_list, "start_date": str(params.start_date or ""),
                "end_date": str(params.end_date or ""), "expected_dates": len(expected_all)},
@@ -345,10 +346,11 @@ def _stray_problems(params: RunParams, required: list[str], expected: list[date]
     return [Problem("no unexpected files", st.source, st.reason, st.date, st.source in required) for st in strays]
 
 
-def _retry_commands(params: RunParams, archive: RunArchive | None, params_file: str | None) -> list[str]:
+def _retry_commands(params: RunParams, archive: RunArchive | None, params_file: str | None,
+                    unresolved: bool = False) -> list[str]:
     pfile = params_file or (str(archive.file("params.yaml")) if archive is not None else "params/<your-params>.yaml")
     cmds = []
-    if archive is not None and _has_unresolved_failures(params, archive):
+    if archive is not None and unresolved:
         cmds.append(f"runbook load --params {pfile} --retry-failed {archive.run_id}")
     else:
         cmds.append(f"runbook load --params {pfile}")
@@ -359,14 +361,22 @@ def _retry_commands(params: RunParams, archive: RunArchive | None, params_file: 
     return cmds
 
 
-def _has_unresolved_failures(params: RunParams, archive: RunArchive) -> bool:
-    if not archive.file(FAILURES_FILE).exists():
+def _has_unresolved_failures(archive: RunArchive, wh: Warehouse, index) -> bool:
+    """Whether the run's failures.csv still has a failure that nothing fixed or waived since.
+
+    A failure is fixed when the source's latest phase 2 run for that date succeeded (e.g. by
+    ``runbook load --retry-failed``, which writes to its own archive), per processor_run_history.
+    """
+    from .resolutions import open_failures
+
+    path = archive.file(FAILURES_FILE)
+    if not path.exists():
         return False
     try:
-        probe = params.model_copy(update={"archive_dir": Path(archive.path).parent})
-        return bool(read_failure_log(probe, archive.run_id))
-    except ParamsError:
+        failures = pd.read_csv(path, dtype=str)
+    except (pd.errors.EmptyDataError, ValueError, OSError):
         return False
+    return bool(len(open_failures(failures, wh, index)))
 
 
 __all__ = ["GateBlocked", "GateResult", "enforce", "run_gate", "waived_dates", "GATE_NAME"]

@@ -261,25 +261,19 @@ def closed_by_stage(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "tables", "table-dates closed", "game dates", "first", "last"])
 
 
-def _failed_dates(run: RunData) -> dict[date, str]:
-    """Game date -> reason, from failures.csv (load failures that stayed failed)."""
-    f = run.failures
-    if f.empty:
-        return {}
-    date_col = next((c for c in ("game_date", "date", "data_date") if c in f.columns), None)
-    if date_col is None:
-        return {}
-    out: dict[date, str] = {}
-    for r in f.to_dict("records"):
-        if str(r.get("resolved", "")).strip().lower() in ("true", "1", "yes"):
-            continue  # a failed attempt that a retry later fixed
-        try:
-            d = pd.Timestamp(r[date_col]).date()
-        except (ValueError, TypeError):
-            continue
-        src = r.get("source") or r.get("table") or ""
-        out[d] = f"load failed ({src}): {r.get('reason') or r.get('error') or ''}".strip()
-    return out
+def _resolutions(run: RunData):
+    """The run's failures and waivers as they stand now (``nbcore.resolutions``), computed once."""
+    res = run.__dict__.get("_resolutions")
+    if res is None:
+        from .resolutions import RunResolutions
+
+        res = run.__dict__["_resolutions"] = RunResolutions(run.run_dir, run.failures, run.record("gate"), run.record("load"))
+    return res
+
+
+def _failed_dates(run: RunData) -> dict[tuple[str, date], str]:
+    """(source, game date) -> reason, for load failures nothing has fixed or waived since."""
+    return _resolutions(run).open_by_pair()
 
 
 def _gate_override(run: RunData) -> Optional[str]:
@@ -297,14 +291,8 @@ def _gate_override(run: RunData) -> Optional[str]:
 
 
 def _waived(run: RunData) -> dict[tuple[str, date], str]:
-    """(raw source, date) -> reason, for the dates load skipped under a waiver."""
-    out = {}
-    for w in run.record("load").get("waived_dates") or []:
-        try:
-            out[(str(w.get("source")), pd.Timestamp(w.get("date")).date())] = str(w.get("reason") or "waived")
-        except (ValueError, TypeError):
-            continue
-    return out
+    """(raw source, date) -> "reason (approved by who)": the run's waiver file now, and what its stages recorded."""
+    return _resolutions(run).waived
 
 
 def _raw_ancestors(table: str) -> list[str]:
@@ -326,8 +314,13 @@ def _raw_ancestors(table: str) -> list[str]:
     return out
 
 
-def dates_open(run: RunData) -> pd.DataFrame:
-    """Dates still missing after the run, grouped by table and reason.
+def dates_waived(run: RunData) -> pd.DataFrame:
+    """Dates missing after the run because a raw source is waived: reviewed, not open (reason, approver)."""
+    return dates_open(run, waived_only=True)
+
+
+def dates_open(run: RunData, waived_only: bool = False) -> pd.DataFrame:
+    """Dates still missing after the run, grouped by table and reason (waived dates: ``dates_waived``).
 
     Reasons, first that applies: a raw source of the table is waived on that date; the
     date's load failed (failures.csv, retries that succeeded left out); the gate was
@@ -359,10 +352,13 @@ def dates_open(run: RunData) -> pd.DataFrame:
         sources = _raw_ancestors(table)
         for d in sorted(missing):
             w = next(((src, waived[(src, d)]) for src in sources if (src, d) in waived), None)
+            if (w is not None) != waived_only:
+                continue  # waived dates are reviewed, not open: listed by dates_waived
+            f = next((failed[(src, d)] for src in sources if (src, d) in failed), None)
             if w is not None:
                 reason = f"waived ({w[0]}): {w[1]}"
-            elif d in failed:  # the root cause, for raw and everything downstream of it
-                reason = failed[d]
+            elif f is not None:  # the root cause, for raw and everything downstream of it
+                reason = f
             elif phase == "2" and override:
                 reason = f"gate overridden: {override}"
             elif stage and status.get(stage) not in ("succeeded", None):
@@ -389,8 +385,9 @@ def _sort(frame: pd.DataFrame) -> pd.DataFrame:
 
 # -- failures, retries, gate, grading -------------------------------------------------------------
 def failures(run: RunData) -> pd.DataFrame:
-    """Every failure the load stage recorded (failures.csv), as archived."""
-    return run.failures.copy()
+    """Every failure the load stage recorded (failures.csv), with its status now: open, resolved
+    (a later load of that source and date succeeded, per processor_run_history) or waived."""
+    return _resolutions(run).failures.copy()
 
 
 def retries(run: RunData) -> pd.DataFrame:
@@ -610,10 +607,14 @@ def summary_markdown(run: RunData) -> str:
     steps = timeline(run)
     if not steps.empty:
         lines += ["", "## Stages", "", _md_table(steps[["step", "status", "seconds", "error"]], index=False)]
-    fl = run.failures
+    wv = dates_waived(run)
+    if not wv.empty:
+        lines += ["", "## Waived (reviewed, not open)", "", _md_table(wv[["table", "season", "dates", "ranges", "reason"]], index=False)]
+    fl = failures(run)
     if not fl.empty:
-        resolved = int(fl["resolved"].astype(str).str.lower().isin(["true", "1", "yes"]).sum()) if "resolved" in fl else 0
-        lines += ["", f"## Failures ({len(fl)} failed attempts, {resolved} resolved by a retry)", "",
+        n = fl.status.value_counts()
+        lines += ["", f"## Failures ({len(fl)} failed attempts: {int(n.get('resolved', 0))} resolved, "
+                      f"{int(n.get('waived', 0))} waived, {int(n.get('open', 0))} open)", "",
                   _md_table(fl.head(20), index=False)]
     gate = _gate_override(run)
     if gate:
