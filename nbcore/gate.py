@@ -247,8 +247,7 @@ def run_gate(
                      for x in mine[mine.waived_by.isna()].itertuples(index=False)]
             for x in mine[mine.waived_by.notna()].itertuples(index=False):
                 waived_rows.append({"source": r.table, "date": x.game_date, "present": True, "check": r.check,
-                                    "game_id": x.game_id, "reason": x.waived_by.split(": ", 1)[-1],
-                                    "approved_by": x.waived_by.split(": ", 1)[0]})
+                                    "game_id": x.game_id, "reason": x.waiver_reason, "approved_by": x.approved_by})
             problems += found
             label = r.check if r.severity == "block" else f"{r.check} (calibrated; warns)"
             checks.append(_check_row(label, r.table, blocking, found))

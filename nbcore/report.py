@@ -338,6 +338,7 @@ def dates_open(run: RunData, waived_only: bool = False) -> pd.DataFrame:
     failed = _failed_dates(run)
     override = _gate_override(run)
     waived = _waived(run)
+    required = (run.manifest.get("params") or {}).get("required_sources") or []
     status = {s.get("stage"): s.get("status") for s in run.manifest.get("stages", []) if s.get("name") != "validate_after"}
     rows = []
     for (phase, table, season), missing in after.items():
@@ -349,7 +350,8 @@ def dates_open(run: RunData, waived_only: bool = False) -> pd.DataFrame:
         except KeyError:
             upstream = []
         stage = PHASE_STAGE.get(phase)
-        sources = _raw_ancestors(table)
+        # derive skips every date a required source is waived on, so those waive every derived table
+        sources = _raw_ancestors(table) + ([s for s in required if s not in _raw_ancestors(table)] if phase != "2" else [])
         for d in sorted(missing):
             w = next(((src, waived[(src, d)]) for src in sources if (src, d) in waived), None)
             if (w is not None) != waived_only:

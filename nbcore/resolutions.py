@@ -90,7 +90,8 @@ def failure_status(failures: pd.DataFrame, wh: Warehouse | None = None,
         else:
             status.append("open")
             by.append(None)
-    f["status"], f["resolved_by"] = status, by
+    f["status"] = status
+    f["resolved_by"] = pd.Series(by, index=f.index, dtype=object)  # None stays None (no NaN) for the open ones
     return f
 
 

@@ -28,7 +28,8 @@ from .warehouse import Warehouse
 from .waivers import WaiverIndex
 
 CHECK_COLUMNS = ["check", "table", "severity", "violations", "waived", "example"]
-FINDING_COLUMNS = ["check", "table", "severity", "season_year", "game_date", "game_id", "detail", "waived_by"]
+FINDING_COLUMNS = ["check", "table", "severity", "season_year", "game_date", "game_id", "detail", "waived_by",
+                   "waiver_reason", "approved_by"]
 
 PLAYER_TABLES = ("bdl_player_boxscores", "nbac_gamebook_player_stats", "player_game_summary")
 BOX_TABLES = ("bdl_player_boxscores", "nbac_gamebook_player_stats")
@@ -67,7 +68,8 @@ def run_sanity_checks(wh: Warehouse, params, p: dict, expected: pd.DataFrame | N
             f.setdefault("season_year", season_of.get(f.get("game_id")))
             w = waivers.for_game(table, f["game_id"], f.get("game_date"), check) if waivers is not None and f.get("game_id") \
                 else None
-            f["waived_by"] = f"{w.approved_by}: {w.reason}" if w is not None else None
+            f["waived_by"] = f"{w.reason} (approved by {w.approved_by})" if w is not None else None
+            f["waiver_reason"], f["approved_by"] = (w.reason, w.approved_by) if w is not None else (None, None)
         open_ = [f for f in found if f["waived_by"] is None]
         checks.append({"check": check, "table": table, "severity": severity, "violations": len(open_),
                        "waived": len(found) - len(open_), "example": open_[0]["detail"] if open_ else example_if_none})
