@@ -3,7 +3,10 @@
 Read-only. The expected set of dates comes from the schedule's completed games, never
 from comparing one phase with another, so a date missing in every phase is still a gap.
 A date counts as present in a table only when *every* game of that date has rows there
-(9 of 10 games loaded is a gap, and the result says which game is missing).
+(9 of 10 games loaded is a gap, and the result says which game is missing). Before anything
+is loaded, the schedule files in the bucket give the expected set (``nbcore.expected``), so
+an empty warehouse is all gaps, never complete. The sanity checks (``nbcore.sanity``) give one
+finding per game or date with a severity (block / warn), and the run's waivers apply to them.
 """
 from __future__ import annotations
 
