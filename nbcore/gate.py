@@ -80,6 +80,7 @@ class GateResult:
     override_reason: Optional[str] = None
     scope: dict = field(default_factory=dict)
     seconds: float = 0.0
+    warnings: list[Problem] = field(default_factory=list)  # unusual but possible (calibrated checks): never block
 
     @property
     def passed(self) -> bool:
@@ -122,6 +123,7 @@ class GateResult:
             "required_sources": self.required_sources,
             "missing": [p.to_json() for p in self.blocking],
             "not_blocking": [p.to_json() for p in self.reported],
+            "warnings": [p.to_json() for p in self.warnings],
             "waived": [{**w, "date": w["date"].isoformat() if w.get("date") else None} for w in self.waived],
             "retry_commands": self.retry_commands if self.status != "passed" else [],
             "override_reason": self.override_reason,
@@ -142,6 +144,10 @@ class GateResult:
             out += "<p><b>Retry</b></p><pre>" + "\n".join(self.retry_commands) + "</pre>"
         if self.reported:
             out += "<p>Reported, not blocking</p>" + self.missing_frame().query("not blocking").to_html(index=False)
+        if self.warnings:
+            rows = [p.to_json() for p in self.warnings]
+            out += "<p>Warnings (unusual for the source and season, not impossible)</p>" + \
+                pd.DataFrame(rows, columns=["check", "source", "date", "detail"]).to_html(index=False)
         if self.waived:
             out += "<p>Waived (reviewed, not missing)</p>" + self.waived_frame().to_html(index=False)
         return out
@@ -191,11 +197,13 @@ def run_gate(
     problems: list[Problem] = []
     checks: list[dict] = []
     waived_rows: list[dict] = []
+    warnings: list[Problem] = []
     own = wh is None
     wh = wh or open_warehouse(params)
     try:
         # phase 3 is read only to reconcile it with phase 2 (reported, never blocking: derive rebuilds it)
-        result = run_validate(params.model_copy(update={"tables": sources + [RECONCILED]}), wh, progress=False)
+        result = run_validate(params.model_copy(update={"tables": sources + [RECONCILED]}), wh, progress=False,
+                              apply_waivers=False)  # applied below, game by game
         index = waived(params, wh)
         expected_all = sorted({d for s in sources for d in result.expected_dates(s)})
         last_errors = _last_errors(wh, sources, expected_all)
@@ -248,9 +256,12 @@ def run_gate(
             for x in mine[mine.waived_by.notna()].itertuples(index=False):
                 waived_rows.append({"source": r.table, "date": x.game_date, "present": True, "check": r.check,
                                     "game_id": x.game_id, "reason": x.waiver_reason, "approved_by": x.approved_by})
+            if r.severity == "warn":
+                warnings += found
+                checks.append(_check_row(f"{r.check} (calibrated; warns)", r.table, False, found))
+                continue
             problems += found
-            label = r.check if r.severity == "block" else f"{r.check} (calibrated; warns)"
-            checks.append(_check_row(label, r.table, blocking, found))
+            checks.append(_check_row(r.check, r.table, blocking, found))
 
         # 4. the latest phase 2 run per processor and date succeeded
         stray_problems = _stray_problems(params, required, expected_all)
@@ -281,7 +292,7 @@ def run_gate(
     gate = GateResult(
         status=status, gate=GATE_NAME, required_sources=required,
         checks=pd.DataFrame(checks, columns=["check", "source", "blocking", "passed", "problems"]),
-        problems=problems, waived=waived_rows,
+        problems=problems, waived=waived_rows, warnings=warnings,
         retry_commands=_retry_commands(params, archive, params_file, unresolved) if blocking else [],
         override_reason=params.gate_override_reason if status == "overridden" else None,
         scope={"seasons": params.season_list, "start_date": str(params.start_date or ""),

@@ -315,8 +315,24 @@ def _raw_ancestors(table: str) -> list[str]:
 
 
 def dates_waived(run: RunData) -> pd.DataFrame:
-    """Dates missing after the run because a raw source is waived: reviewed, not open (reason, approver)."""
-    return dates_open(run, waived_only=True)
+    """Dates not present after the run because a waiver covers them: reviewed, not open.
+
+    From the after snapshot (validate lists waived dates apart, with source, reason and
+    approver), else the dates still missing whose raw source is waived now.
+    """
+    cols = ["phase", "table", "season", "dates", "ranges", "reason"]
+    rows = []
+    for t in (run.after or {}).get("tables", []):
+        reasons: dict[str, list[date]] = {}
+        for d, why in (t.get("waived_dates") or {}).items():
+            src, _, text = str(why).partition(": ")
+            reasons.setdefault(f"waived ({src}): {text}", []).append(date.fromisoformat(d))
+        for reason, ds in reasons.items():
+            rows.append({"phase": str(t["phase"]), "table": t["table"], "season": int(t["season_year"]), "dates": len(ds),
+                         "ranges": "; ".join(range_label(*g) for g in group_dates(sorted(ds))), "reason": reason})
+    frame = pd.DataFrame(rows, columns=cols)
+    legacy = dates_open(run, waived_only=True)
+    return _sort(pd.concat([frame, legacy], ignore_index=True)) if len(legacy) else _sort(frame)
 
 
 def dates_open(run: RunData, waived_only: bool = False) -> pd.DataFrame:

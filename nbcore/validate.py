@@ -40,6 +40,8 @@ class TableStatus:
     games_expected: int
     games_present: int
     rows: int
+    # dates taken out of expected/missing because a waiver covers them: date -> "source: reason (approved by ...)"
+    waived: dict[date, str] = field(default_factory=dict)
 
     @property
     def complete_pct(self) -> float:
@@ -58,6 +60,7 @@ class TableStatus:
             "games_present": self.games_present,
             "partial_dates": {d.isoformat(): games for d, games in sorted(self.partial.items())},
             "missing_ranges": [r.label() for r in date_ranges(self.missing, self.expected)],
+            "waived_dates": {d.isoformat(): why for d, why in sorted(self.waived.items())},
         }
 
 
@@ -210,8 +213,14 @@ def run_validate(
     progress: bool = True,
     snapshot: str | None = None,
     archive=None,
+    apply_waivers: bool = True,
 ) -> ValidateResult:
     """Measure completeness of every tracked table against the schedule, and run sanity checks.
+
+    A waiver means "not missing": a date a waiver covers for a table's raw source (or, for a
+    derived table, for a required source: derive skips those dates) is neither expected nor
+    missing but listed as waived (``TableStatus.waived``). ``apply_waivers=False`` keeps them
+    missing (the gate applies waivers itself, game by game).
 
     With an archive and a snapshot name ("before"/"after"), the result is also saved as
     ``validate_<snapshot>.json`` in the run archive.
@@ -231,6 +240,10 @@ def run_validate(
         present = wh.query_file("validate/present_games", p) if not expected.empty else pd.DataFrame(
             columns=["table_name", "game_date", "game_id", "row_count"])
         tables = _completeness(params, expected, present)
+        if apply_waivers and not expected.empty:
+            from .waivers import waived as _waived
+
+            _apply_waivers(tables, _waived(params, wh, games=expected), params)
         if expected.empty:
             checks, findings = sanity.empty_checks(), sanity.empty_findings()
         else:
@@ -257,6 +270,42 @@ def run_validate(
         archive.write_json(f"{name}.json", result.to_status_json())
         archive.record_stage(name, result.summary())
     return result
+
+
+def _apply_waivers(tables: list[TableStatus], index, params: RunParams) -> None:
+    """Move waived missing dates out of expected/missing into ``waived`` (with source, reason, approver)."""
+    if not len(index):
+        return
+    required = list(params.required_sources)
+    for t in tables:
+        sources = _raw_sources(t.table)
+        if t.phase != "2":
+            sources = sources + [s for s in required if s not in sources]
+        for d in list(t.missing):
+            w = next(((s, index[(s, d)]) for s in sources if (s, d) in index), None)
+            if w is None:
+                continue
+            t.waived[d] = f"{w[0]}: {w[1].reason} (approved by {w[1].approved_by})"
+            t.missing.remove(d)
+            t.expected.remove(d)
+            t.partial.pop(d, None)
+
+
+def _raw_sources(table: str) -> list[str]:
+    """The phase 2 tables a table is built from (itself for a raw table)."""
+    t = schema.table(table)
+    if t.phase == "2":
+        return [t.name]
+    out, stack, seen = [], list(t.upstream), set()
+    while stack:
+        u = schema.table(stack.pop())
+        if u.fqn in seen:
+            continue
+        seen.add(u.fqn)
+        if u.phase == "2":
+            out.append(u.name)
+        stack.extend(u.upstream)
+    return out
 
 
 def _grading(wh: Warehouse, params: RunParams) -> pd.DataFrame:
