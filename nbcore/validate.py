@@ -217,8 +217,8 @@ def run_validate(
 ) -> ValidateResult:
     """Measure completeness of every tracked table against the schedule, and run sanity checks.
 
-    A waiver means "not missing": a date a waiver covers for a table's raw source (or, for a
-    derived table, for a required source: derive skips those dates) is neither expected nor
+    A waiver means "not missing": a date a waiver covers for a raw table (or, for a derived
+    table, for a required source: derive skips those dates) is neither expected nor
     missing but listed as waived (``TableStatus.waived``). ``apply_waivers=False`` keeps them
     missing (the gate applies waivers itself, game by game).
 
@@ -278,9 +278,9 @@ def _apply_waivers(tables: list[TableStatus], index, params: RunParams) -> None:
         return
     required = list(params.required_sources)
     for t in tables:
-        sources = _raw_sources(t.table)
-        if t.phase != "2":
-            sources = sources + [s for s in required if s not in sources]
+        # a raw table: its own waivers. A derived table: the required sources' (derive skips those
+        # dates); an optional source's waiver never excuses a derived table, which is built without it
+        sources = [t.table] if t.phase == "2" else required
         for d in list(t.missing):
             w = next(((s, index[(s, d)]) for s in sources if (s, d) in index), None)
             if w is None:
@@ -289,23 +289,6 @@ def _apply_waivers(tables: list[TableStatus], index, params: RunParams) -> None:
             t.missing.remove(d)
             t.expected.remove(d)
             t.partial.pop(d, None)
-
-
-def _raw_sources(table: str) -> list[str]:
-    """The phase 2 tables a table is built from (itself for a raw table)."""
-    t = schema.table(table)
-    if t.phase == "2":
-        return [t.name]
-    out, stack, seen = [], list(t.upstream), set()
-    while stack:
-        u = schema.table(stack.pop())
-        if u.fqn in seen:
-            continue
-        seen.add(u.fqn)
-        if u.phase == "2":
-            out.append(u.name)
-        stack.extend(u.upstream)
-    return out
 
 
 def _grading(wh: Warehouse, params: RunParams) -> pd.DataFrame:
