@@ -157,7 +157,11 @@ def test_waived_dates_pass_the_gate_and_are_exposed(demo_copy, tmp_path):
     result = run_load(p, progress=False)
     w = next(o for o in result.outcomes if (o.source, o.date) == (BOXSCORES, day))
     assert w.state == "waived" and "approved by data lead" in w.note
-    assert _missing(p)[BOXSCORES] == [day]  # still missing, but reviewed
+    assert _missing(p)[BOXSCORES] == []  # not missing: reviewed, and validate lists it as waived
+    with open_warehouse(p) as wh:
+        status = run_validate(p.model_copy(update={"tables": [BOXSCORES]}), wh, progress=False)
+    assert [t.waived for t in status.tables if day in t.waived] == [
+        {day: f"{BOXSCORES}: BDL lost this date's box scores for good. (approved by data lead)"}]
 
     archive = RunArchive.create(p, "gate-waived")
     gate = run_gate(p, archive=archive)
