@@ -138,13 +138,26 @@ def run(params_file: str, run_id: str | None, from_stage: str | None, start_date
 @_from_option("restart from this step or stage instead of the one that stopped")
 @click.option("--archive-dir", default=None, type=click.Path(file_okay=False),
               help="folder holding the runs (default: archive_dir of --params)")
+@click.option("--set", "changes", multiple=True, metavar="KEY=VALUE",
+              help="change a parameter for the rest of the run, e.g. --set waivers=params/waivers.yaml (repeatable)")
 @params_option
-def resume(run_id: str, from_stage: str | None, archive_dir: str | None, params_file: str) -> None:
-    """Continue a stopped run in its own archive, from the stage that stopped (or --from STAGE)."""
+def resume(run_id: str, from_stage: str | None, archive_dir: str | None, changes: tuple[str, ...], params_file: str) -> None:
+    """Continue a stopped run in its own archive, from the stage that stopped (or --from STAGE).
+
+    The run keeps its archived parameters; --set KEY=VALUE changes one for the rest of the run
+    (a waiver file written after the gate blocked, gate_override and gate_override_reason, ...)."""
+    import yaml
+
     from .runbook import resume_run
 
     base = archive_dir or _params(params_file).archive_dir
-    outcome = resume_run(run_id, from_stage=from_stage, archive_dir=base, echo=click.echo)
+    updates = {}
+    for item in changes:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: write KEY=VALUE, e.g. --set waivers=params/waivers.yaml")
+        updates[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    outcome = resume_run(run_id, from_stage=from_stage, archive_dir=base, echo=click.echo, changes=updates or None)
     sys.exit(outcome.exit_code)
 
 

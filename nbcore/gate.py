@@ -4,15 +4,18 @@ For the run's range (seasons, start/end dates) the gate checks, against the sche
 
 * every completed game has rows in each *required* source (``required_sources``; box scores
   and gamebooks by default, prop lines are reported but do not block);
-* the raw tables are sane: players per game within range, no duplicate or NULL keys, no
-  impossible box-score values (validate's sanity checks);
+* the raw tables are sane (validate's checks, ``nbcore.sanity``): no duplicate or NULL keys,
+  no impossible box-score values, no team with fewer than five players, and the players'
+  points add up to the schedule's final score, per game and team. Players per game outside
+  the range calibrated on the data only warns (short-handed games are real); phase 3 rows
+  that disagree with phase 2 are reported (derive rebuilds them);
 * the latest ``processor_run_history`` run of each phase 2 processor for each date succeeded
   (dates with no history at all, e.g. loaded by the demo build, are fine when complete), and the
   latest load of each season's schedule succeeded;
 * no unexpected file sits in a required source's folder.
 
-Waived (source, date) pairs (``nbcore.waivers``) count as reviewed, not missing: the gate
-passes, lists them, and ``waived_dates(params)`` tells downstream stages which dates to skip.
+Waivers (``nbcore.waivers``: per date, game or game type of a season, optionally for one
+check) count as reviewed, not missing: the gate passes, lists them with reason and approver, and ``waived_dates(params)`` tells downstream stages which dates to skip.
 
 A failing gate records ``stages/gate.json`` with ``status: blocked``, exactly what is missing
 and the commands that retry it, then raises ``GateBlocked`` so nothing downstream runs. An
@@ -31,11 +34,13 @@ import pandas as pd
 from .archive import RunArchive
 from .bucket import Bucket, BucketError
 from .errors import GateBlockedError
-from .load import FAILURES_FILE, find_strays, read_failure_log, schedule_anchor, season_of_date
-from .params import ParamsError, RunParams
+from .load import FAILURES_FILE, find_strays, schedule_anchor, season_of_date
+from .params import RunParams
 from .sources import DATED_SOURCES, SCHEDULE
 from .warehouse import Warehouse, open_warehouse
-from .waivers import load_waivers
+from .waivers import load_waivers, waived
+
+RECONCILED = "player_game_summary"  # phase 3, reconciled with phase 2 (reported, not blocking)
 
 GATE_NAME = "phase2_complete"
 STAGE = "gate"
@@ -76,6 +81,7 @@ class GateResult:
     override_reason: Optional[str] = None
     scope: dict = field(default_factory=dict)
     seconds: float = 0.0
+    warnings: list[Problem] = field(default_factory=list)  # unusual but possible (calibrated checks): never block
 
     @property
     def passed(self) -> bool:
@@ -95,7 +101,7 @@ class GateResult:
         return pd.DataFrame(rows, columns=["blocking", "check", "source", "date", "detail"])
 
     def waived_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.waived, columns=["source", "date", "present", "reason", "approved_by"])
+        return pd.DataFrame(self.waived, columns=["source", "date", "game_id", "check", "present", "reason", "approved_by"])
 
     def reason(self) -> str:
         if self.status == "passed":
@@ -118,7 +124,8 @@ class GateResult:
             "required_sources": self.required_sources,
             "missing": [p.to_json() for p in self.blocking],
             "not_blocking": [p.to_json() for p in self.reported],
-            "waived": [{**w, "date": w["date"].isoformat()} for w in self.waived],
+            "warnings": [p.to_json() for p in self.warnings],
+            "waived": [{**w, "date": w["date"].isoformat() if w.get("date") else None} for w in self.waived],
             "retry_commands": self.retry_commands if self.status != "passed" else [],
             "override_reason": self.override_reason,
             "checks": self.checks.to_dict("records"),
@@ -138,6 +145,10 @@ class GateResult:
             out += "<p><b>Retry</b></p><pre>" + "\n".join(self.retry_commands) + "</pre>"
         if self.reported:
             out += "<p>Reported, not blocking</p>" + self.missing_frame().query("not blocking").to_html(index=False)
+        if self.warnings:
+            rows = [p.to_json() for p in self.warnings]
+            out += "<p>Warnings (unusual for the source and season, not impossible)</p>" + \
+                pd.DataFrame(rows, columns=["check", "source", "date", "detail"]).to_html(index=False)
         if self.waived:
             out += "<p>Waived (reviewed, not missing)</p>" + self.waived_frame().to_html(index=False)
         return out
@@ -155,15 +166,15 @@ def enforce(result: GateResult, archive: RunArchive | None = None) -> None:
 # -- waivers for downstream stages -----------------------------------------------------------
 
 def waived_dates(params: RunParams, sources: Optional[list[str]] = None) -> list[date]:
-    """Dates in the run's scope where a required source (or one of ``sources``) is waived.
+    """Dates in the run's scope where a required source (or one of ``sources``) is waived as a whole.
 
-    Downstream stages skip these dates explicitly (and say so) instead of failing on them.
+    A date counts when a date waiver names it, or a game / game-type waiver covers every game of
+    it. Downstream stages skip these dates explicitly (and say so) instead of failing on them.
     """
     wanted = set(sources or params.required_sources)
     start, end = params.date_bounds()
     seasons = set(params.season_list)
-    out = {d for w in load_waivers(params) if w.source in wanted for d in w.dates
-           if start <= d <= end and season_of_date(d) in seasons}
+    out = {d for (s, d) in waived(params) if s in wanted and start <= d <= end and season_of_date(d) in seasons}
     return sorted(out)
 
 
@@ -181,16 +192,20 @@ def run_gate(
     from .validate import run_validate
 
     t0 = time.perf_counter()
-    waivers = load_waivers(params)
-    waived_pairs = {(w.source, d): w for w in waivers for d in w.dates}
+    load_waivers(params)  # a bad waiver file fails before any work
     required = list(params.required_sources)
     sources = list(DATED_SOURCES)
     problems: list[Problem] = []
     checks: list[dict] = []
+    waived_rows: list[dict] = []
+    warnings: list[Problem] = []
     own = wh is None
     wh = wh or open_warehouse(params)
     try:
-        result = run_validate(params.model_copy(update={"tables": sources}), wh, progress=False)
+        # phase 3 is read only to reconcile it with phase 2 (reported, never blocking: derive rebuilds it)
+        result = run_validate(params.model_copy(update={"tables": sources + [RECONCILED]}), wh, progress=False,
+                              apply_waivers=False)  # applied below, game by game
+        index = waived(params, wh)
         expected_all = sorted({d for s in sources for d in result.expected_dates(s)})
         last_errors = _last_errors(wh, sources, expected_all)
 
@@ -199,20 +214,25 @@ def run_gate(
         problems += sched_problems
         checks.append(_check_row("schedule loaded", SCHEDULE, True, sched_problems))
 
-        # 2. every completed game has rows (waived dates excepted)
-        waived_rows = []
+        # 2. every completed game has rows (waived dates and games excepted)
         reported: set[tuple[str, date]] = set()
         for s in sources:
             blocking = s in required
             missing = set(result.missing_dates(s))
             partial = result.partial_dates(s)
+            expected_s = set(result.expected_dates(s))
             found = []
             for d in sorted(missing):
-                w = waived_pairs.get((s, d))
-                if w is not None:
+                if index.for_date(s, d) is not None:
                     continue
                 if d in partial:
-                    detail = f"{len(partial[d])} game(s) without rows: {', '.join(partial[d])}"
+                    games = [g for g in partial[d] if index.for_game(s, g, d) is None]
+                    for g in partial[d]:
+                        if (w := index.for_game(s, g, d)) is not None:
+                            waived_rows.append(_waived_row(s, d, w, False, game_id=g))
+                    if not games:
+                        continue
+                    detail = f"{len(games)} game(s) without rows: {', '.join(games)}"
                 else:
                     detail = "no rows for this date"
                 if (s, d) in last_errors:
@@ -221,17 +241,26 @@ def run_gate(
                 reported.add((s, d))
             problems += found
             checks.append(_check_row("complete against the schedule", s, blocking, found))
-            for (ws, d), w in sorted(waived_pairs.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-                if ws == s and d in set(result.expected_dates(s)):
-                    waived_rows.append({"source": s, "date": d, "present": d not in missing, "reason": w.reason,
-                                        "approved_by": w.approved_by})
+            for (ws, d), w in sorted(index.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+                if ws == s and d in expected_s:
+                    waived_rows.append(_waived_row(s, d, w, d not in missing))
 
-        # 3. sanity checks on the raw tables
+        # 3. sanity checks: plausibility (calibrated; warn or block) and reconciliation, per finding
+        f = result.findings
         for r in result.checks.itertuples(index=False):
-            if r.table not in sources:
+            if r.table not in sources + [RECONCILED]:
                 continue
-            blocking = r.table in required
-            found = [Problem(r.check, r.table, f"{r.violations} violation(s), e.g. {r.example}", None, blocking)] if r.violations else []
+            blocking = r.table in required and r.severity == "block"
+            mine = f[(f.check == r.check) & (f.table == r.table) & (f.severity == r.severity)]
+            found = [Problem(r.check, r.table, x.detail, x.game_date, blocking)
+                     for x in mine[mine.waived_by.isna()].itertuples(index=False)]
+            for x in mine[mine.waived_by.notna()].itertuples(index=False):
+                waived_rows.append({"source": r.table, "date": x.game_date, "present": True, "check": r.check,
+                                    "game_id": x.game_id, "reason": x.waiver_reason, "approved_by": x.approved_by})
+            if r.severity == "warn":
+                warnings += found
+                checks.append(_check_row(f"{r.check} (calibrated; warns)", r.table, False, found))
+                continue
             problems += found
             checks.append(_check_row(r.check, r.table, blocking, found))
 
@@ -244,7 +273,7 @@ def run_gate(
                 Problem("latest load succeeded", s, f"latest load failed: {err}", d, blocking)
                 for (src, d), err in sorted(last_errors.items())
                 # each problem once: missing dates above already carry their last error, strays come below
-                if src == s and (s, d) not in waived_pairs and (s, d) not in reported and err not in stray_reasons
+                if src == s and index.for_date(s, d) is None and (s, d) not in reported and err not in stray_reasons
             ]
             problems += found
             checks.append(_check_row("latest load succeeded", s, blocking, found))
@@ -254,6 +283,7 @@ def run_gate(
             found = [p for p in stray_problems if p.source == s]
             problems += found
             checks.append(_check_row("no unexpected files", s, s in required, found))
+        unresolved = _has_unresolved_failures(archive, wh, index) if archive is not None else False
     finally:
         if own:
             wh.close()
@@ -263,8 +293,8 @@ def run_gate(
     gate = GateResult(
         status=status, gate=GATE_NAME, required_sources=required,
         checks=pd.DataFrame(checks, columns=["check", "source", "blocking", "passed", "problems"]),
-        problems=problems, waived=waived_rows,
-        retry_commands=_retry_commands(params, archive, params_file) if blocking else [],
+        problems=problems, waived=waived_rows, warnings=warnings,
+        retry_commands=_retry_commands(params, archive, params_file, unresolved) if blocking else [],
         override_reason=params.gate_override_reason if status == "overridden" else None,
         scope={"seasons": params.season_list, "start_date": str(params.start_date or ""),
                "end_date": str(params.end_date or ""), "expected_dates": len(expected_all)},
@@ -275,6 +305,11 @@ def run_gate(
     if status == "blocked" and raise_on_block:
         raise GateBlocked(gate)
     return gate
+
+
+def _waived_row(source: str, day: date, w, present: bool, game_id: str | None = None) -> dict:
+    return {"source": source, "date": day, "present": present, "check": w.check or "complete against the schedule",
+            "game_id": game_id, "where": w.where(), "reason": w.reason, "approved_by": w.approved_by}
 
 
 def _check_row(check: str, source: str, blocking: bool, found: list[Problem]) -> dict:
@@ -322,10 +357,11 @@ def _stray_problems(params: RunParams, required: list[str], expected: list[date]
     return [Problem("no unexpected files", st.source, st.reason, st.date, st.source in required) for st in strays]
 
 
-def _retry_commands(params: RunParams, archive: RunArchive | None, params_file: str | None) -> list[str]:
+def _retry_commands(params: RunParams, archive: RunArchive | None, params_file: str | None,
+                    unresolved: bool = False) -> list[str]:
     pfile = params_file or (str(archive.file("params.yaml")) if archive is not None else "params/<your-params>.yaml")
     cmds = []
-    if archive is not None and _has_unresolved_failures(params, archive):
+    if archive is not None and unresolved:
         cmds.append(f"runbook load --params {pfile} --retry-failed {archive.run_id}")
     else:
         cmds.append(f"runbook load --params {pfile}")
@@ -336,14 +372,22 @@ def _retry_commands(params: RunParams, archive: RunArchive | None, params_file: 
     return cmds
 
 
-def _has_unresolved_failures(params: RunParams, archive: RunArchive) -> bool:
-    if not archive.file(FAILURES_FILE).exists():
+def _has_unresolved_failures(archive: RunArchive, wh: Warehouse, index) -> bool:
+    """Whether the run's failures.csv still has a failure that nothing fixed or waived since.
+
+    A failure is fixed when the source's latest phase 2 run for that date succeeded (e.g. by
+    ``runbook load --retry-failed``, which writes to its own archive), per processor_run_history.
+    """
+    from .resolutions import open_failures
+
+    path = archive.file(FAILURES_FILE)
+    if not path.exists():
         return False
     try:
-        probe = params.model_copy(update={"archive_dir": Path(archive.path).parent})
-        return bool(read_failure_log(probe, archive.run_id))
-    except ParamsError:
+        failures = pd.read_csv(path, dtype=str)
+    except (pd.errors.EmptyDataError, ValueError, OSError):
         return False
+    return bool(len(open_failures(failures, wh, index)))
 
 
 __all__ = ["GateBlocked", "GateResult", "enforce", "run_gate", "waived_dates", "GATE_NAME"]

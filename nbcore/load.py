@@ -278,7 +278,8 @@ def _plan(params: RunParams, wh: Warehouse, bucket: Bucket, games: pd.DataFrame,
     else:
         from .validate import run_validate
 
-        result = run_validate(params.model_copy(update={"tables": sources}), wh, progress=False) if sources else None
+        result = run_validate(params.model_copy(update={"tables": sources}), wh, progress=False,
+                              apply_waivers=False) if sources else None  # waived dates end "waived", below
         for s in sources:
             wanted[s] = set(result.missing_dates(s)) | set(result.partial_dates(s))
     strays = find_strays(bucket, sources, expected_days, in_scope)

@@ -502,25 +502,19 @@ def _resolved(value: Any) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes")
 
 
-def _failed_dates(run: RunData) -> dict[date, str]:
-    """Game date -> reason, from failures.csv (load failures that stayed failed)."""
-    f = run.failures
-    if f.empty:
-        return {}
-    date_col = next((c for c in ("game_date", "date", "data_date") if c in f.columns), None)
-    if date_col is None:
-        return {}
-    out: dict[date, str] = {}
-    for r in f.to_dict("records"):
-        if _resolved(r.get("resolved", "")):
-            continue  # a failed attempt that a retry later fixed
-        try:
-            d = pd.Timestamp(r[date_col]).date()
-        except (ValueError, TypeError):
-            continue
-        src = r.get("source") or r.get("table") or ""
-        out[d] = f"load failed ({src}): {strip_paths(r.get('reason') or r.get('error') or '', run.run_dir)}".strip()
-    return out
+def _resolutions(run: RunData):
+    """The run's failures and waivers as they stand now (``nbcore.resolutions``), computed once."""
+    res = run.__dict__.get("_resolutions")
+    if res is None:
+        from .resolutions import RunResolutions
+
+        res = run.__dict__["_resolutions"] = RunResolutions(run.run_dir, run.failures, run.record("gate"), run.record("load"))
+    return res
+
+
+def _failed_dates(run: RunData) -> dict[tuple[str, date], str]:
+    """(source, game date) -> reason, for load failures nothing has fixed or waived since."""
+    return _resolutions(run).open_by_pair()
 
 
 def _gate_override(run: RunData) -> Optional[str]:
@@ -538,14 +532,8 @@ def _gate_override(run: RunData) -> Optional[str]:
 
 
 def _waived(run: RunData) -> dict[tuple[str, date], str]:
-    """(raw source, date) -> reason, for the dates load skipped under a waiver."""
-    out = {}
-    for w in run.record("load").get("waived_dates") or []:
-        try:
-            out[(str(w.get("source")), pd.Timestamp(w.get("date")).date())] = str(w.get("reason") or "waived")
-        except (ValueError, TypeError, AttributeError):
-            continue
-    return out
+    """(raw source, date) -> "reason (approved by who)": the run's waiver file now, and what its stages recorded."""
+    return _resolutions(run).waived
 
 
 def _raw_ancestors(table: str) -> list[str]:
@@ -567,8 +555,29 @@ def _raw_ancestors(table: str) -> list[str]:
     return out
 
 
-def dates_open(run: RunData) -> pd.DataFrame:
-    """Dates still missing after the run, grouped by table and reason.
+def dates_waived(run: RunData) -> pd.DataFrame:
+    """Dates not present after the run because a waiver covers them: reviewed, not open.
+
+    From the after snapshot (validate lists waived dates apart, with source, reason and
+    approver), else the dates still missing whose raw source is waived now.
+    """
+    cols = ["phase", "table", "season", "dates", "ranges", "reason"]
+    rows = []
+    for t in (run.after or {}).get("tables", []):
+        reasons: dict[str, list[date]] = {}
+        for d, why in (t.get("waived_dates") or {}).items():
+            src, _, text = str(why).partition(": ")
+            reasons.setdefault(f"waived ({src}): {text}", []).append(date.fromisoformat(d))
+        for reason, ds in reasons.items():
+            rows.append({"phase": str(t["phase"]), "table": t["table"], "season": int(t["season_year"]), "dates": len(ds),
+                         "ranges": "; ".join(range_label(*g) for g in group_dates(sorted(ds))), "reason": reason})
+    frame = pd.DataFrame(rows, columns=cols)
+    legacy = dates_open(run, waived_only=True)
+    return _sort(pd.concat([frame, legacy], ignore_index=True)) if len(legacy) else _sort(frame)
+
+
+def dates_open(run: RunData, waived_only: bool = False) -> pd.DataFrame:
+    """Dates still missing after the run, grouped by table and reason (waived dates: ``dates_waived``).
 
     Reasons, first that applies: the snapshot or a load waiver marks the date waived; the
     date's load failed (failures.csv, retries that succeeded left out); the gate was
@@ -589,6 +598,7 @@ def dates_open(run: RunData) -> pd.DataFrame:
     failed = _failed_dates(run)
     override = _gate_override(run)
     waived = _waived(run)
+    required = (run.manifest.get("params") or {}).get("required_sources") or []
     status = {s.get("stage"): s.get("status") for s in run.manifest.get("stages", []) if s.get("name") != "validate_after"}
     rows = []
     for (phase, table, season), missing in after.items():
@@ -600,18 +610,19 @@ def dates_open(run: RunData) -> pd.DataFrame:
         except KeyError:
             upstream = []
         stage = PHASE_STAGE.get(phase)
-        sources = _raw_ancestors(table)
+        # derive skips every date a required source is waived on, so those waive every derived table
+        sources = _raw_ancestors(table) + ([s for s in required if s not in _raw_ancestors(table)] if phase != "2" else [])
         for d in sorted(missing):
             w = next(((src, waived[(src, d)]) for src in sources if (src, d) in waived), None)
             kind = "missing"
-            if d in snap_waived.get((phase, table, season), set()):
-                kind, reason = "waived", "waived: accepted as missing"
-                if w is not None:
-                    reason = f"waived ({w[0]}): {w[1]}"
-            elif w is not None:
-                kind, reason = "waived", f"waived ({w[0]}): {w[1]}"
-            elif d in failed:  # the root cause, for raw and everything downstream of it
-                reason = failed[d]
+            is_waived = w is not None or d in snap_waived.get((phase, table, season), set())
+            if is_waived != waived_only:
+                continue  # waived dates are reviewed, not open: listed by dates_waived
+            f = next((failed[(src, d)] for src in sources if (src, d) in failed), None)
+            if is_waived:
+                kind, reason = "waived", (f"waived ({w[0]}): {w[1]}" if w is not None else "waived: accepted as missing")
+            elif f is not None:  # the root cause, for raw and everything downstream of it
+                reason = f
             elif phase == "2" and override:
                 reason = f"gate overridden: {override}"
             elif stage and status.get(stage) not in ("succeeded", None):
@@ -664,21 +675,23 @@ def _sort(frame: pd.DataFrame) -> pd.DataFrame:
 # -- failures, retries, gate, grading -------------------------------------------------------------
 def failures(run: RunData) -> pd.DataFrame:
     """Every failed attempt the load stage recorded (failures.csv), in plain words: the date, the
-    source, what went wrong (paths relative), which attempt, and whether a retry fixed it."""
-    f = run.failures
+    source, what went wrong (paths relative), which attempt, and what became of it since: recovered
+    (a later load of that source and date succeeded, per processor_run_history), waived, or still
+    failing."""
+    f = _resolutions(run).failures
     cols = ["date", "source", "reason", "attempt", "outcome"]
     if f.empty:
         return pd.DataFrame(columns=cols)
     date_col = next((c for c in ("game_date", "date", "data_date") if c in f.columns), None)
+    words = {"resolved": "recovered by a retry", "waived": "waived", "open": "still failing"}
     rows = []
     for r in f.to_dict("records"):
-        resolved = _resolved(r.get("resolved", ""))
         rows.append({
             "date": str(r.get(date_col) or "")[:10] if date_col else "",
             "source": r.get("source") or r.get("table") or "",
             "reason": strip_paths(r.get("reason") or r.get("error") or "", run.run_dir),
             "attempt": count_label(r.get("attempt")) if r.get("attempt") == r.get("attempt") else "—",
-            "outcome": "recovered by a retry" if resolved else "still failing",
+            "outcome": words.get(str(r.get("status")), "still failing"),
         })
     return pd.DataFrame(rows, columns=cols)
 
@@ -1158,6 +1171,9 @@ def summary_markdown(run: RunData) -> str:
     steps = timeline_table(run)
     if not steps.empty:
         lines += ["", "## Stages", "", _md_table(steps, index=False)]
+    wv = dates_waived(run)
+    if not wv.empty:
+        lines += ["", "## Waived (reviewed, not open)", "", _md_table(wv[["table", "season", "dates", "ranges", "reason"]], index=False)]
     fl = failures(run)
     if not fl.empty:
         recovered = int((fl.outcome == "recovered by a retry").sum())

@@ -329,6 +329,13 @@ def dates_open(run: report.RunData):
                                     "(the next run rebuilds it).")
 
 
+def dates_waived(run: report.RunData):
+    f = report.dates_waived(run)
+    if not f.empty:
+        f = f.assign(season=f.season.map(report.season_label), dates=f.dates.map(report.count_label))
+    return table(f, "nothing is waived", numeric=("dates",))
+
+
 def failures(run: report.RunData):
     f = report.failures(run)
     if f.empty:

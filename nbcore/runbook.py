@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import pandas as pd
+import yaml
 
 from .archive import RunArchive, unique_run_id, utcnow
 from .errors import EXIT_SUCCEEDED, GateBlockedError, StageFailed, UsageError
@@ -538,10 +539,29 @@ def resume_run(
     *,
     notebooks_dir: Optional[Path] = None,
     echo: Optional[Callable[[str], None]] = print,
+    changes: Optional[dict[str, Any]] = None,
 ) -> RunOutcome:
-    """Continue a stopped run in its own archive, with its own archived parameters."""
+    """Continue a stopped run in its own archive, with its own archived parameters.
+
+    ``changes`` changes parameters for the rest of the run (``runbook resume RUN_ID --set
+    waivers=params/waivers.yaml``): typically a waiver file written after the gate blocked, or a
+    gate override with its reason. They are validated like any params file, the archive's
+    ``params.yaml`` is rewritten (the previous one kept as ``params.resume-<n>.yaml``) so every
+    later stage sees them, and the manifest's ``resumes`` entry records what changed.
+    """
     run_dir = find_run(run, archive_dir)
-    params = load_params(run_dir / "params.yaml", {"archive_dir": str(run_dir.parent)})
+    params = load_params(run_dir / "params.yaml", {"archive_dir": str(run_dir.parent), **(changes or {})})
+    if changes:
+        old = run_dir / "params.yaml"
+        n = len(list(run_dir.glob("params.resume-*.yaml"))) + 1
+        old.rename(run_dir / f"params.resume-{n}.yaml")
+        old.write_text(yaml.safe_dump(params.public_dict(), sort_keys=False))
+        if (run_dir / "manifest.json").exists():
+            archive = RunArchive.open(run_dir)
+            m = archive.manifest()
+            m.setdefault("param_changes", []).append(
+                {"at": utcnow(), "changes": {k: str(v) for k, v in changes.items()}, "previous": f"params.resume-{n}.yaml"})
+            archive.write_manifest(m)
     return run_runbook(params, run_id=run_dir.name, from_stage=from_stage, notebooks_dir=notebooks_dir, echo=echo)
 
 

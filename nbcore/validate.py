@@ -3,7 +3,10 @@
 Read-only. The expected set of dates comes from the schedule's completed games, never
 from comparing one phase with another, so a date missing in every phase is still a gap.
 A date counts as present in a table only when *every* game of that date has rows there
-(9 of 10 games loaded is a gap, and the result says which game is missing).
+(9 of 10 games loaded is a gap, and the result says which game is missing). Before anything
+is loaded, the schedule files in the bucket give the expected set (``nbcore.expected``), so
+an empty warehouse is all gaps, never complete. The sanity checks (``nbcore.sanity``) give one
+finding per game or date with a severity (block / warn), and the run's waivers apply to them.
 """
 from __future__ import annotations
 
@@ -14,17 +17,12 @@ from typing import Optional
 
 import pandas as pd
 
-from . import schema
+from . import sanity, schema
+from .expected import expected_games
 from .params import RunParams
 from .sqlfiles import render_template
 from .warehouse import Warehouse, open_for_reading
 
-# plausible players per game (both teams): who played / who was on the gamebook
-PLAYERS_PER_GAME = {
-    "bdl_player_boxscores": (16, 32),
-    "nbac_gamebook_player_stats": (22, 36),
-    "player_game_summary": (16, 32),
-}
 PHASE_ORDER = {p: i for i, p in enumerate(schema.PHASES)}
 
 
@@ -42,6 +40,8 @@ class TableStatus:
     games_expected: int
     games_present: int
     rows: int
+    # dates taken out of expected/missing because a waiver covers them: date -> "source: reason (approved by ...)"
+    waived: dict[date, str] = field(default_factory=dict)
 
     @property
     def complete_pct(self) -> float:
@@ -60,6 +60,7 @@ class TableStatus:
             "games_present": self.games_present,
             "partial_dates": {d.isoformat(): games for d, games in sorted(self.partial.items())},
             "missing_ranges": [r.label() for r in date_ranges(self.missing, self.expected)],
+            "waived_dates": {d.isoformat(): why for d, why in sorted(self.waived.items())},
         }
 
 
@@ -103,6 +104,7 @@ class ValidateResult:
     snapshot: Optional[str] = None
     scope: dict = field(default_factory=dict)
     grading: pd.DataFrame = field(default_factory=pd.DataFrame)  # graded / eligible per season
+    findings: pd.DataFrame = field(default_factory=sanity.empty_findings)  # one row per game/date a check found
 
     # -- lookups used by later stages -------------------------------------------
     def _for(self, table: str) -> list[TableStatus]:
@@ -124,7 +126,21 @@ class ValidateResult:
 
     @property
     def failed_checks(self) -> pd.DataFrame:
-        return self.checks[self.checks.violations > 0] if len(self.checks) else self.checks
+        """Checks with findings that cannot be true (severity ``block``) and are not waived."""
+        if not len(self.checks):
+            return self.checks
+        return self.checks[(self.checks.violations > 0) & (self.checks.severity == "block")]
+
+    @property
+    def warnings(self) -> pd.DataFrame:
+        """Checks with unusual but possible findings (severity ``warn``), not waived."""
+        if not len(self.checks):
+            return self.checks
+        return self.checks[(self.checks.violations > 0) & (self.checks.severity == "warn")]
+
+    def open_findings(self, severity: str | None = None) -> pd.DataFrame:
+        f = self.findings[self.findings.waived_by.isna()]
+        return f[f.severity == severity] if severity else f
 
     # -- views -----------------------------------------------------------------------
     def matrix(self) -> pd.DataFrame:
@@ -167,8 +183,9 @@ class ValidateResult:
             "scope": self.scope,
             "complete": self.complete,
             "tables": [t.to_json() for t in self.tables],
-            "checks": self.checks.astype(object).where(self.checks.notna(), None).to_dict("records"),
+            "checks": _records(self.checks),
             "grading_completeness": self.grading.to_dict("records"),
+            "findings": _records(self.findings),
         }
 
     def summary(self) -> dict:
@@ -179,6 +196,7 @@ class ValidateResult:
             "complete": self.complete,
             "missing_dates": {t.table: len(self.missing_dates(t.table)) for t in self.tables if t.missing},
             "failed_checks": int(len(self.failed_checks)),
+            "warnings": int(len(self.warnings)),
             "seconds": round(self.seconds, 3),
         }
 
@@ -195,8 +213,14 @@ def run_validate(
     progress: bool = True,
     snapshot: str | None = None,
     archive=None,
+    apply_waivers: bool = True,
 ) -> ValidateResult:
     """Measure completeness of every tracked table against the schedule, and run sanity checks.
+
+    A waiver means "not missing": a date a waiver covers for a raw table (or, for a derived
+    table, for a required source: derive skips those dates) is neither expected nor
+    missing but listed as waived (``TableStatus.waived``). ``apply_waivers=False`` keeps them
+    missing (the gate applies waivers itself, game by game).
 
     With an archive and a snapshot name ("before"/"after"), the result is also saved as
     ``validate_<snapshot>.json`` in the run archive.
@@ -207,7 +231,8 @@ def run_validate(
     try:
         start, end = params.date_bounds()
         p = {"start_date": start, "end_date": end, "seasons": params.season_list}
-        expected = wh.query_file("validate/expected_games", p)
+        exp = expected_games(wh, params)  # the schedule files stand in for seasons not loaded yet
+        expected = exp.games
         if not expected.empty:
             p["start_date"], p["end_date"] = min(expected.game_date), max(expected.game_date)
             p["start_date"] = _as_date(p["start_date"])
@@ -215,7 +240,16 @@ def run_validate(
         present = wh.query_file("validate/present_games", p) if not expected.empty else pd.DataFrame(
             columns=["table_name", "game_date", "game_id", "row_count"])
         tables = _completeness(params, expected, present)
-        checks = run_sanity_checks(wh, params, p) if not expected.empty else _empty_checks()
+        if apply_waivers and not expected.empty:
+            from .waivers import waived as _waived
+
+            _apply_waivers(tables, _waived(params, wh, games=expected), params)
+        if expected.empty:
+            checks, findings = sanity.empty_checks(), sanity.empty_findings()
+        else:
+            from .waivers import waived
+
+            checks, findings = run_sanity_checks(wh, params, p, expected, waived(params, wh, games=expected))
         grading = _grading(wh, params)
     finally:
         if own:
@@ -227,14 +261,34 @@ def run_validate(
         seconds=time.perf_counter() - t0,
         snapshot=snapshot,
         grading=grading,
+        findings=findings,
         scope={"seasons": params.season_list, "start_date": str(params.start_date or ""), "end_date": str(params.end_date or ""),
-               "backend": params.backend},
+               "backend": params.backend, "expected_from": {str(k): v for k, v in sorted(exp.origin.items())}},
     )
     if archive is not None:
         name = f"validate_{snapshot}" if snapshot else "validate"
         archive.write_json(f"{name}.json", result.to_status_json())
         archive.record_stage(name, result.summary())
     return result
+
+
+def _apply_waivers(tables: list[TableStatus], index, params: RunParams) -> None:
+    """Move waived missing dates out of expected/missing into ``waived`` (with source, reason, approver)."""
+    if not len(index):
+        return
+    required = list(params.required_sources)
+    for t in tables:
+        # a raw table: its own waivers. A derived table: the required sources' (derive skips those
+        # dates); an optional source's waiver never excuses a derived table, which is built without it
+        sources = [t.table] if t.phase == "2" else required
+        for d in list(t.missing):
+            w = next(((s, index[(s, d)]) for s in sources if (s, d) in index), None)
+            if w is None:
+                continue
+            t.waived[d] = f"{w[0]}: {w[1].reason} (approved by {w[1].approved_by})"
+            t.missing.remove(d)
+            t.expected.remove(d)
+            t.partial.pop(d, None)
 
 
 def _grading(wh: Warehouse, params: RunParams) -> pd.DataFrame:
@@ -244,6 +298,15 @@ def _grading(wh: Warehouse, params: RunParams) -> pd.DataFrame:
     from .grade import grading_completeness
 
     return grading_completeness(wh, params)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    out = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    for r in out:
+        for k, v in r.items():
+            if isinstance(v, date):
+                r[k] = v.isoformat()
+    return out
 
 
 def _as_date(v) -> date:
@@ -285,44 +348,10 @@ def _completeness(params: RunParams, expected: pd.DataFrame, present: pd.DataFra
     return out
 
 
-# -- sanity checks -------------------------------------------------------------------
+# -- sanity checks (nbcore.sanity) ---------------------------------------------------------
 
-CHECK_COLUMNS = ["check", "table", "violations", "example"]
-
-
-def _empty_checks() -> pd.DataFrame:
-    return pd.DataFrame(columns=CHECK_COLUMNS).astype({"violations": int})
-
-
-def run_sanity_checks(wh: Warehouse, params: RunParams, p: dict) -> pd.DataFrame:
-    """Players per game, NULL keys, duplicate keys, negative or impossible box-score values."""
-    rows: list[dict] = []
-    rng = {"start_date": p["start_date"], "end_date": p["end_date"]}
-    for t in schema.tracked_tables():
-        if not params.table_selected(t.name):
-            continue
-        k = wh.query(render_template("validate/key_checks", table=t.fqn, date_column=t.date_column, key=", ".join(t.key),
-                                     null_condition=" IS NULL OR ".join(t.key) + " IS NULL"), rng).iloc[0]
-        rows.append({"check": "duplicate keys", "table": t.name, "violations": int(k.duplicate_keys),
-                     "example": k.duplicate_example if k.duplicate_keys else None})
-        rows.append({"check": "NULL key columns", "table": t.name, "violations": int(k.null_keys),
-                     "example": k.null_example if k.null_keys else None})
-    ppg = wh.query_file("validate/players_per_game", rng)
-    for name, (lo, hi) in PLAYERS_PER_GAME.items():
-        if not params.table_selected(name):
-            continue
-        sub = ppg[ppg.table_name == name]
-        bad = sub[(sub.players < lo) | (sub.players > hi)]
-        rows.append({"check": f"players per game in [{lo}, {hi}]", "table": name, "violations": int(len(bad)),
-                     "example": None if bad.empty else f"{bad.game_id.iloc[0]} on {_as_date(bad.game_date.iloc[0])}: {int(bad.players.iloc[0])} players"})
-    bad_rows = wh.query_file("validate/impossible_boxscores", rng)
-    for name in ("bdl_player_boxscores", "nbac_gamebook_player_stats"):
-        if not params.table_selected(name):
-            continue
-        sub = bad_rows[bad_rows.table_name == name]
-        rows.append({"check": "impossible values", "table": name, "violations": int(len(sub)),
-                     "example": None if sub.empty else f"{sub.player_lookup.iloc[0]} in {sub.game_id.iloc[0]}: {sub.problem.iloc[0]}"})
-    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+CHECK_COLUMNS = sanity.CHECK_COLUMNS
+run_sanity_checks = sanity.run_sanity_checks
 
 
 def print_status(result: ValidateResult) -> None:
@@ -357,7 +386,11 @@ def print_status(result: ValidateResult) -> None:
         for r in missing.itertuples(index=False):
             extra = f"  (partial: {getattr(r, '_5')})" if getattr(r, "_5") else ""
             console.print(f"  {r.table} {r.season}: {r.missing}{extra}")
-    failed = result.failed_checks
-    console.print(f"[bold]Sanity checks[/bold]: {len(result.checks) - len(failed)} passed, {len(failed)} failed")
+    failed, warned = result.failed_checks, result.warnings
+    console.print(f"[bold]Sanity checks[/bold]: {len(result.checks) - len(failed) - len(warned)} passed, "
+                  f"{len(failed)} failed, {len(warned)} warned, {int(result.checks.waived.sum()) if len(result.checks) else 0} "
+                  f"finding(s) waived")
     for r in failed.itertuples(index=False):
         console.print(f"  [red]{r.check}[/red] {r.table}: {r.violations} ({r.example})")
+    for r in warned.itertuples(index=False):
+        console.print(f"  [yellow]{r.check}[/yellow] {r.table}: {r.violations} ({r.example})")

@@ -22,6 +22,8 @@ def small_params(root: Path, **extra) -> RunParams:
         "archive_dir": str(root / "runs"),
         "seasons": [2023, 2024],
         "demo": {"scale": "small", "seed": 7},
+        # the demo league's prop-line gaps (nbcore.demo.quirks) are waived, as in params/demo.yaml
+        "waivers": str(Path(__file__).resolve().parent.parent / "params" / "waivers.example.yaml"),
     }
     data.update(extra)
     return build_params(data, "test", root)

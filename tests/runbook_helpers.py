@@ -24,6 +24,7 @@ def copy_demo(src: RunParams, root: Path, **extra) -> tuple[RunParams, Path]:
     data = {
         "run_name": "test", "duckdb_path": str(root / "warehouse.duckdb"), "bucket": str(root / "bucket"),
         "archive_dir": str(root / "runs"), "seasons": src.seasons, "demo": {"scale": "small", "seed": src.demo.seed},
+        "waivers": str(src.waivers) if src.waivers else None,  # the demo's prop gaps are waived
     }
     data.update(extra)
     params = build_params(data, "test", root)

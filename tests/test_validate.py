@@ -96,7 +96,7 @@ def test_postponed_game_is_expected_on_the_day_it_was_played(demo_copy):
         ("makes", "UPDATE nba_raw.bdl_player_boxscores SET fgm = fga + 1, points = 2 * (fga + 1) + fg3m + ftm WHERE player_lookup = (SELECT MIN(player_lookup) FROM nba_raw.bdl_player_boxscores)",
          ("impossible values", "bdl_player_boxscores")),
         ("too few players", "DELETE FROM nba_raw.bdl_player_boxscores WHERE game_id = (SELECT MIN(game_id) FROM nba_raw.bdl_player_boxscores) AND player_lookup > 'c'",
-         ("players per game in [16, 32]", "bdl_player_boxscores")),
+         ("players per game", "bdl_player_boxscores")),
     ],
 )
 def test_sanity_checks_catch_each_kind_of_bad_row(demo_copy, kind, sql, check):

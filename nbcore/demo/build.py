@@ -26,6 +26,7 @@ from .holes import HoleSpec, choose_holes
 from .league import League, generate_league
 
 HOLES_FILE = "_demo/holes.json"
+QUIRKS_FILE = "_demo/quirks.json"
 
 # Downstream stages register how they build their part of the before state:
 # fn(warehouse, params, league, holes) -> None, called in order after raw is loaded.
@@ -115,7 +116,10 @@ def write_bucket(league: League, bucket: Path, holes: HoleSpec, progress: bool =
     for source, frame in frames.items():
         (bucket / source).mkdir(parents=True, exist_ok=True)
         by_day = _records_by_day(frame)
+        never = set(league.quirks.no_files.get(source, [])) if league.quirks else set()
         for day in tqdm(sorted(sched_by_day), desc=f"bucket {source}", disable=not progress, leave=False):
+            if day in never:  # the scraper never ran for these games (nbcore.demo.quirks)
+                continue
             doc = RENDERERS[source](day, sched_by_day[day], by_day.get(day, []))
             (bucket / file_path(source, day)).write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
             n += 1
@@ -124,6 +128,8 @@ def write_bucket(league: League, bucket: Path, holes: HoleSpec, progress: bool =
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("the next read of this file fails once (demo transient fault)\n")
     holes.save(bucket / HOLES_FILE)
+    if league.quirks:
+        (bucket / QUIRKS_FILE).write_text(json.dumps(league.quirks.to_json(), indent=2))
     return n
 
 
@@ -157,6 +163,9 @@ def build_demo(params: RunParams, progress: bool = True) -> DemoBuild:
     league = generate_league(params.demo.seed, params.demo.scale)
     timings["generate"] = time.perf_counter() - t0
     holes = choose_holes(league.schedule, params.demo.seed, params.demo.scale, params.demo.transient_faults)
+    if league.quirks:
+        for source, days in (*league.quirks.no_lines.items(), *league.quirks.no_files.items()):
+            holes.source_gaps[source] = sorted(set(holes.source_gaps.get(source, [])) | set(days))
 
     t = time.perf_counter()
     bucket = Path(params.bucket)

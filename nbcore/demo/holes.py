@@ -34,6 +34,9 @@ class HoleSpec:
     downstream_missing: list[date] = field(default_factory=list)  # phases 3, 4, 5
     ungraded: list[date] = field(default_factory=list)  # phase 5B, on top of downstream_missing
     transient_faults: list[tuple[str, date]] = field(default_factory=list)
+    # source -> dates the source never had (nbcore.demo.quirks: no lines posted, no files);
+    # waived by params/waivers.example.yaml, so validate lists them as waived, never missing
+    source_gaps: dict[str, list[date]] = field(default_factory=dict)
 
     def missing_dates(self, table: str) -> set[date]:
         """Dates validate must report missing for this table in the before state."""
@@ -51,6 +54,7 @@ class HoleSpec:
         d["downstream_missing"] = [x.isoformat() for x in self.downstream_missing]
         d["ungraded"] = [x.isoformat() for x in self.ungraded]
         d["transient_faults"] = [[s, x.isoformat()] for s, x in self.transient_faults]
+        d["source_gaps"] = {k: [x.isoformat() for x in v] for k, v in self.source_gaps.items()}
         return d
 
     @classmethod
@@ -62,6 +66,7 @@ class HoleSpec:
             downstream_missing=[D(x) for x in d["downstream_missing"]],
             ungraded=[D(x) for x in d["ungraded"]],
             transient_faults=[(s, D(x)) for s, x in d["transient_faults"]],
+            source_gaps={k: [D(x) for x in v] for k, v in d.get("source_gaps", {}).items()},
         )
 
     def save(self, path: Path) -> None:

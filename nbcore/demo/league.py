@@ -38,6 +38,7 @@ class League:
     players: pd.DataFrame
     team_ratings: pd.DataFrame
     windows: dict[int, tuple[date, date]] = field(default_factory=dict)
+    quirks: object = None  # nbcore.demo.quirks.Quirks: short-handed games, 0:00 scorers, source gaps
 
     @property
     def game_dates(self) -> list[date]:
@@ -329,7 +330,11 @@ def generate_league(seed: int = 7, scale: str = "full") -> League:
                 del sim.box_rows[base_state[1]:]
                 del sim.prop_rows[base_state[2]:]
                 sim.last_played = dict(base_state[3])
-    return _frames(seed, scale, schedule, sim, roster, ratings, windows)
+    league = _frames(seed, scale, schedule, sim, roster, ratings, windows)
+    from .quirks import add_quirks
+
+    league.quirks = add_quirks(league, seed)
+    return league
 
 
 def _frames(seed, scale, schedule, sim: _Sim, roster: Roster, ratings, windows) -> League:

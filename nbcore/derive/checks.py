@@ -11,7 +11,9 @@ Before a chunk [first, last] is written, for every processor and each of its ups
    games before ``first``, the games any of its players' windows can touch). Windows stop at
    the season's first game, so days before a season starts are never a gap. An upstream that
    this run does not itself produce (a raw table, or a table left out by ``tables``) must also
-   be complete on the chunk's own dates. Waived dates (skipped by the run) are not gaps.
+   be complete on the chunk's own dates. Waived dates (skipped by the run) are not gaps, and
+   neither is an upstream raw source's own waived date (``waived``: e.g. prop lines waived on
+   dates no book offered any; the context is still built, without a line).
 
 A failure raises ``DependencyError`` naming the upstream, the missing dates and the command that
 fixes them. ``backfill_mode: true`` or ``strict_mode: false`` skip the checks (announced).
@@ -21,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
+from typing import Mapping
 
 import pandas as pd
 
@@ -134,14 +137,17 @@ class CheckPlan:
 
 
 def plan_checks(schedule: Schedule, processors: list[Processor], chunk: list[date], produced: set[str],
-                excused: frozenset[date] = frozenset()) -> CheckPlan:
+                excused: frozenset[date] = frozenset(), waived: Mapping[str, frozenset[date]] | None = None) -> CheckPlan:
+    """``waived``: upstream table (``nba_raw.<source>``) -> its waived dates, never a gap for it."""
     plan = CheckPlan(chunk=chunk)
     own = schedule.games_on(chunk)
     excused_games = schedule.games_on(sorted(excused))
+    waived = waived or {}
     for proc in processors:
         window = schedule.window_games(proc, chunk[0]) - excused_games
         for up in proc.upstreams:
-            plan.required[(proc.name, up)] = window | (set() if up in produced else own)
+            needed = window | (set() if up in produced else own)
+            plan.required[(proc.name, up)] = needed - schedule.games_on(sorted(waived.get(up, ())))
     return plan
 
 
@@ -161,12 +167,15 @@ def fix_command(upstream: str, dates: list[date], failed_run: bool = False, para
 
 
 def run_checks(wh: Warehouse, schedule: Schedule, processors: list[Processor], chunk: list[date],
-               produced: set[str], excused: frozenset[date] = frozenset(), params_file: str | None = None) -> int:
+               produced: set[str], excused: frozenset[date] = frozenset(), params_file: str | None = None,
+               waived: Mapping[str, frozenset[date]] | None = None) -> int:
     """Run every defensive check for one chunk; raise ``DependencyError`` on the first failure.
 
     Returns the number of checks made. ``produced`` holds the tables this run writes itself
     (their rows for the chunk's own dates come from this chunk, so only the window before it
-    is checked). ``excused`` dates (waived: reviewed, not missing) are never a gap.
+    is checked). ``excused`` dates (waived: reviewed, not missing) are never a gap, for any
+    upstream; ``waived`` (``nbcore.waivers.waived_by_table``) excuses a raw upstream's own waived
+    dates, so a waived optional source (prop lines) does not block the tables built from it.
     """
     first, last = chunk[0], chunk[-1]
     n = 0
@@ -176,6 +185,8 @@ def run_checks(wh: Warehouse, schedule: Schedule, processors: list[Processor], c
         for proc in processors:
             for up in proc.upstreams:
                 n += 1
+                if prev in (waived or {}).get(up, ()):
+                    continue  # waived for this source: a failed load of it is reviewed, not a broken input
                 runs = latest_runs(wh, up.split(".")[-1], prev, prev)
                 if len(runs) and not bool(runs.iloc[0]["success"]):
                     err = runs.iloc[0]["error"] or "no error recorded"
@@ -185,7 +196,7 @@ def run_checks(wh: Warehouse, schedule: Schedule, processors: list[Processor], c
                                     failed_run_id=str(runs.iloc[0]["run_id"])), (first, last),
                     )
     # 2. no gap inside the lookback window (and, for inputs this run does not make, the chunk)
-    plan = plan_checks(schedule, processors, chunk, produced, excused)
+    plan = plan_checks(schedule, processors, chunk, produced, excused, waived)
     needed = set().union(*plan.required.values()) if plan.required else set()
     if not needed:
         return n

@@ -35,6 +35,7 @@ from ..params import RunParams
 from ..sqlfiles import read_sql
 from ..warehouse import Warehouse, open_warehouse
 from ..warehouse.base import WriteCount
+from ..waivers import waived_by_table
 from .checks import DependencyError, Schedule, run_checks
 from .processors import PROCESSORS, Processor, selected_processors
 from .result import ChunkRecord, DeriveResult
@@ -182,12 +183,13 @@ def run_derive(
         attempts = _existing_attempts(wh, run_id)
         produced = {p.table.fqn for p in procs}
         windows = windows_for(schedule)
+        waived = waived_by_table(params, wh) if checks else {}  # a raw source's own waived dates are no gap
 
         bar = tqdm(chunks, desc="derive", unit="chunk", disable=not progress or not chunks)
         for i, chunk in enumerate(bar):
             bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
             ok = _run_chunk(wh, schedule, procs, chunk, produced, checks, run_id, attempts, result, frozenset(skip),
-                            params_file, per_table, windows)
+                            params_file, per_table, windows, waived)
             if not ok:
                 for later in chunks[i + 1:]:
                     result.chunks.append(ChunkRecord(later[0], later[-1], later, "not_run"))
@@ -209,7 +211,7 @@ def _run_chunk(wh: Warehouse, schedule: Schedule, procs: list[Processor], chunk:
                produced: set[str], checks: bool, run_id: str, attempts: dict, result: DeriveResult,
                excused: frozenset[date] = frozenset(), params_file: Optional[str] = None,
                per_table: Optional[dict[str, set[date]]] = None,
-               windows: Optional[lineage.WindowFn] = None) -> bool:
+               windows: Optional[lineage.WindowFn] = None, waived: Optional[dict] = None) -> bool:
     first, last = chunk[0], chunk[-1]
     t_chunk = time.perf_counter()
     todo = [(p, [d for d in chunk if per_table is None or d in per_table.get(p.table.fqn, ())]) for p in procs]
@@ -217,7 +219,8 @@ def _run_chunk(wh: Warehouse, schedule: Schedule, procs: list[Processor], chunk:
     if checks:
         t = time.perf_counter()
         try:
-            result.checks_made += run_checks(wh, schedule, procs, chunk, produced, excused, params_file)
+            result.checks_made += run_checks(wh, schedule, procs, chunk, produced, excused, params_file,
+                                              waived=waived)
         except DependencyError as e:
             result.check_seconds += time.perf_counter() - t
             _fail(wh, result, chunk, e.processor, str(e), run_id, attempts, t_chunk, dependency=e.to_dict())

@@ -1,5 +1,5 @@
 -- nba_analytics.player_game_summary for the final games played in [@start_date, @end_date].
--- One row per player per game who played (minutes > 0).
+-- One row per player per game who played (appears in the box score; see `played`).
 -- Source priority: 1 = nba_raw.bdl_player_boxscores ("MM:SS" minutes turned into a number),
 -- 2 = nba_raw.nbac_gamebook_player_stats, used only for a game/player bdl does not have
 -- (primary_source says which one each row came from). Game type, home/away and opponent come
@@ -64,7 +64,15 @@ played AS (
     SUM(CAST(m.minutes AS NUMERIC)) OVER (PARTITION BY m.game_id, m.team_abbr) AS team_minutes,
     SUM(CAST(m.fga + 0.44 * m.fta + m.tov AS NUMERIC)) OVER (PARTITION BY m.game_id, m.team_abbr) AS team_plays
   FROM merged AS m
+  -- A player who appears in the box score played. Minutes are rounded to whole minutes, so a
+  -- few seconds on the floor is 0:00 and can still score: a row is left out only when it has
+  -- no minutes, no numbers, and the gamebook says the player did not play (a DNP listing).
   WHERE m.minutes > 0
+    OR COALESCE(m.points + m.fga + m.fta + m.reb + m.ast + m.stl + m.blk + m.tov, 0) > 0
+    OR NOT EXISTS (
+      SELECT 1 FROM gamebook AS g
+      WHERE g.game_id = m.game_id AND g.player_lookup = m.player_lookup AND g.player_status != 'active'
+    )
 )
 SELECT
   p.game_id,
