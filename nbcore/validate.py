@@ -42,6 +42,8 @@ class TableStatus:
     rows: int
     # dates taken out of expected/missing because a waiver covers them: date -> "source: reason (approved by ...)"
     waived: dict[date, str] = field(default_factory=dict)
+    # present dates computed before one of their inputs changed (nbcore.lineage): present, not complete
+    stale: list[date] = field(default_factory=list)
 
     @property
     def complete_pct(self) -> float:
@@ -61,6 +63,7 @@ class TableStatus:
             "partial_dates": {d.isoformat(): games for d, games in sorted(self.partial.items())},
             "missing_ranges": [r.label() for r in date_ranges(self.missing, self.expected)],
             "waived_dates": {d.isoformat(): why for d, why in sorted(self.waived.items())},
+            "stale_dates": [d.isoformat() for d in self.stale],
         }
 
 
@@ -122,7 +125,11 @@ class ValidateResult:
 
     @property
     def complete(self) -> bool:
-        return all(not t.missing for t in self.tables)
+        """Every expected date present and none stale."""
+        return all(not t.missing and not t.stale for t in self.tables)
+
+    def stale_dates(self, table: str) -> list[date]:
+        return sorted(d for t in self._for(table) for d in t.stale)
 
     @property
     def failed_checks(self) -> pd.DataFrame:
@@ -195,6 +202,7 @@ class ValidateResult:
             "snapshot": self.snapshot,
             "complete": self.complete,
             "missing_dates": {t.table: len(self.missing_dates(t.table)) for t in self.tables if t.missing},
+            "stale_dates": {t.table: len(self.stale_dates(t.table)) for t in self.tables if t.stale},
             "failed_checks": int(len(self.failed_checks)),
             "warnings": int(len(self.warnings)),
             "seconds": round(self.seconds, 3),
@@ -250,6 +258,7 @@ def run_validate(
             from .waivers import waived
 
             checks, findings = run_sanity_checks(wh, params, p, expected, waived(params, wh, games=expected))
+        _mark_stale(wh, tables)
         grading = _grading(wh, params)
     finally:
         if own:
@@ -270,6 +279,25 @@ def run_validate(
         archive.write_json(f"{name}.json", result.to_status_json())
         archive.record_stage(name, result.summary())
     return result
+
+
+def _mark_stale(wh: Warehouse, tables: list[TableStatus]) -> None:
+    """Present dates that recorded lineage says were computed before an input changed (one query)."""
+    derived = [t for t in tables if t.phase not in ("2",) and t.present]
+    if not derived:
+        return
+    from . import lineage
+
+    lo = min(min(t.present) for t in derived)
+    hi = max(max(t.present) for t in derived)
+    found = lineage.stale_partitions(wh, sorted({schema.table(t.table).fqn for t in derived}), lo, hi)
+    by_table: dict[str, set[date]] = {}
+    for r in found.itertuples():
+        by_table.setdefault(r.table_name.split(".")[-1], set()).add(r.data_date)
+    for t in derived:
+        stale = by_table.get(t.table)
+        if stale:
+            t.stale = sorted(stale & set(t.present))
 
 
 def _apply_waivers(tables: list[TableStatus], index, params: RunParams) -> None:
@@ -376,8 +404,9 @@ def print_status(result: ValidateResult) -> None:
             if t is None:
                 cells.append("")
                 continue
-            color = "green" if not t.missing else ("red" if not t.present else "yellow")
-            cells.append(f"[{color}]{len(t.present)}/{len(t.expected)}[/{color}]")
+            color = "green" if not t.missing and not t.stale else ("red" if not t.present else "yellow")
+            stale = f" ({len(t.stale)} stale)" if t.stale else ""
+            cells.append(f"[{color}]{len(t.present)}/{len(t.expected)}{stale}[/{color}]")
         table.add_row(next(iter(per_season.values())).phase, name, *cells)
     console.print(table)
     missing = result.missing_table()

@@ -179,3 +179,18 @@ def test_the_run_executes_exactly_what_was_planned(small_demo, tmp_path):
     assert results["predict"].dates == plan.dates(PRED)
     assert set(results["grade"].dates) <= set(plan.dates(ACC))
     assert plan.to_json()["targets"][PRED]  # what `runbook plan --json` and plan.json carry
+
+
+def test_validate_reports_stale_dates_and_stale_is_not_complete(backfilled, tmp_path):
+    from nbcore.validate import run_validate
+
+    params, *_ = backfilled
+    p = _copy(params, tmp_path)
+    with open_warehouse(p) as wh:
+        assert not any(t.stale for t in run_validate(p, wh=wh, progress=False).tables)
+        day = _first_regular_date(wh, 2023)
+        _change_box_score(wh, day)
+        v = run_validate(p, wh=wh, progress=False)
+    assert v.stale_dates(PGS) == [day] and not v.complete
+    entry = next(t for t in v.to_status_json()["tables"] if t["table"] == "player_game_summary" and t["stale_dates"])
+    assert entry["stale_dates"] == [day.isoformat()] and v.summary()["stale_dates"] == {"player_game_summary": 1}
