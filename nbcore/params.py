@@ -21,7 +21,7 @@ DEFAULT_PARAMS = PROJECT_ROOT / "params" / "demo.yaml"
 
 # Seasons are named by the year they start (2021 = 2021-22).
 KNOWN_SEASONS = tuple(range(2021, 2026))
-STAGES = ("validate", "load", "gate", "derive", "predict", "grade", "report")
+from .stages import STAGE_NAMES as STAGES  # the registry's stage list
 SECRET_FIELDS = ("credentials_path",)
 
 

@@ -30,8 +30,7 @@ from .report import group_dates, range_label
 from .sqlfiles import SQL_DIR, read_sql
 from .warehouse import Warehouse, open_warehouse
 
-PHASE_STAGE = {"2": "load", "3": "derive", "4": "derive", "5": "predict", "5B": "grade"}
-WRITING_STAGES = ("load", "derive", "predict", "grade")
+from .stages import PHASE_STAGE, WRITING_STAGES  # the registry
 COLUMNS = ["stage", "phase", "table", "dates", "missing", "stale", "first", "last", "ranges", "games",
            "expected_rows", "files_in_bucket", "bytes_processed"]
 

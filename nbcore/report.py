@@ -27,7 +27,7 @@ from .validate import date_ranges
 
 PHASE_ORDER = {p: i for i, p in enumerate(schema.PHASES)}
 # which runbook stage writes each phase (the reason a date is closed or still open)
-PHASE_STAGE = {"2": "load", "3": "derive", "4": "derive", "5": "predict", "5B": "grade"}
+from .stages import PHASE_STAGE  # the registry
 
 
 @dataclass

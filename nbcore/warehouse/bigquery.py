@@ -67,8 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..params import RunParams
 
 APP_LABEL = "backfill-runbook"
-STAGES = ("validate", "load", "gate", "derive", "predict", "grade", "report")
-PHASE_STAGE = {"2": "load", "3": "derive", "4": "derive", "5": "predict", "5B": "grade"}
+from ..stages import PHASE_STAGE, STAGE_NAMES as STAGES  # the registry
 STAGING_PREFIX = "_staging_"
 STAGING_TTL = timedelta(days=1)
 STRUCT_PARAM_BYTES = 2_000_000  # per INSERT job when rows travel as an ARRAY<STRUCT> parameter

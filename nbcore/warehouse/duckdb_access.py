@@ -34,6 +34,7 @@ from typing import Callable, Optional
 import duckdb
 
 from ..errors import WarehouseLockedError
+from ..lock import _pid_alive
 from .base import WarehouseError
 
 log = logging.getLogger(__name__)
@@ -56,16 +57,6 @@ class DuckDBBusyError(WarehouseError, WarehouseLockedError):
 def _is_lock_conflict(e: Exception) -> bool:
     text = str(e)
     return "Could not set lock" in text or "Conflicting lock" in text
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _cmdline(pid: int) -> str:
