@@ -654,7 +654,7 @@ def dates_stale(run: RunData) -> pd.DataFrame:
 def dates_open_grouped(run: RunData) -> pd.DataFrame:
     """Still open (missing, waived, stale), one row per (kind, season, ranges, reason) with its tables."""
     cols = ["kind", "season", "ranges", "dates", "reason", "tables"]
-    frames = [dates_open(run)]
+    frames = [dates_open(run), dates_open(run, waived_only=True)]
     stale = dates_stale(run)
     if not stale.empty:
         frames.append(stale.assign(kind="stale", reason="present, but computed before an input changed"))
@@ -679,7 +679,7 @@ def failures(run: RunData) -> pd.DataFrame:
     (a later load of that source and date succeeded, per processor_run_history), waived, or still
     failing."""
     f = _resolutions(run).failures
-    cols = ["date", "source", "reason", "attempt", "outcome"]
+    cols = ["date", "source", "reason", "attempt", "outcome", "status", "resolved_by"]
     if f.empty:
         return pd.DataFrame(columns=cols)
     date_col = next((c for c in ("game_date", "date", "data_date") if c in f.columns), None)
@@ -692,6 +692,8 @@ def failures(run: RunData) -> pd.DataFrame:
             "reason": strip_paths(r.get("reason") or r.get("error") or "", run.run_dir),
             "attempt": count_label(r.get("attempt")) if r.get("attempt") == r.get("attempt") else "—",
             "outcome": words.get(str(r.get("status")), "still failing"),
+            "status": str(r.get("status") or "open"),
+            "resolved_by": r.get("resolved_by") if isinstance(r.get("resolved_by"), str) else None,
         })
     return pd.DataFrame(rows, columns=cols)
 
@@ -740,7 +742,8 @@ def _value_text(v: Any, run_dir: Optional[Path] = None) -> str:
             return "none"
         if isinstance(v[0], dict):
             return plural(len(v), "entry", "entries")
-        return ", ".join(strip_paths(x, run_dir) for x in v[:12]) + (f" and {len(v) - 12} more" if len(v) > 12 else "")
+        parts = [strip_paths(x, run_dir) if isinstance(x, str) else _value_text(x, run_dir) for x in v[:12]]
+        return ", ".join(parts) + (f" and {len(v) - 12} more" if len(v) > 12 else "")
     return strip_paths(v, run_dir)
 
 
@@ -780,6 +783,9 @@ def gate_checks(run: RunData) -> pd.DataFrame:
                 f["blocking"] = f["blocking"].map(yes_no)
             if "problems" in f:
                 f["problems"] = f["problems"].map(count_label)
+            for c in f.columns:  # anything else a check carries, in words (no raw True/False/None)
+                if c not in ("passed", "blocking", "problems"):
+                    f[c] = f[c].map(lambda x: x if isinstance(x, str) else _value_text(x, run.run_dir))
             return f.astype(object).where(f.notna(), "—")
     return pd.DataFrame()
 
@@ -1176,9 +1182,10 @@ def summary_markdown(run: RunData) -> str:
         lines += ["", "## Waived (reviewed, not open)", "", _md_table(wv[["table", "season", "dates", "ranges", "reason"]], index=False)]
     fl = failures(run)
     if not fl.empty:
-        recovered = int((fl.outcome == "recovered by a retry").sum())
-        lines += ["", f"## Failures ({plural(len(fl), 'failed attempt')}, {count_label(recovered)} recovered by a retry)", "",
-                  _md_table(fl.head(20), index=False)]
+        n = fl.status.value_counts()
+        lines += ["", f"## Failures ({plural(len(fl), 'failed attempt')}: {count_label(int(n.get('resolved', 0)))} "
+                      f"resolved, {count_label(int(n.get('waived', 0)))} waived, {count_label(int(n.get('open', 0)))} open)", "",
+                  _md_table(fl.drop(columns=["status", "resolved_by"]).head(20), index=False)]
         if len(fl) > 20:
             lines.append(f"\n… and {count_label(len(fl) - 20)} more in `failures.csv`")
     gate = _gate_override(run)

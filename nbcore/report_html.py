@@ -337,7 +337,7 @@ def dates_waived(run: report.RunData):
 
 
 def failures(run: report.RunData):
-    f = report.failures(run)
+    f = report.failures(run).drop(columns=["status", "resolved_by"])
     if f.empty:
         return table(f, "no load failure recorded")
     recovered = int((f.outcome == "recovered by a retry").sum())

@@ -13,7 +13,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from ..params import build_params
+from ..params import PROJECT_ROOT, build_params
 
 PARTS = ["foundation", "load", "derive", "predict", "runbook", "converge", "bigquery"]
 
@@ -25,7 +25,9 @@ class BenchContext:
         self.root = root
         self.params = build_params(
             {"run_name": "bench", "duckdb_path": str(root / "bench.duckdb"), "bucket": str(root / "bucket"),
-             "archive_dir": str(root / "runs"), "demo": {"scale": "full", "seed": 7}},
+             "archive_dir": str(root / "runs"), "demo": {"scale": "full", "seed": 7},
+             # the demo's waived gaps (nights with no prop lines), as params/demo.yaml has them
+             "waivers": str(PROJECT_ROOT / "params" / "waivers.example.yaml")},
             "bench",
             root,
         )

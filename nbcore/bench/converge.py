@@ -53,7 +53,9 @@ def run(ctx) -> dict:
     run_load(p, progress=False)
     seconds = {}
     t0 = time.perf_counter()
-    derived = run_derive(p, progress=False)
+    from ..derive import waived_skip_dates
+
+    derived = run_derive(p, progress=False, skip_dates=waived_skip_dates(p))
     seconds["derive"] = time.perf_counter() - t0
     t = time.perf_counter()
     predicted = run_predict(p, progress=False)
