@@ -565,7 +565,10 @@ def dates_waived(run: RunData) -> pd.DataFrame:
     rows = []
     for t in (run.after or {}).get("tables", []):
         reasons: dict[str, list[date]] = {}
-        for d, why in (t.get("waived_dates") or {}).items():
+        waived_dates = t.get("waived_dates") or {}
+        if isinstance(waived_dates, list):  # a snapshot that lists the dates without reasons
+            waived_dates = {d: "waived: accepted as missing" for d in waived_dates}
+        for d, why in waived_dates.items():
             src, _, text = str(why).partition(": ")
             reasons.setdefault(f"waived ({src}): {text}", []).append(date.fromisoformat(d))
         for reason, ds in reasons.items():
@@ -762,7 +765,8 @@ def gate_verdict(run: RunData) -> pd.DataFrame:
         if key in rec and not (key == "override_reason" and not rec.get(key)):
             v = rec[key]
             if isinstance(v, list) and v and isinstance(v[0], dict):
-                v = [", ".join(f"{x}" for x in d.values() if x not in (None, "")) for d in v]
+                v = [", ".join(_value_text(x, run.run_dir) for x in d.values() if x not in (None, "", False))
+                     for d in v]
             rows.append((label, _value_text(v, run.run_dir)))
     override = _gate_override(run)
     if override and not any(k == "override reason" for k, _ in rows):
