@@ -208,17 +208,24 @@ def value_columns(t: schema.Table) -> list[str]:
     return [c for c in t.columns if c not in AUDIT_COLUMNS]
 
 
+def new_rows_select(t: schema.Table, sql: str) -> str:
+    """The rows a SELECT produces inside the write's range, in the table's column order."""
+    cols = ", ".join(t.columns)
+    return (f"SELECT {cols} FROM ({sql.strip().rstrip(';')}) AS _new "
+            f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end")
+
+
 def change_statements(t: schema.Table, start: date, end: date, sql: str, params: Mapping[str, Any] | None,
-                      where: str | None) -> tuple[str, str, dict]:
+                      where: str | None, staged: str | None = None) -> tuple[str, str, dict]:
     """The DELETE and the INSERT of a change-only write, and their parameters: delete the rows of
     the range the new result no longer contains (value columns compared), then insert the new
-    rows the table does not hold yet (run in this order, in one transaction)."""
+    rows the table does not hold yet (run in this order, in one transaction). ``staged`` names a
+    table that already holds the new rows (``new_rows_select`` of ``sql``), read instead of ``sql``."""
     p = dict(params or {})
     p.update(_rr_start=start, _rr_end=end)
     cond = f"{t.date_column} BETWEEN @_rr_start AND @_rr_end" + (f" AND ({where})" if where else "")
     cols = ", ".join(t.columns)
-    select = sql.strip().rstrip(";")
-    new_rows = f"SELECT {cols} FROM ({select}) AS _new WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end"
+    new_rows = f"SELECT {cols} FROM {staged}" if staged else new_rows_select(t, sql)
     delete = (f"DELETE FROM {t.fqn} WHERE {cond} AND {row_image(t)} NOT IN "
               f"(SELECT {row_image(t, '_n')} FROM ({new_rows}) AS _n)")
     insert = (f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({new_rows}) AS _n "

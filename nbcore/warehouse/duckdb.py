@@ -26,7 +26,7 @@ import pandas as pd
 from .. import schema
 from ..sqlfiles import parameter_names, to_duckdb
 from . import duckdb_access
-from .base import Warehouse, WarehouseError, WriteCount, conform_frame, row_image
+from .base import Warehouse, WarehouseError, WriteCount, change_statements, conform_frame, new_rows_select
 
 
 class DuckDBWarehouse(Warehouse):
@@ -218,24 +218,17 @@ class DuckDBWarehouse(Warehouse):
         """``Warehouse.write_changes`` with the new rows computed once, into a temporary table
         (the generic version evaluates the SELECT twice: once to delete, once to insert)."""
         t = schema.table(table)
-        p = dict(params or {})
-        p.update(_rr_start=start, _rr_end=end)
-        cond = f"{t.date_column} BETWEEN @_rr_start AND @_rr_end" + (f" AND ({where})" if where else "")
-        cols = ", ".join(t.columns)
-        select = sql.strip().rstrip(";")
+        staged = "_write_changes_new"
+        delete, insert, p = change_statements(t, start, end, sql, params, where, staged=staged)
         label = f"replace {t.fqn}"
         with self.transaction():
-            self._run("DROP TABLE IF EXISTS _write_changes_new", None, label)
-            self._run(f"CREATE TEMP TABLE _write_changes_new AS SELECT {cols} FROM ({select}) AS _new "
-                      f"WHERE _new.{t.date_column} BETWEEN @_rr_start AND @_rr_end", p, label)
+            self._run(f"DROP TABLE IF EXISTS {staged}", None, label)
+            self._run(f"CREATE TEMP TABLE {staged} AS {new_rows_select(t, sql)}", p, label)
             try:
-                deleted = self.dml(f"DELETE FROM {t.fqn} WHERE {cond} AND {row_image(t)} NOT IN "
-                                   f"(SELECT {row_image(t, '_n')} FROM _write_changes_new AS _n)", p, label=label)
-                inserted = self.dml(f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM _write_changes_new AS _n "
-                                    f"WHERE {row_image(t, '_n')} NOT IN (SELECT {row_image(t)} FROM {t.fqn} WHERE {cond})",
-                                    p, label=label)
+                deleted = self.dml(delete, p, label=label)
+                inserted = self.dml(insert, p, label=label)
             finally:
-                self._run("DROP TABLE IF EXISTS _write_changes_new", None, label)
+                self._run(f"DROP TABLE IF EXISTS {staged}", None, label)
         return WriteCount(inserted=inserted, deleted=deleted)
 
     def dml(self, sql, params=None, *, label=""):
