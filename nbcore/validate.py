@@ -17,6 +17,7 @@ from typing import Optional
 
 import pandas as pd
 
+from .record import typed_record
 from . import sanity, schema
 from .expected import expected_games
 from .params import RunParams
@@ -277,7 +278,7 @@ def run_validate(
     if archive is not None:
         name = f"validate_{snapshot}" if snapshot else "validate"
         archive.write_json(f"{name}.json", result.to_status_json())
-        archive.record_stage(name, result.summary())
+        archive.record_stage(name, typed_record("validate", result.summary()))
     return result
 
 
