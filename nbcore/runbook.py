@@ -593,8 +593,10 @@ def list_runs(archive_dir: str | Path) -> pd.DataFrame:
             "run_id": m.get("run_id", d.name), "name": m.get("run_name"), "status": status,
             "range": rng, "started_at": m.get("started_at"), "seconds": m.get("seconds"),
             "stopped_at": m.get("stopped_at"), "report": str(d / REPORT_HTML) if (d / REPORT_HTML).exists() else None,
+            "kind": m.get("kind", "run"),
         })
-    return pd.DataFrame(rows, columns=["run_id", "name", "status", "range", "started_at", "seconds", "stopped_at", "report"])
+    return pd.DataFrame(rows, columns=["run_id", "name", "status", "range", "started_at", "seconds", "stopped_at", "report",
+                                       "kind"])
 
 
 def report_path(run_dir: Path) -> Path:
