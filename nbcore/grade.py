@@ -30,12 +30,11 @@ import pandas as pd
 
 from .archive import RunArchive, new_run_id
 from . import lineage
-from .errors import StageFailed
-from .record import ChunkRecord, GradeRecord
+from .record import GradeRecord
 from .params import RunParams
 from .chunks import make_chunks as chunk_dates
 from .sqlfiles import read_sql
-from .stage_run import ChunkContext, ChunkWork, run_chunks, stage_session
+from .stage_run import ChunkContext, ChunkedResult, ChunkedStageFailed, ChunkWork, run_chunks, stage_session
 from .warehouse import Warehouse, open_warehouse
 from .warehouse.base import WriteCount
 
@@ -49,30 +48,19 @@ _SUMS = ["n_rows", "graded", "voided", "sum_abs_error", "sum_signed_error", "sum
          "under_wrong", "pushes", "passes", "no_line"]
 
 
-class GradeError(StageFailed):
-    """A chunk failed; the stage stopped there. ``result`` holds what was done before it."""
+class GradeError(ChunkedStageFailed):
+    """A grade chunk failed; the stage stopped there. ``result`` holds what was done before it."""
 
     def __init__(self, message: str, result: "GradeResult"):
-        super().__init__(message, stage=STAGE, record=result.summary())
-        self.result = result
+        super().__init__(message, result, STAGE)
 
 
 @dataclass(repr=False)
-class GradeResult:
+class GradeResult(ChunkedResult):
     """What the grade stage did, and the accuracy it measured afterwards."""
 
-    run_id: str
-    regrade: bool
-    status: str = "succeeded"
-    reason: Optional[str] = None
-    dates: list[date] = field(default_factory=list)
-    chunks: list[ChunkRecord] = field(default_factory=list)
-    rows_written: dict[str, int] = field(default_factory=dict)  # table -> grade rows inserted (new or changed)
-    rows_deleted: dict[str, int] = field(default_factory=dict)
+    regrade: bool = False
     not_eligible: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    error: Optional[str] = None
-    failed_chunk: Optional[dict] = None
     sums: pd.DataFrame = field(default_factory=pd.DataFrame)  # additive accuracy sums (see accuracy_sums)
     completeness: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -81,10 +69,6 @@ class GradeResult:
         if self.sums.empty:
             return pd.DataFrame()
         return accuracy_rollup(self.sums, by)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("succeeded", "skipped")
 
     def _total(self, key: str) -> int:
         return int(sum(c.detail.get(key, 0) for c in self.chunks))
@@ -234,9 +218,7 @@ def _run_grade(params: RunParams, wh: Warehouse | None, archive: RunArchive | No
         failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunk_dates(result.dates, params.chunk_days),
                              body=body, record=result, processor=PROCESSOR, phase=PHASE, progress=progress)
         if failure is not None:
-            c = failure.chunk
-            result.error = result.reason = f"grade failed for {c[0]}..{c[-1]}: {failure.message}"
-            result.failed_chunk = {"start": c[0].isoformat(), "end": c[-1].isoformat(), "processor": PROCESSOR}
+            result.stopped(STAGE, PROCESSOR, failure)
         if metrics and failure is None:
             result.sums = accuracy_sums(wh, params)
             result.completeness = grading_completeness(wh, params)

@@ -918,15 +918,41 @@ def plan_vs_outcome(run: RunData) -> pd.DataFrame:
         p[0] += int(row.get("dates") or 0)
         p[1] += int(row.get("missing") or 0)
         p[2] += int(row.get("stale") or 0)
-    derive = run.record("derive")
-    done = {
-        "derive": sum(len(v) for v in (derive.get("table_dates") or {}).values()) if derive else None,
-        "predict": run.record("predict").get("dates") if run.record("predict") else None,
-        "grade": run.record("grade").get("dates") if run.record("grade") else None,
-    }
+    done = {stage: _rebuilt(run, stage) for stage in ("derive", "predict", "grade")}
     rows = [{"stage": stage, "planned": p[0], "planned_missing": p[1], "planned_stale": p[2],
              "rebuilt": done.get(stage)} for stage, p in planned.items() if stage in done]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _attempts(run: RunData, name: str) -> list[dict]:
+    """A step's typed records over all its attempts in this run (a resume sets earlier ones
+    aside in stages/attempts/), oldest first."""
+    older = sorted((run.run_dir / "stages" / "attempts").glob(f"{name}-*.json"),
+                   key=lambda f: int(f.stem.rsplit("-", 1)[-1]) if f.stem.rsplit("-", 1)[-1].isdigit() else 0)
+    out = []
+    for f in older:
+        try:
+            out.append(parse_record(STEP_STAGE.get(name, name), json.loads(f.read_text()), f.name).to_json())
+        except (OSError, ValueError):
+            continue
+    current = run.record(name)
+    return out + ([current] if current else [])
+
+
+def _rebuilt(run: RunData, stage: str) -> Optional[int]:
+    """Table-dates (derive) or dates (predict, grade) the stage rebuilt over all its attempts:
+    what a failed attempt committed counts, so a resumed run adds up to its plan."""
+    records = _attempts(run, stage)
+    if not records:
+        return None
+    if stage == "derive":
+        per_table: dict[str, set] = {}
+        for r in records:
+            for table, days in (r.get("table_dates") or {}).items():
+                per_table.setdefault(table, set()).update(days)
+        return sum(len(v) for v in per_table.values())
+    return len({d for r in records for c in r.get("chunks") or [] if c.get("status") == "succeeded"
+                for d in c.get("dates") or []})
 
 
 def rows_written(run: RunData) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from typing import Callable, Iterator, Optional, Protocol
 import pandas as pd
 
 from .archive import RunArchive, unique_run_id, utcnow
+from .errors import StageFailed
 from .history import RunRecord, record_runs
 from .params import RunParams
 from .progress import RUN_ENV, tqdm
@@ -38,14 +39,49 @@ from .record import ChunkRecord
 from .warehouse import Warehouse
 
 
-class ChunkedResult(Protocol):
-    """What ``run_chunks`` fills in: a stage's result (or record) with the envelope's fields."""
+class ChunkedOutcome(Protocol):
+    """What ``run_chunks`` fills in: a stage's result with the record envelope's fields."""
 
     status: str
     reason: Optional[str]
     chunks: list[ChunkRecord]
     rows_written: dict[str, int]
     rows_deleted: dict[str, int]
+
+
+@dataclass(repr=False)
+class ChunkedResult:
+    """The result of a chunked stage over whole dates (predict, grade): the dates to do, the
+    chunks as run, rows per table, and where it stopped. Stages subclass it with their own fields."""
+
+    run_id: str
+    status: str = "succeeded"
+    reason: Optional[str] = None
+    dates: list[date] = field(default_factory=list)
+    chunks: list[ChunkRecord] = field(default_factory=list)
+    rows_written: dict[str, int] = field(default_factory=dict)  # table -> rows inserted (new or changed)
+    rows_deleted: dict[str, int] = field(default_factory=dict)  # table -> rows replaced (changed) or removed
+    seconds: float = 0.0
+    error: Optional[str] = None
+    failed_chunk: Optional[dict] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "skipped")
+
+    def stopped(self, stage: str, processor: str, failure: "ChunkFailure") -> None:
+        """Say where the stage stopped (after ``run_chunks`` returned a failure)."""
+        c = failure.chunk
+        self.error = self.reason = f"{stage} failed for {c[0]}..{c[-1]}: {failure.message}"
+        self.failed_chunk = {"start": c[0].isoformat(), "end": c[-1].isoformat(), "processor": processor}
+
+
+class ChunkedStageFailed(StageFailed):
+    """A chunk failed; the stage stopped there. ``result`` holds what was done before it."""
+
+    def __init__(self, message: str, result, stage: str):
+        super().__init__(message, stage=stage, record=result.summary())
+        self.result = result
 
 
 @dataclass
@@ -98,7 +134,7 @@ def run_chunks(
     run_id: str,
     chunks: list[list[date]],
     body: Callable[[ChunkContext], ChunkWork],
-    record: ChunkedResult,
+    record: ChunkedOutcome,
     processor: str,
     phase: str,
     progress: bool = True,

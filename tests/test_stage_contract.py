@@ -137,3 +137,36 @@ def test_a_record_that_breaks_the_contract_is_a_failure_naming_the_field():
     assert bad.status == "failed" and "rows_written" in bad.reason and "stages/derive.json" in bad.reason
     assert parse_record("gate", {"status": "maybe"}).status == "failed"
     assert parse_record("gate", {"status": "overridden", "override_reason": "known outage"}).ok
+
+
+def test_after_a_failure_the_next_attempt_runs_exactly_what_remains_of_the_plan(demo_copy, monkeypatch):
+    """A resume re-runs the stage; the stage's targets are what the warehouse still lacks, so the
+    two attempts together rebuild the plan's dates, table for table, and nothing twice."""
+    from nbcore.load import run_load
+    from nbcore.plan import plan_run
+
+    params, _ = demo_copy
+    params = params.model_copy(update={"seasons": [2023], "chunk_days": 7})
+    assert run_load(params, progress=False).ok  # raw complete: every planned date can be derived
+    plan = plan_run(params)
+    real = derive_run._write_processor
+    calls = {"n": 0}
+
+    def fails_once(wh, p, days):
+        if p.name == "ml_feature_store_v2":
+            calls["n"] += 1
+            if calls["n"] == 2:  # the last processor of the second chunk
+                raise RuntimeError("injected failure")
+        return real(wh, p, days)
+
+    monkeypatch.setattr(derive_run, "_write_processor", fails_once)
+    with pytest.raises(derive.DeriveFailed) as err:
+        derive.run_derive(params, progress=False, skip_dates=derive.waived_skip_dates(params))
+    first = err.value.result
+    monkeypatch.setattr(derive_run, "_write_processor", real)
+    second = derive.run_derive(params, progress=False, skip_dates=derive.waived_skip_dates(params))
+    assert first.table_dates and second.table_dates
+    for table in set(first.table_dates) | set(second.table_dates):
+        done_first, done_second = set(first.table_dates.get(table, [])), set(second.table_dates.get(table, []))
+        assert done_first.isdisjoint(done_second), table
+        assert sorted(done_first | done_second) == plan.dates(table), table

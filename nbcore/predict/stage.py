@@ -22,9 +22,8 @@ import pandas as pd
 from .. import lineage
 from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
-from ..errors import StageFailed
-from ..record import ChunkRecord, PredictRecord
-from ..stage_run import ChunkContext, ChunkWork, run_chunks, stage_session
+from ..record import PredictRecord
+from ..stage_run import ChunkContext, ChunkedResult, ChunkedStageFailed, ChunkWork, run_chunks, stage_session
 from ..params import RunParams
 from ..warehouse import Warehouse, open_warehouse
 from ..warehouse.base import WriteCount
@@ -46,37 +45,22 @@ OUTPUT_COLUMNS = [
 ]
 
 
-class PredictError(StageFailed):
-    """A chunk failed; the stage stopped there. ``result`` holds what was done before it."""
+class PredictError(ChunkedStageFailed):
+    """A predict chunk failed; the stage stopped there. ``result`` holds what was done before it."""
 
     def __init__(self, message: str, result: "PredictResult"):
-        super().__init__(message, stage=STAGE, record=result.summary())
-        self.result = result
+        super().__init__(message, result, STAGE)
 
 
 @dataclass(repr=False)
-class PredictResult:
+class PredictResult(ChunkedResult):
     """What the predict stage did: chunks written, models fitted, rows per system."""
 
-    run_id: str
-    repredict: bool
-    status: str = "succeeded"
-    reason: Optional[str] = None
-    dates: list[date] = field(default_factory=list)
-    chunks: list[ChunkRecord] = field(default_factory=list)
+    repredict: bool = False
     models: list[dict] = field(default_factory=list)
     rows_by_system: dict[str, int] = field(default_factory=dict)
-    rows_written: dict[str, int] = field(default_factory=dict)  # table -> rows inserted (new or changed)
-    rows_deleted: dict[str, int] = field(default_factory=dict)  # table -> rows replaced (changed) or removed
     stale_dates: list[date] = field(default_factory=list)  # restated: inputs changed since predicted
     frozen_stale_dates: list[date] = field(default_factory=list)  # stale but kept (freeze_predictions)
-    seconds: float = 0.0
-    error: Optional[str] = None
-    failed_chunk: Optional[dict] = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("succeeded", "skipped")
 
     @property
     def rows(self) -> int:
@@ -354,10 +338,7 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
         failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunk_dates(result.dates, params.chunk_days),
                              body=body, record=result, processor=PROCESSOR, phase=PHASE, progress=progress)
         if failure is not None:
-            c = failure.chunk
-            result.error = f"predict failed for {c[0]}..{c[-1]}: {failure.message}"
-            result.reason = result.error
-            result.failed_chunk = {"start": c[0].isoformat(), "end": c[-1].isoformat(), "processor": PROCESSOR}
+            result.stopped(STAGE, PROCESSOR, failure)
     finally:
         result.models = [m.describe() for _, m in sorted(models.models.items())]
         result.seconds = time.perf_counter() - t0
