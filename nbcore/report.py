@@ -868,16 +868,6 @@ def grading_metrics(run: RunData, params=None, save: bool = False) -> pd.DataFra
     if isinstance(mbs, dict) and mbs:
         frame = pd.DataFrame.from_dict(mbs, orient="index").rename_axis("system_id").reset_index()
         return frame.drop(columns=[c for c in ("hit_rate_ci",) if c in frame.columns])
-    for key in ("metrics", "by_system_season", "metrics_by_system_season", "by_system"):
-        v = rec.get(key)
-        if isinstance(v, list) and v and isinstance(v[0], dict):
-            return pd.DataFrame(v)
-        if isinstance(v, dict) and v:
-            try:
-                frame = pd.DataFrame(v)
-                return frame if frame.ndim == 2 else pd.DataFrame()
-            except ValueError:
-                continue
     return pd.DataFrame()
 
 
