@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from .record import read_record
 from . import schema
 from .params import RunParams
 from .report import group_dates, range_label
@@ -156,16 +157,14 @@ def _waiver(params: RunParams, t: schema.Table, tree: list[tuple[schema.Table, i
     base = Path(archive_dir) if archive_dir else None
     if base is not None and base.is_dir():
         for run_dir in sorted((d for d in base.iterdir() if (d / "stages" / "gate.json").exists()), reverse=True):
+            gate = read_record(run_dir / "stages" / "gate.json", "gate")
             try:
-                gate = json.loads((run_dir / "stages" / "gate.json").read_text())
                 run_params = json.loads((run_dir / "manifest.json").read_text()).get("params", {}) \
                     if (run_dir / "manifest.json").exists() else {}
             except ValueError:
                 continue
-            reason = gate.get("override_reason") or run_params.get("gate_override_reason")
-            overridden = gate.get("overridden") or str(gate.get("status", "")).lower() == "overridden" \
-                or gate.get("verdict") == "overridden"
-            if overridden and reason and day.isoformat() in json.dumps(gate):
+            reason = getattr(gate, "override_reason", None) or run_params.get("gate_override_reason")
+            if gate.status == "overridden" and reason and day.isoformat() in json.dumps(gate.to_json()):
                 return f"gate overridden in run {run_dir.name}: {reason}"
     return None
 
