@@ -494,7 +494,15 @@ def run_runbook(
 
 
 def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams) -> None:
+    """Close the manifest (status, exit code, times, notification) and write ``summary.md``.
+
+    A run that failed at validate_after did all its work and found rows that cannot be true:
+    its report step still runs (the run stays *failed*), so ``report.html`` lists those
+    findings as open instead of the archive having no report at all.
+    """
     manifest.update(status=status, exit_code=EXIT_CODES[status], ended_at=utcnow())
+    if status == "failed" and manifest.get("stopped_at") == "validate_after":
+        _report_after_failed_checks(archive, manifest, params)
     try:
         t0 = datetime.fromisoformat(manifest["started_at"])
         manifest["seconds"] = round((datetime.fromisoformat(manifest["ended_at"]) - t0).total_seconds(), 1)
@@ -512,6 +520,23 @@ def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams)
         write_summary(archive.path)
     except Exception as e:  # the summary is a convenience; the manifest is the record
         log.warning("summary.md not written: %s", e)
+
+
+def _report_after_failed_checks(archive: RunArchive, manifest: dict, params: RunParams) -> None:
+    """Run the report step of a run whose validate_after failed (the manifest already says failed)."""
+    entries = {e.get("name"): e for e in manifest.get("stages", [])}
+    entry, after = entries.get("report"), entries.get("validate_after") or {}
+    step = next((s for s in STEPS if s.name == "report"), None)
+    if entry is None or step is None or entry.get("status") not in ("pending", None):
+        return
+    source = Path(str(after.get("source") or ""))
+    nb_dir = (source if source.is_absolute() else PROJECT_ROOT / source).parent if after.get("source") else NOTEBOOKS_DIR
+    archive.write_manifest(manifest)  # the report reads the manifest: failed, stopped at validate_after
+    try:
+        with secret_env(params):
+            _execute(step, entry, archive, params, nb_dir)
+    except Exception as e:  # noqa: BLE001 - the run already failed; its reason stays the findings
+        entry.update(status="failed", error=f"{type(e).__name__}: {e}", ended_at=utcnow())
 
 
 # -- resume, runs, open -----------------------------------------------------------------------
