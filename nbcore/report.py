@@ -880,7 +880,9 @@ def grading_metrics(run: RunData, params=None, save: bool = False) -> pd.DataFra
         frame = _measure_grading(params)
         if frame is not None and not frame.empty:
             if save and (run.run_dir / "manifest.json").exists():
-                frame.to_csv(csv_path, index=False)
+                from .archive import write_atomic
+
+                write_atomic(csv_path, frame.to_csv(index=False))
             return frame
     rec = run.record("grade")
     mbs = rec.get("metrics_by_system")
@@ -1230,6 +1232,6 @@ def summary_markdown(run: RunData) -> str:
 
 def write_summary(run_dir: str | Path) -> Path:
     run = load_run(run_dir)
-    path = Path(run_dir) / "summary.md"
-    path.write_text(summary_markdown(run), encoding="utf-8")
-    return path
+    from .archive import write_atomic
+
+    return write_atomic(Path(run_dir) / "summary.md", summary_markdown(run))
