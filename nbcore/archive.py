@@ -48,11 +48,12 @@ def _default(o: Any):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-class ArchiveWriteError(RunbookError):
+class ArchiveWriteError(RunbookError, OSError):
     """A file of the run archive could not be written (a full disk, a quota, a read-only folder).
 
     The message names the file and says what to do: free space, then resume the run. The file
     that was being written is left as it was (its old version whole, or absent): never half.
+    Still an ``OSError`` for code that catches those; exit code 1 (a stage could not finish).
     """
 
     exit_code = 1
