@@ -10,6 +10,8 @@ validate_after, naming the table, the keys and the count, and the manifest, ``ru
 from __future__ import annotations
 
 import json
+import re
+import shlex
 
 import pytest
 from bs4 import BeautifulSoup
@@ -84,6 +86,11 @@ def test_duplicate_rows_found_after_the_run_fail_it_and_every_view_lists_them(sm
     assert record["status"] == "failed"
     assert [(e["check"], e["table"]) for e in record["open_errors"]] == [("duplicate keys", "prediction_accuracy")]
     assert manifest["status"] == "failed" and manifest["exit_code"] == 1
+
+    # the way to look it printed works as printed
+    look = re.search(r"`(runbook status --params [^`]+)`", outcome.reason).group(1)
+    res = CliRunner().invoke(main, shlex.split(look)[1:])
+    assert res.exit_code == 0 and "duplicate keys" in res.output, res.output
 
     # runbook status --json: the same findings, open
     res = CliRunner().invoke(main, ["status", "--params", str(params_file), "--json"])

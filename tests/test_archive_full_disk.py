@@ -23,7 +23,7 @@ from nbcore import archive as archive_mod
 from nbcore.archive import ArchiveWriteError, RESERVE, write_atomic
 from nbcore.cli import main
 from nbcore.params import build_params
-from nbcore.runbook import run_runbook
+from nbcore.runbook import resume_run, run_runbook
 
 from runbook_helpers import write_stage_notebook
 
@@ -129,6 +129,13 @@ def test_a_full_disk_stops_the_run_and_leaves_only_whole_files(tmp_path, nbdir, 
         assert "cannot write the run archive file" in text and "No space left on device" in text
         assert f"then `runbook resume {run_dir.name} --archive-dir {run_dir.parent}`" in text
         assert str(run_dir) in text  # the path of the file that could not be written
+    assert _left_behind(run_dir) == {"temp": [], "empty": [], "reserve": False, "half_html": [], "half_notebooks": []}
+
+
+    # space freed: the resume the message printed finishes the run in the same archive
+    monkeypatch.undo()
+    resumed = resume_run(run_dir.name, archive_dir=run_dir.parent, notebooks_dir=nbdir, echo=None)
+    assert resumed.status == "succeeded" and resumed.run_dir == run_dir
     assert _left_behind(run_dir) == {"temp": [], "empty": [], "reserve": False, "half_html": [], "half_notebooks": []}
 
 
