@@ -502,14 +502,14 @@ def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams)
     findings as open instead of the archive having no report at all.
     """
     manifest.update(status=status, exit_code=EXIT_CODES[status], ended_at=utcnow())
-    if status == "failed" and manifest.get("stopped_at") == "validate_after":
-        _report_after_failed_checks(archive, manifest, params)
     try:
         t0 = datetime.fromisoformat(manifest["started_at"])
         manifest["seconds"] = round((datetime.fromisoformat(manifest["ended_at"]) - t0).total_seconds(), 1)
     except (KeyError, ValueError):
         pass
     manifest["active_seconds"] = round(sum(e.get("seconds") or 0 for e in manifest["stages"]), 1)
+    if status == "failed" and manifest.get("stopped_at") == "validate_after":
+        _report_after_failed_checks(archive, manifest, params)
     disk = _disk_full_reason(manifest)
     if disk:  # the archive could not be written: say which file and what to do, keep only whole files
         if manifest.get("stopped_at") is None:  # stopped by the manifest write just after a step failed
@@ -568,8 +568,9 @@ def _report_after_failed_checks(archive: RunArchive, manifest: dict, params: Run
     entries = {e.get("name"): e for e in manifest.get("stages", [])}
     entry, after = entries.get("report"), entries.get("validate_after") or {}
     step = next((s for s in STEPS if s.name == "report"), None)
-    if entry is None or step is None or entry.get("status") not in ("pending", None):
-        return
+    found = (after.get("record") or {}).get("open_errors")
+    if entry is None or step is None or entry.get("status") not in ("pending", None) or not found:
+        return  # only a run stopped by its findings (not a crash, not Ctrl-C) gets its report this way
     source = Path(str(after.get("source") or ""))
     nb_dir = (source if source.is_absolute() else PROJECT_ROOT / source).parent if after.get("source") else NOTEBOOKS_DIR
     archive.write_manifest(manifest)  # the report reads the manifest: failed, stopped at validate_after
