@@ -63,14 +63,15 @@ class ArchiveWriteError(RunbookError, OSError):
         run_dir = _run_dir_of(self.path)
         what = os.strerror(error.errno) if error.errno else str(error)
         resume = f"`runbook resume {run_dir.name} --archive-dir {run_dir.parent}`" if run_dir is not None \
-            else "`runbook resume RUN_ID`"
+            else "start the run again (nothing was run)"
         super().__init__(f"cannot write the run archive file {self.path}: {what}. "
                          f"Free space on the archive's disk ({self.path.parent}), then {resume}")
 
 
 def _run_dir_of(path: Path) -> Path | None:
-    """The run archive folder a file belongs to (the nearest parent holding params.yaml or manifest.json)."""
-    for p in [path.parent, *path.parent.parents]:
+    """The run archive folder a file belongs to: its folder, or the one above (``stages/``), when it
+    holds params.yaml or manifest.json."""
+    for p in (path.parent, path.parent.parent):
         if (p / "params.yaml").exists() or (p / "manifest.json").exists():
             return p
     return None
@@ -146,7 +147,11 @@ class RunArchive:
             raise FileExistsError(f"run archive {path} already exists; choose another run_name or wait a second")
         path.mkdir(parents=True)
         archive = cls(path)
-        write_atomic(path / "params.yaml", yaml.safe_dump(params.public_dict(), sort_keys=False))
+        try:
+            write_atomic(path / "params.yaml", yaml.safe_dump(params.public_dict(), sort_keys=False))
+        except ArchiveWriteError:
+            path.rmdir()  # no half-made archive: the folder holds nothing yet
+            raise
         return archive
 
     @classmethod

@@ -166,7 +166,7 @@ class ValidateResult:
 
     def errors_reason(self) -> str:
         """One sentence per open error: check, table, how many, where (empty when there is none)."""
-        return "; ".join(f"{r.check} in {r.table}: {r.count} finding(s), {r.where}"
+        return "; ".join(f"{r.check} in {r.table}: " + (f"{r.count} findings, " if r.count > 1 else "") + r.where
                          for r in self.open_errors().itertuples(index=False))
 
     # -- views -----------------------------------------------------------------------
@@ -338,9 +338,10 @@ def _findings_failure(result: ValidateResult, params: RunParams, archive) -> str
     n = int(errors["count"].sum())
     params_file = archive.file("params.yaml") if archive is not None else "PARAMS.yaml"
     where = f" (details: {archive.file(f'validate_{result.snapshot}.json')})" if archive is not None else ""
-    return (f"validate {result.snapshot or ''} found {n} finding(s) that cannot be true and no waiver covers: "
+    step = f"validate_{result.snapshot}" if result.snapshot else "validate"
+    return (f"{step} found {n} {'finding' if n == 1 else 'findings'} that cannot be true and no waiver covers: "
             f"{result.errors_reason()}. Look with `runbook status --params {params_file}`{where}; fix the rows "
-            f"(or waive a finding with a reason), then resume the run").replace("validate  found", "validate found")
+            f"(or waive a finding with a reason), then resume the run")
 
 
 def _mark_stale(wh: Warehouse, tables: list[TableStatus]) -> None:

@@ -158,3 +158,13 @@ def test_write_atomic_keeps_the_old_file_whole_and_removes_its_temp_file(tmp_pat
         write_atomic(target, "new summary " * 1000)
     assert target.read_text() == "old summary\n" and sorted(p.name for p in target.parent.iterdir()) == ["summary.md"]
     assert str(target) in str(e.value) and "No space left on device" in str(e.value)
+
+
+def test_a_run_that_cannot_even_start_its_archive_leaves_no_folder(tmp_path, monkeypatch):
+    params = _params(tmp_path)
+    Path(params.archive_dir).mkdir()
+    FullDisk(Path(params.archive_dir), "params.yaml").install(monkeypatch)
+    with pytest.raises(ArchiveWriteError) as e:
+        run_runbook(params, notebooks_dir=tmp_path, echo=None)
+    assert "params.yaml" in str(e.value) and "No space left on device" in str(e.value) and "start the run again" in str(e.value)
+    assert list(Path(params.archive_dir).iterdir()) == []
