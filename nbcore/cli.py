@@ -373,7 +373,7 @@ def predict(params_file: str, start_date: str | None, end_date: str | None, date
         raise StageFailed(str(e), stage="predict") from e
     s = result.summary()
     click.echo(f"predicted {s['player_games']} player-games on {s['dates']} dates "
-               f"({s['first_date'] or '-'} .. {s['last_date'] or '-'}) in {s['chunks']} chunks, "
+               f"({s['first_date'] or '-'} .. {s['last_date'] or '-'}) in {len(s['chunks'])} chunks, "
                f"{s['rows_written']['nba_predictions.player_prop_predictions']} rows, {s['models_fitted']} models fitted, {s['seconds']} s")
     for system_id, n in sorted(s["rows_by_system"].items()):
         click.echo(f"  {system_id}: {n}")

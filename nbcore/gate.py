@@ -31,6 +31,7 @@ from typing import Optional
 
 import pandas as pd
 
+from .record import typed_record
 from .archive import RunArchive
 from .bucket import Bucket, BucketError
 from .errors import GateBlockedError
@@ -301,7 +302,7 @@ def run_gate(
         seconds=time.perf_counter() - t0,
     )
     if archive is not None:
-        archive.record_stage(STAGE, gate.summary())
+        archive.record_stage(STAGE, typed_record(STAGE, gate.summary()))
     if status == "blocked" and raise_on_block:
         raise GateBlocked(gate)
     return gate

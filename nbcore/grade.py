@@ -23,20 +23,20 @@ import html
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Optional, Sequence
 
 import pandas as pd
-from .progress import tqdm
 
 from .archive import RunArchive, new_run_id
 from . import lineage
-from .errors import StageFailed
-from .history import RunRecord, record_runs
+from .record import GradeRecord
 from .params import RunParams
 from .chunks import make_chunks as chunk_dates
 from .sqlfiles import read_sql
+from .stage_run import ChunkContext, ChunkedResult, ChunkedStageFailed, ChunkWork, run_chunks, stage_session
 from .warehouse import Warehouse, open_warehouse
+from .warehouse.base import WriteCount
 
 TABLE = "nba_predictions.prediction_accuracy"
 PROCESSOR = "prediction_accuracy"
@@ -48,27 +48,19 @@ _SUMS = ["n_rows", "graded", "voided", "sum_abs_error", "sum_signed_error", "sum
          "under_wrong", "pushes", "passes", "no_line"]
 
 
-class GradeError(StageFailed):
-    """A chunk failed; the stage stopped there. ``result`` holds what was done before it."""
+class GradeError(ChunkedStageFailed):
+    """A grade chunk failed; the stage stopped there. ``result`` holds what was done before it."""
 
     def __init__(self, message: str, result: "GradeResult"):
-        super().__init__(message)
-        self.result = result
+        super().__init__(message, result, STAGE)
 
 
 @dataclass(repr=False)
-class GradeResult:
+class GradeResult(ChunkedResult):
     """What the grade stage did, and the accuracy it measured afterwards."""
 
-    run_id: str
-    regrade: bool
-    status: str = "succeeded"
-    dates: list[date] = field(default_factory=list)
-    chunks: list[dict] = field(default_factory=list)
+    regrade: bool = False
     not_eligible: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    error: Optional[str] = None
-    failed_chunk: Optional[dict] = None
     sums: pd.DataFrame = field(default_factory=pd.DataFrame)  # additive accuracy sums (see accuracy_sums)
     completeness: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -79,10 +71,18 @@ class GradeResult:
         return accuracy_rollup(self.sums, by)
 
     def _total(self, key: str) -> int:
-        return int(sum(c[key] for c in self.chunks))
+        return int(sum(c.detail.get(key, 0) for c in self.chunks))
+
+    def record(self) -> GradeRecord:
+        """The typed stage record (``nbcore.record``)."""
+        return GradeRecord.model_validate({**self.summary_fields(), "chunks": self.chunks})
 
     def summary(self) -> dict:
-        """JSON-able record of the stage (``stages/grade.json``)."""
+        """The stage record as JSON (``stages/grade.json``)."""
+        return self.record().to_json()
+
+    def summary_fields(self) -> dict:
+        """The record's fields (the typed record validates them)."""
         by_system = {}
         if not self.sums.empty:
             for r in self.metrics(["system_id"]).itertuples(index=False):
@@ -96,14 +96,16 @@ class GradeResult:
             comp = {str(int(r.season_year)): _r(r.completeness_pct, 2) for r in self.completeness.itertuples(index=False)}
         return {
             "status": self.status,
+            "run_id": self.run_id,
+            "reason": self.reason,
             "regrade": self.regrade,
             "dates": len(self.dates),
-            "first_date": self.dates[0].isoformat() if self.dates else None,
-            "last_date": self.dates[-1].isoformat() if self.dates else None,
-            "chunks": len(self.chunks),
-            "rows_written": {TABLE: self._total("rows") if self.chunks else 0},
-            "graded": self._total("graded") if self.chunks else 0,
-            "voided": self._total("voided") if self.chunks else 0,
+            "first_date": self.dates[0] if self.dates else None,
+            "last_date": self.dates[-1] if self.dates else None,
+            "rows_written": {TABLE: int(self.rows_written.get(TABLE, 0))},
+            "rows_deleted": {TABLE: int(self.rows_deleted.get(TABLE, 0))},
+            "graded": self._total("graded"),
+            "voided": self._total("voided"),
             "not_eligible": dict(self.not_eligible),
             "completeness_pct": comp,
             "metrics_by_system": by_system,
@@ -113,17 +115,20 @@ class GradeResult:
         }
 
     def chunk_table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.chunks, columns=["start", "end", "dates", "rows", "graded", "voided", "seconds"])
+        return pd.DataFrame([{"start": c.first, "end": c.last, "dates": len(c.dates), "rows": c.rows,
+                              "graded": c.detail.get("graded", 0), "voided": c.detail.get("voided", 0),
+                              "seconds": c.seconds} for c in self.chunks if c.status == "succeeded"],
+                            columns=["start", "end", "dates", "rows", "graded", "voided", "seconds"])
 
     def __repr__(self) -> str:
         span = f"{self.dates[0]}..{self.dates[-1]}" if self.dates else "-"
         return (f"<GradeResult grade {self.status}: {len(self.dates)} dates ({span}), {len(self.chunks)} chunks, "
-                f"graded {self._total('graded') if self.chunks else 0}, voided {self._total('voided') if self.chunks else 0}, {self.seconds:.2f} s>")
+                f"graded {self._total('graded')}, voided {self._total('voided')}, {self.seconds:.2f} s>")
 
     def _repr_html_(self) -> str:
         s = self.summary()
         head = (f"<b>grade</b> {html.escape(s['status'])}: {s['dates']} dates "
-                f"({s['first_date'] or '-'} → {s['last_date'] or '-'}), {s['chunks']} chunks, "
+                f"({s['first_date'] or '-'} → {s['last_date'] or '-'}), {len(s['chunks'])} chunks, "
                 f"{s['graded']} graded, {s['voided']} voided (player did not play), "
                 f"not eligible: {html.escape(str(s['not_eligible']))}, {s['seconds']} s")
         if self.error:
@@ -178,8 +183,15 @@ def run_grade(
 
     Scope: ``params.seasons``, ``start_date``/``end_date`` and, when given, ``dates``. Afterwards
     (``metrics=True``) the result carries accuracy metrics and grading completeness for the scope.
-    Raises ``GradeError`` (with the partial result) when a chunk fails.
+    Raises ``GradeError`` (with the partial result) when a chunk fails. Run by hand (no
+    archive), the stage takes the warehouse lock and records itself in an archive of its own.
     """
+    with stage_session(params, STAGE, archive) as archive:
+        return _run_grade(params, wh, archive, progress, dates, metrics)
+
+
+def _run_grade(params: RunParams, wh: Warehouse | None, archive: RunArchive | None, progress: bool,
+               dates: Sequence[date] | None, metrics: bool) -> GradeResult:
     t0 = time.perf_counter()
     own = wh is None
     wh = wh or open_warehouse(params)
@@ -195,27 +207,19 @@ def run_grade(
             "awaiting_analytics": int(todo.awaiting_analytics.sum()),
         }
         result.dates = sorted(todo.loc[todo.todo, "game_date"])
-        bar = tqdm(chunk_dates(result.dates, params.chunk_days), desc="grade", unit="chunk", disable=not progress)
-        for chunk in bar:
-            bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
-            t = time.perf_counter()
-            started = datetime.now(timezone.utc)
-            try:
-                counts = _grade_chunk(wh, chunk, run_id, started, t)
-            except Exception as e:
-                result.status = "failed"
-                result.error = f"grade failed for {chunk[0]}..{chunk[-1]}: {type(e).__name__}: {e}"
-                result.failed_chunk = {"start": chunk[0].isoformat(), "end": chunk[-1].isoformat(),
-                                       "processor": PROCESSOR}
-                record_runs(wh, [RunRecord(run_id, STAGE, PHASE, PROCESSOR, d, False, 0, result.error,
-                                           started_at=started, seconds=time.perf_counter() - t) for d in chunk])
-                raise GradeError(result.error, result) from e
-            result.chunks.append({
-                "start": chunk[0], "end": chunk[-1], "dates": len(chunk), "rows": int(counts.attrs["written"].inserted),
-                "graded": int(counts.graded.sum()), "voided": int(counts.voided.sum()),
-                "seconds": round(time.perf_counter() - t, 3),
-            })
-        if metrics:
+
+        def body(ctx: ChunkContext) -> ChunkWork:
+            written, counts = _grade_chunk(wh, ctx.dates, run_id)
+            per_date = counts.set_index("game_date").n_rows
+            return ChunkWork(history=[(PROCESSOR, PHASE, d, int(per_date.get(d, 0))) for d in ctx.dates],
+                             inserted={TABLE: written.inserted}, deleted={TABLE: written.deleted},
+                             detail={"graded": int(counts.graded.sum()), "voided": int(counts.voided.sum())})
+
+        failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunk_dates(result.dates, params.chunk_days),
+                             body=body, record=result, processor=PROCESSOR, phase=PHASE, progress=progress)
+        if failure is not None:
+            result.stopped(STAGE, PROCESSOR, failure)
+        if metrics and failure is None:
             result.sums = accuracy_sums(wh, params)
             result.completeness = grading_completeness(wh, params)
     finally:
@@ -224,29 +228,23 @@ def run_grade(
             archive.record_stage(STAGE, result.summary())
         if own:
             wh.close()
+    if result.status == "failed":
+        raise GradeError(result.error or "grade failed", result)
     return result
 
 
-def _grade_chunk(wh: Warehouse, chunk: list[date], run_id: str, started: datetime, t: float) -> pd.DataFrame:
-    """Replace the chunk's grades (one statement) and record history rows, in one transaction."""
+def _grade_chunk(wh: Warehouse, chunk: list[date], run_id: str) -> tuple[WriteCount, pd.DataFrame]:
+    """Make the chunk's grades equal ``grade/accuracy.sql`` (change-only) and record their
+    lineage, inside the chunk's transaction; the write counts and the per-date counts."""
     p = {"dates": list(chunk)}
     stamp = lineage.now()
-    with wh.transaction():
-        written = wh.write_changes(TABLE, chunk[0], chunk[-1], sql=read_sql("grade/accuracy"), params=p,
-                                   where="game_date IN UNNEST(@dates)")
-        lineage.record_lineage(wh, [lineage.PartitionWrite(TABLE, d, written.changed) for d in chunk],
-                               lineage.Windows({}), run_id=run_id, stage=STAGE, stamp=stamp)
-        counts = wh.query_file("grade/chunk_counts", p)
-        counts["game_date"] = _dates(counts["game_date"])
-        per_date = counts.set_index("game_date").n_rows
-        seconds = time.perf_counter() - t
-        record_runs(wh, [
-            RunRecord(run_id, STAGE, PHASE, PROCESSOR, d, True, int(per_date.get(d, 0)), started_at=started,
-                      seconds=seconds / len(chunk))
-            for d in chunk
-        ])
-    counts.attrs["written"] = written
-    return counts
+    written = wh.write_changes(TABLE, chunk[0], chunk[-1], sql=read_sql("grade/accuracy"), params=p,
+                               where="game_date IN UNNEST(@dates)")
+    lineage.record_lineage(wh, [lineage.PartitionWrite(TABLE, d, written.changed) for d in chunk],
+                           lineage.Windows({}), run_id=run_id, stage=STAGE, stamp=stamp)
+    counts = wh.query_file("grade/chunk_counts", p)
+    counts["game_date"] = _dates(counts["game_date"])
+    return written, counts
 
 
 # -- completeness ------------------------------------------------------------------------

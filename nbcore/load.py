@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 import pandas as pd
+from .record import typed_record
 from .progress import tqdm
 
 from . import schema
@@ -537,7 +538,7 @@ def run_load(
     if archive is not None:
         result.failure_log = str(write_failure_log(archive, result.failures))
         archive.write_json("load_outcomes.json", [asdict(o) for o in result.outcomes])
-        archive.record_stage(STAGE, result.summary())
+        archive.record_stage(STAGE, typed_record(STAGE, result.summary()))
     return result
 
 

@@ -19,7 +19,6 @@ import pandas as pd
 import yaml
 
 from .archive import RunArchive
-from .errors import StageFailed
 from .params import RunParams, params_from_notebook
 
 
@@ -57,14 +56,3 @@ def setup(params_file: str | None, run_dir: str | None, namespace: dict[str, Any
     archive = RunArchive.open(run_dir) if run_dir else None
     return params, archive
 
-
-def raise_if_failed(result: Any, stage: str) -> None:
-    """Raise ``StageFailed`` when a stage's result says it failed (``result.ok`` is false).
-
-    Raising is what makes papermill mark the cell and exit non-zero, in the runbook, on its own
-    and under nbval; a result that only records the failure would let the notebook "succeed".
-    """
-    if getattr(result, "ok", True):
-        return
-    error = getattr(result, "error", None)
-    raise StageFailed(f"{stage} failed: {error or 'the stage reported failure'}", stage=stage)

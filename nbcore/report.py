@@ -27,7 +27,8 @@ from .validate import date_ranges
 
 PHASE_ORDER = {p: i for i, p in enumerate(schema.PHASES)}
 # which runbook stage writes each phase (the reason a date is closed or still open)
-from .stages import PHASE_STAGE  # the registry
+from .record import parse_record
+from .stages import PHASE_STAGE, STEP_STAGE  # the registry
 
 
 @dataclass
@@ -49,11 +50,15 @@ class RunData:
         return next((s for s in self.manifest.get("stages", []) if s.get("name") == name), None)
 
     def record(self, name: str) -> dict:
-        """A stage's own record: the manifest's copy, else stages/<name>.json."""
+        """A step's typed record (``nbcore.record``) as JSON: the manifest's copy, else
+        stages/<name>.json; {} when the step wrote none. Every field of the stage's record type
+        is present (with its default), so readers index it by the contract's names."""
         step = self.step(name)
-        if step and step.get("record"):
-            return step["record"]
-        return self.stages.get(name, {})
+        raw = step["record"] if step and step.get("record") else self.stages.get(name)
+        if not raw:
+            return {}
+        stage = (step or {}).get("stage") or STEP_STAGE.get(name, name)
+        return parse_record(stage, raw, f"stages/{name}.json").to_json()
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -83,10 +88,18 @@ def load_run(run_dir: str | Path) -> RunData:
 
 
 def latest_run(archive_dir: str | Path) -> Optional[Path]:
-    """The newest run folder holding a manifest (for the report notebook run on its own)."""
+    """The newest runbook run (a manifest not of a stage run by hand), for the report notebook run on its own."""
     base = Path(archive_dir)
-    runs = sorted((d for d in base.iterdir() if (d / "manifest.json").exists()), key=lambda d: d.name) if base.is_dir() else []
+    runs = sorted((d for d in base.iterdir() if (d / "manifest.json").exists() and not _interactive(d)),
+                  key=lambda d: d.name) if base.is_dir() else []
     return runs[-1] if runs else None
+
+
+def _interactive(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / "manifest.json").read_text()).get("kind") == "interactive"
+    except (OSError, ValueError):
+        return False
 
 
 # -- plain words for values -------------------------------------------------------------------------
@@ -522,12 +535,8 @@ def _gate_override(run: RunData) -> Optional[str]:
     rec = run.record("gate")
     if not rec:
         return None
-    overridden = rec.get("overridden") is True or str(rec.get("status", "")).lower() == "overridden" \
-        or str(rec.get("verdict", "")).lower() == "overridden"
-    reason = rec.get("override_reason") or (run.manifest.get("params") or {}).get("gate_override_reason")
-    if isinstance(rec.get("override"), dict):
-        overridden = overridden or bool(rec["override"].get("applied") or rec["override"].get("used"))
-        reason = reason or rec["override"].get("reason")
+    overridden = rec["status"] == "overridden"
+    reason = rec["override_reason"] or (run.manifest.get("params") or {}).get("gate_override_reason")
     return str(reason).strip() if overridden and reason else None
 
 
@@ -719,31 +728,21 @@ def failures(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def _as_count(v: Any) -> int:
-    if isinstance(v, (list, tuple, dict)):
-        return len(v)
-    try:
-        return int(v or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
 def retries(run: RunData) -> pd.DataFrame:
     """Per stage that retried or failed: retries, how many a retry recovered, how many still fail."""
     cols = ["stage", "retries", "recovered", "still failing"]
     rows = []
     fl = run.failures
     for s in run.manifest.get("stages", []):
-        rec = s.get("record") or {}
-        r = _as_count(rec.get("retries", rec.get("retried")))
-        still = _as_count(rec.get("failures")) or _as_count(rec.get("failed"))
+        if s.get("stage") != "load" or not s.get("record"):
+            continue  # the load is the stage that retries (its record: retries, failed)
+        rec = run.record(s["name"])
+        r, still = int(rec["retries"]), int(rec["failed"])
         if not (r or still):
             continue
-        recovered = rec.get("recovered")
-        if not isinstance(recovered, (int, float)) or isinstance(recovered, bool):
-            recovered = max(r - still, 0)
-            if s.get("name") == "load" and not fl.empty and "resolved" in fl:
-                recovered = int(fl["resolved"].map(_resolved).sum())
+        recovered = max(r - still, 0)
+        if not fl.empty and "resolved" in fl:
+            recovered = int(fl["resolved"].map(_resolved).sum())
         rows.append({"stage": s.get("name"), "retries": r, "recovered": int(recovered), "still failing": still})
     return pd.DataFrame(rows, columns=cols)
 
@@ -795,7 +794,7 @@ def gate_verdict(run: RunData) -> pd.DataFrame:
 def gate_checks(run: RunData) -> pd.DataFrame:
     """The gate's individual checks: what was checked on which source, blocking or not, result."""
     rec = run.record("gate")
-    for key in ("checks", "verdicts"):
+    for key in ("checks",):
         v = rec.get(key)
         if isinstance(v, list) and v and isinstance(v[0], dict):
             f = pd.DataFrame(v)
@@ -939,15 +938,41 @@ def plan_vs_outcome(run: RunData) -> pd.DataFrame:
         p[0] += int(row.get("dates") or 0)
         p[1] += int(row.get("missing") or 0)
         p[2] += int(row.get("stale") or 0)
-    derive = run.record("derive")
-    done = {
-        "derive": sum(len(v) for v in (derive.get("table_dates") or {}).values()) if derive else None,
-        "predict": run.record("predict").get("dates") if run.record("predict") else None,
-        "grade": run.record("grade").get("dates") if run.record("grade") else None,
-    }
+    done = {stage: _rebuilt(run, stage) for stage in ("derive", "predict", "grade")}
     rows = [{"stage": stage, "planned": p[0], "planned_missing": p[1], "planned_stale": p[2],
              "rebuilt": done.get(stage)} for stage, p in planned.items() if stage in done]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _attempts(run: RunData, name: str) -> list[dict]:
+    """A step's typed records over all its attempts in this run (a resume sets earlier ones
+    aside in stages/attempts/), oldest first."""
+    older = sorted((run.run_dir / "stages" / "attempts").glob(f"{name}-*.json"),
+                   key=lambda f: int(f.stem.rsplit("-", 1)[-1]) if f.stem.rsplit("-", 1)[-1].isdigit() else 0)
+    out = []
+    for f in older:
+        try:
+            out.append(parse_record(STEP_STAGE.get(name, name), json.loads(f.read_text()), f.name).to_json())
+        except (OSError, ValueError):
+            continue
+    current = run.record(name)
+    return out + ([current] if current else [])
+
+
+def _rebuilt(run: RunData, stage: str) -> Optional[int]:
+    """Table-dates (derive) or dates (predict, grade) the stage rebuilt over all its attempts:
+    what a failed attempt committed counts, so a resumed run adds up to its plan."""
+    records = _attempts(run, stage)
+    if not records:
+        return None
+    if stage == "derive":
+        per_table: dict[str, set] = {}
+        for r in records:
+            for table, days in (r.get("table_dates") or {}).items():
+                per_table.setdefault(table, set()).update(days)
+        return sum(len(v) for v in per_table.values())
+    return len({d for r in records for c in r.get("chunks") or [] if c.get("status") == "succeeded"
+                for d in c.get("dates") or []})
 
 
 def rows_written(run: RunData) -> pd.DataFrame:

@@ -41,6 +41,7 @@ from .kernels import LocalKernelManager
 from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
 from .params import PROJECT_ROOT, RunParams, load_params
+from .record import StageRecord, read_record
 from .stages import STAGE_NAMES, STEP_NAMES, STEPS, Step
 
 log = logging.getLogger(__name__)
@@ -189,14 +190,10 @@ def resume_command(run_dir: Path, step: Optional[str] = None) -> str:
 
 
 # -- stage records ----------------------------------------------------------------------------
-# A step's record is ``stages/<step name>.json`` (validate_before, load, gate, derive, predict, grade,
-# validate_after), written by the stage itself. The driver reads these keys and no others:
-#   status        "succeeded" | "failed" | "blocked" | "skipped" (the gate also writes "passed" and
-#                 "overridden", both meaning it let the run go on)
-#   reason        why it failed or blocked, in words (shown as the run's reason and in the webhook)
-#   rows_written  {table: rows}, summed into the manifest's rows_written
-# A stage fails by raising (its notebook then fails under papermill); "blocked" is the one outcome a
-# notebook may report without raising. BigQuery jobs and bytes are listed by the driver itself.
+# A step's record is ``stages/<step name>.json``: the typed stage contract of ``nbcore.record``
+# (status, reason, rows_written, chunks, and the stage's own fields). A stage fails by raising
+# (its notebook then fails under papermill); "blocked" is the one outcome a notebook may report
+# without raising. BigQuery jobs and bytes are listed by the driver itself.
 RECORDS_DIR = "stages"
 
 
@@ -215,16 +212,10 @@ def _set_aside_record(archive: RunArchive, step: Step) -> None:
     p.rename(attempts / f"{step.name}-{n}.json")
 
 
-def _stage_record(archive: RunArchive, step: Step) -> Optional[dict]:
-    """The record the step wrote (``stages/<step name>.json``), or None if it wrote none."""
-    p = record_path(archive, step)
-    if not p.exists():
-        return None
-    try:
-        record = json.loads(p.read_text())
-    except ValueError:
-        return {"status": "failed", "reason": f"{p.relative_to(archive.path)} is not valid JSON"}
-    return record if isinstance(record, dict) else {"status": "failed", "reason": f"{p.name} does not hold a mapping"}
+def _stage_record(archive: RunArchive, step: Step) -> Optional[StageRecord]:
+    """The typed record the step wrote (``stages/<step name>.json``), or None if it wrote none.
+    A record that does not validate comes back as a failed record naming the field."""
+    return read_record(record_path(archive, step), step.stage)
 
 
 def _cell_seconds(nb_path: Path) -> tuple[Optional[float], Optional[float]]:
@@ -285,13 +276,12 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     entry["seconds"] = round(time.perf_counter() - t0, 3)
     record = _stage_record(archive, step)
     if record is not None:
-        entry["record"] = record
-        rstat = str(record.get("status", "")).lower()
-        if rstat == "blocked":
+        entry["record"] = record.to_json()
+        if record.status == "blocked":
             status = "blocked"
-            error = str(record.get("reason") or error or "the stage blocked the run")
-        elif rstat == "failed" and status == "succeeded":
-            status, error = "failed", str(record.get("reason") or f"{record_path(archive, step).name} says failed")
+            error = record.reason or error or "the stage blocked the run"
+        elif record.status == "failed" and status == "succeeded":
+            status, error = "failed", record.reason or f"{record_path(archive, step).name} says failed"
     jobs = _bigquery_jobs(params, archive.run_id, step.stage, began)
     if jobs is not None:
         entry["bigquery"] = jobs
@@ -670,8 +660,10 @@ def list_runs(archive_dir: str | Path) -> pd.DataFrame:
             "run_id": m.get("run_id", d.name), "name": m.get("run_name"), "status": status,
             "range": rng, "started_at": m.get("started_at"), "seconds": m.get("seconds"),
             "stopped_at": m.get("stopped_at"), "report": str(d / REPORT_HTML) if (d / REPORT_HTML).exists() else None,
+            "kind": m.get("kind", "run"),
         })
-    return pd.DataFrame(rows, columns=["run_id", "name", "status", "range", "started_at", "seconds", "stopped_at", "report"])
+    return pd.DataFrame(rows, columns=["run_id", "name", "status", "range", "started_at", "seconds", "stopped_at", "report",
+                                       "kind"])
 
 
 def report_path(run_dir: Path) -> Path:

@@ -60,6 +60,7 @@ STEPS: tuple[Step, ...] = (
     Step("report", "report", "06_report.ipynb", "07_report.ipynb", no_input=True),
 )
 STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
+STEP_STAGE: dict[str, str] = {s.name: s.stage for s in STEPS}  # validate_after -> validate
 
 
 def stage(name: str) -> Stage:

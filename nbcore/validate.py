@@ -17,6 +17,7 @@ from typing import Optional
 
 import pandas as pd
 
+from .record import typed_record
 from . import sanity, schema
 from .errors import StageFailed
 from .expected import expected_games
@@ -313,7 +314,7 @@ def run_validate(
         record = result.summary()
         if reason:
             record.update(status="failed", reason=reason)
-        archive.record_stage(name, record)
+        archive.record_stage(name, typed_record("validate", record))
     if reason:
         raise FindingsFailed(reason, stage=f"validate_{snapshot}" if snapshot else "validate",
                              record={"open_errors": _records(errors)})

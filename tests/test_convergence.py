@@ -66,7 +66,7 @@ def test_nothing_is_stale_after_the_backfill_and_a_second_run_writes_nothing(bac
         assert lineage.stale_partitions(wh).empty
     again = backfill(p)
     assert again["derive"].requested_dates == [] and sum(again["derive"].rows_written.values()) == 0
-    assert again["predict"].dates == [] and again["predict"].rows_written == 0
+    assert again["predict"].dates == [] and again["predict"].rows == 0
     assert again["grade"].dates == []
 
 
@@ -153,7 +153,7 @@ def test_freeze_predictions_keeps_issued_predictions_and_lists_them(backfilled, 
         run_derive(p, wh=wh, progress=False)
         before = wh.checksum(PRED)
         frozen = run_predict(p.model_copy(update={"freeze_predictions": True}), wh=wh, progress=False)
-        assert wh.checksum(PRED) == before and frozen.rows_written == 0
+        assert wh.checksum(PRED) == before and frozen.rows == 0
         assert frozen.frozen_stale_dates and min(frozen.frozen_stale_dates) >= day
         assert frozen.summary()["frozen_stale_dates"]
         restated = run_predict(p, wh=wh, progress=False)

@@ -101,7 +101,7 @@ def test_rerun_changes_nothing(league):
     run_predict(params, wh=wh, progress=False)
     first = wh.checksum(PRED)
     again = run_predict(params, wh=wh, progress=False)
-    assert again.dates == [] and again.rows_written == 0
+    assert again.dates == [] and again.rows == 0
     assert wh.checksum(PRED) == first
     run_predict(params.model_copy(update={"repredict": True}), wh=wh, progress=False)
     assert wh.checksum(PRED) == first
@@ -131,7 +131,7 @@ def test_restating_a_date_writes_only_the_rows_that_change(league):
     wh.execute(f"DELETE FROM {PRED} WHERE game_date = @d AND player_lookup = 'p02' AND system_id = 'ensemble'", {"d": d})
     result = run_predict(params, wh=wh, progress=False)
     assert result.dates == [d]
-    assert result.rows_written == 2 and result.rows_deleted == 1  # p02's missing row, p01's wrong one
+    assert result.rows == 2 and sum(result.rows_deleted.values()) == 1  # p02's missing row, p01's wrong one
     pd.testing.assert_frame_equal(_preds(wh, d), clean)  # back to what the pipeline computes
 
 
@@ -152,7 +152,9 @@ def test_stop_on_error_leaves_no_partial_chunk(league, monkeypatch):
     with pytest.raises(PredictError, match="injected crash") as err:
         run_predict(params, wh=wh, progress=False)
     done = err.value.result
-    assert done.status == "failed" and len(done.chunks) == 2
+    statuses = [c.status for c in done.chunks]
+    assert done.status == "failed" and statuses[:3] == ["succeeded", "succeeded", "failed"]
+    assert set(statuses[3:]) <= {"not_run"}  # every later chunk is listed, none ran
     have = set(pd.to_datetime(wh.query(f"SELECT DISTINCT game_date FROM {PRED}").game_date).dt.date)
     first_two = {d for c in predict_stage.chunk_dates(dates, params.chunk_days)[:2] for d in c}
     assert have == first_two  # the failing chunk left nothing, nothing after it ran

@@ -64,8 +64,7 @@ def run(ctx) -> dict:
     graded = run_grade(p, progress=False, metrics=False)
     seconds["grade"] = time.perf_counter() - t
     restate_s = time.perf_counter() - t0
-    written = sum(derived.rows_written.values()) + predicted.rows_written + graded.summary()["rows_written"][
-        convergence.lineage.ACCURACY]
+    written = sum(sum(r.rows_written.values()) for r in (derived, predicted, graded))
 
     rebuilt = convergence.rebuild_from_raw(p, root / "rebuild", chunk_days=p.chunk_days)
     diff = convergence.compare(p, rebuilt.params)

@@ -60,7 +60,7 @@ def run(ctx) -> dict:
             t = time.perf_counter()
             full = run_predict(p.model_copy(update={"repredict": True}), wh=wh, progress=False)
             out["predict_s"] = round(time.perf_counter() - t, 2)
-            out["predict_rows"] = full.rows_written
+            out["predict_rows"] = full.rows
             t = time.perf_counter()
             regraded = run_grade(p.model_copy(update={"regrade": True}), wh=wh, progress=False, metrics=False)
             out["grade_s"] = round(time.perf_counter() - t, 2)

@@ -6,9 +6,9 @@ defensive checks and stop-on-first-error; ``DependencyError`` is what a failed c
 from .checks import DependencyError, Schedule
 from .processors import PROCESSORS, Processor, processor, selected_processors
 from .result import DeriveResult
-from .run import make_chunks, run_derive, waived_skip_dates
+from .run import DeriveFailed, make_chunks, run_derive, waived_skip_dates
 
 __all__ = [
-    "DependencyError", "DeriveResult", "PROCESSORS", "Processor", "Schedule", "make_chunks",
+    "DependencyError", "DeriveFailed", "DeriveResult", "PROCESSORS", "Processor", "Schedule", "make_chunks",
     "processor", "run_derive", "selected_processors", "waived_skip_dates",
 ]

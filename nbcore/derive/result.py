@@ -8,25 +8,17 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from ..record import ChunkRecord, DeriveRecord
 from .processors import PROCESSORS
-
-
-@dataclass
-class ChunkRecord:
-    first: date
-    last: date
-    dates: list[date]
-    status: str  # succeeded | failed | not_run
-    seconds: float = 0.0
-    error: Optional[str] = None
 
 
 @dataclass(repr=False)
 class DeriveResult:
-    """The outcome of ``run_derive``. ``summary()`` is what ``stages/derive.json`` holds."""
+    """The outcome of ``run_derive``; ``record()`` is its typed stage record (``stages/derive.json``)."""
 
     run_id: str
     status: str = "succeeded"  # succeeded | failed
+    reason: Optional[str] = None  # why it failed, in words (set by the chunk runner)
     chunk_days: int = 1
     checks_enabled: bool = True
     bypasses: list[str] = field(default_factory=list)
@@ -79,38 +71,27 @@ class DeriveResult:
              "seconds": round(c.seconds, 3), "error": c.error} for c in self.chunks
         ], columns=["first", "last", "dates", "status", "seconds", "error"])
 
+    def record(self) -> DeriveRecord:
+        """The typed stage record (``nbcore.record``)."""
+        return DeriveRecord(
+            status=self.status, run_id=self.run_id, reason=self.reason, chunk_days=self.chunk_days,
+            defensive_checks=self.checks_enabled, bypasses=list(self.bypasses), processors=list(self.processors),
+            dates_requested=len(self.requested_dates), dates_processed=len(self.processed_dates),
+            processed_dates=self.processed_dates, skipped_dates=self.skipped_dates, not_run_dates=self.not_run_dates,
+            chunks=self.chunks, chunks_succeeded=sum(c.status == "succeeded" for c in self.chunks),
+            rows_written={k: int(v) for k, v in self.rows_written.items()},
+            rows_deleted={k: int(v) for k, v in self.rows_deleted.items()},
+            stale_dates=self.stale_dates, table_dates=self.table_dates,
+            processor_seconds={k: round(v, 3) for k, v in self.processor_seconds.items()},
+            checks_made=self.checks_made, check_seconds=round(self.check_seconds, 3), seconds=round(self.seconds, 3),
+            failed_date=self.failed_date, failed_chunk=list(self.failed_chunk) if self.failed_chunk else None,
+            failed_processor=self.failed_processor, error=self.error, dependency=self.dependency,
+            errors=[self.error] if self.error else [],
+        )
+
     def summary(self) -> dict[str, Any]:
-        iso = lambda ds: [d.isoformat() for d in ds]  # noqa: E731
-        return {
-            "stage": "derive",
-            "status": self.status,
-            "run_id": self.run_id,
-            "chunk_days": self.chunk_days,
-            "defensive_checks": self.checks_enabled,
-            "bypasses": list(self.bypasses),
-            "processors": list(self.processors),
-            "dates_requested": len(self.requested_dates),
-            "dates_processed": len(self.processed_dates),
-            "processed_dates": iso(self.processed_dates),
-            "skipped_dates": iso(self.skipped_dates),
-            "not_run_dates": iso(self.not_run_dates),
-            "chunks": len(self.chunks),
-            "chunks_succeeded": sum(c.status == "succeeded" for c in self.chunks),
-            "rows_written": {k: int(v) for k, v in self.rows_written.items()},
-            "rows_deleted": {k: int(v) for k, v in self.rows_deleted.items()},
-            "stale_dates": {k: list(v) for k, v in self.stale_dates.items()},
-            "table_dates": {k: iso(v) for k, v in self.table_dates.items()},
-            "processor_seconds": {k: round(v, 3) for k, v in self.processor_seconds.items()},
-            "checks_made": self.checks_made,
-            "check_seconds": round(self.check_seconds, 3),
-            "seconds": round(self.seconds, 3),
-            "failed_date": self.failed_date.isoformat() if self.failed_date else None,
-            "failed_chunk": iso(self.failed_chunk) if self.failed_chunk else None,
-            "failed_processor": self.failed_processor,
-            "error": self.error,
-            "dependency": self.dependency,
-            "errors": [self.error] if self.error else [],
-        }
+        """The stage record as JSON (what ``stages/derive.json`` holds)."""
+        return self.record().to_json()
 
     def _repr_html_(self) -> str:
         color = "#1a7f37" if self.ok else "#cf222e"

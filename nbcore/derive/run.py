@@ -20,25 +20,25 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date, datetime, timezone
+from dataclasses import dataclass
+from datetime import date
 from typing import Iterable, Optional
 
 import pandas as pd
-from ..progress import tqdm
 
 from .. import lineage
 from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
 from ..errors import StageFailed
-from ..history import RunRecord, record_runs
 from ..params import RunParams
 from ..sqlfiles import read_sql
+from ..stage_run import ChunkContext, ChunkWork, run_chunks, stage_session
 from ..warehouse import Warehouse, open_warehouse
 from ..warehouse.base import WriteCount
 from ..waivers import waived_by_table
 from .checks import DependencyError, Schedule, run_checks
 from .processors import PROCESSORS, Processor, selected_processors
-from .result import ChunkRecord, DeriveResult
+from .result import DeriveResult
 
 STAGE = "derive"
 log = logging.getLogger(__name__)
@@ -122,11 +122,6 @@ def _missing_by_table(wh: Warehouse, params: RunParams, schedule: Schedule, proc
     return out
 
 
-def _existing_attempts(wh: Warehouse, run_id: str) -> dict[tuple[str, date], int]:
-    df = wh.query_file("derive/run_attempts", {"run_id": run_id})
-    return {(r.processor, pd.Timestamp(r.data_date).date()): int(r.attempts) for r in df.itertuples()}
-
-
 def run_derive(
     params: RunParams,
     wh: Optional[Warehouse] = None,
@@ -150,6 +145,13 @@ def run_derive(
     chunk is recorded, then ``DeriveFailed`` is raised (``raise_on_failure=False`` returns the
     failed result instead, for callers that render it).
     """
+    with stage_session(params, STAGE, archive) as archive:
+        return _run_derive(params, wh, archive, progress, dates, skip_dates, params_file, raise_on_failure)
+
+
+def _run_derive(params: RunParams, wh: Optional[Warehouse], archive: Optional[RunArchive], progress: bool,
+                dates: Optional[Iterable[date]], skip_dates: Optional[Iterable[date]], params_file: Optional[str],
+                raise_on_failure: bool) -> DeriveResult:
     t_run = time.perf_counter()
     own = wh is None
     wh = wh or open_warehouse(params)
@@ -178,24 +180,26 @@ def run_derive(
         result.requested_dates = [d for d in union if d not in skip]
         result.stale_dates = {p.table.fqn: [d.isoformat() for d in targets.stale(p.table.fqn) if d not in skip]
                               for p in procs if targets.stale(p.table.fqn)}
-        per_table = {p.table.fqn: set(targets.of(p.table.fqn)) - skip for p in procs}
-        chunks = make_chunks(result.requested_dates, params.chunk_days)
-        attempts = _existing_attempts(wh, run_id)
-        produced = {p.table.fqn for p in procs}
-        windows = windows_for(schedule)
-        waived = waived_by_table(params, wh) if checks else {}  # a raw source's own waived dates are no gap
-
-        bar = tqdm(chunks, desc="derive", unit="chunk", disable=not progress or not chunks)
-        for i, chunk in enumerate(bar):
-            bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
-            ok = _run_chunk(wh, schedule, procs, chunk, produced, checks, run_id, attempts, result, frozenset(skip),
-                            params_file, per_table, windows, waived)
-            if not ok:
-                for later in chunks[i + 1:]:
-                    result.chunks.append(ChunkRecord(later[0], later[-1], later, "not_run"))
-                    result.not_run_dates.extend(later)
-                break
-        bar.close()
+        work = _ChunkPlan(
+            wh=wh, schedule=schedule, procs=procs, produced={p.table.fqn for p in procs}, checks=checks,
+            result=result, excused=frozenset(skip), params_file=params_file,
+            per_table={p.table.fqn: set(targets.of(p.table.fqn)) - skip for p in procs},
+            windows=windows_for(schedule), run_id=run_id,
+            waived=waived_by_table(params, wh) if checks else {},  # a raw source's own waived dates are no gap
+        )
+        failure = run_chunks(
+            wh, stage=STAGE, run_id=run_id, chunks=make_chunks(result.requested_dates, params.chunk_days),
+            body=work.run, record=result, processor=procs[0].name if procs else "",
+            phase=procs[0].phase if procs else "", progress=progress, describe_failure=_describe_failure,
+        )
+        result.processed_dates = [d for c in result.chunks if c.status == "succeeded" for d in c.dates]
+        if failure is not None:
+            result.failed_date = failure.chunk[0]
+            result.failed_chunk = (failure.chunk[0], failure.chunk[-1])
+            result.failed_processor = failure.processor
+            result.error = failure.message
+            result.dependency = failure.error.to_dict() if isinstance(failure.error, DependencyError) else None
+            result.not_run_dates = [d for c in result.chunks if c.status == "not_run" for d in c.dates]
         result.seconds = time.perf_counter() - t_run
         if archive is not None:
             archive.record_stage(STAGE, result.summary())
@@ -207,81 +211,84 @@ def run_derive(
             wh.close()
 
 
-def _run_chunk(wh: Warehouse, schedule: Schedule, procs: list[Processor], chunk: list[date],
-               produced: set[str], checks: bool, run_id: str, attempts: dict, result: DeriveResult,
-               excused: frozenset[date] = frozenset(), params_file: Optional[str] = None,
-               per_table: Optional[dict[str, set[date]]] = None,
-               windows: Optional[lineage.WindowFn] = None, waived: Optional[dict] = None) -> bool:
-    first, last = chunk[0], chunk[-1]
-    t_chunk = time.perf_counter()
-    todo = [(p, [d for d in chunk if per_table is None or d in per_table.get(p.table.fqn, ())]) for p in procs]
-    todo = [(p, ds) for p, ds in todo if ds]
-    if checks:
-        t = time.perf_counter()
-        try:
-            result.checks_made += run_checks(wh, schedule, procs, chunk, produced, excused, params_file,
-                                              waived=waived)
-        except DependencyError as e:
-            result.check_seconds += time.perf_counter() - t
-            _fail(wh, result, chunk, e.processor, str(e), run_id, attempts, t_chunk, dependency=e.to_dict())
-            return False
-        except Exception as e:  # noqa: BLE001 - a check that cannot run is a failed chunk too
-            result.check_seconds += time.perf_counter() - t
-            _fail(wh, result, chunk, procs[0].name, f"defensive checks could not run: {type(e).__name__}: {e}",
-                  run_id, attempts, t_chunk)
-            return False
-        result.check_seconds += time.perf_counter() - t
+class _ChecksCouldNotRun(Exception):
+    """A defensive check's query failed (not a failed check): the chunk fails with this message."""
 
-    seconds: dict[str, float] = {}
-    counts: dict[str, WriteCount] = {}
-    current = procs[0].name if procs else ""
-    started = datetime.now(timezone.utc)
-    stamp = lineage.now()
-    try:
-        with wh.transaction():
+
+def _describe_failure(ctx: ChunkContext, e: BaseException) -> str:
+    if isinstance(e, (DependencyError, _ChecksCouldNotRun)):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+@dataclass
+class _ChunkPlan:
+    """Everything one derive chunk needs; ``run`` is the chunk body ``run_chunks`` calls inside
+    the chunk's transaction."""
+
+    wh: Warehouse
+    schedule: Schedule
+    procs: list[Processor]
+    produced: set[str]
+    checks: bool
+    result: DeriveResult
+    excused: frozenset[date]
+    params_file: Optional[str]
+    per_table: dict[str, set[date]]
+    windows: lineage.WindowFn
+    run_id: str
+    waived: dict
+
+    def run(self, ctx: ChunkContext) -> ChunkWork:
+        """Defensive checks, then each processor's change-only write in processor order, and
+        the chunk's lineage. The runner records the history rows and commits."""
+        wh, chunk, result = self.wh, ctx.dates, self.result
+        todo = [(p, [d for d in chunk if d in self.per_table.get(p.table.fqn, ())]) for p in self.procs]
+        todo = [(p, ds) for p, ds in todo if ds]
+        if self.checks:
+            t = time.perf_counter()
+            try:
+                result.checks_made += run_checks(wh, self.schedule, self.procs, chunk, self.produced, self.excused,
+                                                  self.params_file, waived=self.waived)
+            except DependencyError as e:
+                ctx.at(e.processor, next((p.phase for p in PROCESSORS if p.name == e.processor), ctx.phase))
+                raise
+            except Exception as e:  # noqa: BLE001 - a check that cannot run is a failed chunk too
+                raise _ChecksCouldNotRun(f"defensive checks could not run: {type(e).__name__}: {e}") from e
+            finally:
+                result.check_seconds += time.perf_counter() - t
+
+        seconds: dict[str, float] = {}
+        counts: dict[str, WriteCount] = {}
+        stamp = lineage.now()
+        for p, days in todo:
+            ctx.at(p.name, p.phase)
+            t = time.perf_counter()
+            counts[p.table.fqn] = _write_processor(wh, p, days)
+            seconds[p.name] = time.perf_counter() - t
+        ctx.at("(run history)")
+        present = wh.query_file("derive/present_games", {"start_date": chunk[0], "end_date": chunk[-1]})
+        per_date = present.assign(game_date=pd.to_datetime(present.game_date).dt.date) \
+            .groupby(["table_name", "game_date"]).row_count.sum().to_dict()
+        ctx.at("(lineage)")
+        # the dates of one write share its change flag: if any row of it changed, each of its
+        # dates counts as changed (exact with chunk_days: 1; never misses a change)
+        lineage.record_lineage(wh, [lineage.PartitionWrite(p.table.fqn, d, counts[p.table.fqn].changed)
+                                    for p, days in todo for d in days],
+                               self.windows, run_id=self.run_id, stage=STAGE, stamp=stamp)
+
+        def committed() -> None:
             for p, days in todo:
-                current = p.name
-                t = time.perf_counter()
-                counts[p.table.fqn] = _write_processor(wh, p, days)
-                seconds[p.name] = time.perf_counter() - t
-            current = "(run history)"
-            present = wh.query_file("derive/present_games", {"start_date": first, "end_date": last})
-            per_date = present.assign(game_date=pd.to_datetime(present.game_date).dt.date) \
-                .groupby(["table_name", "game_date"]).row_count.sum().to_dict()
-            finished = datetime.now(timezone.utc)
-            records = []
-            for p, days in todo:
-                for d in days:
-                    records.append(RunRecord(
-                        run_id=run_id, stage=STAGE, phase=p.phase, processor=p.name, data_date=d, success=True,
-                        rows_written=int(per_date.get((p.table.fqn, d), 0)),
-                        attempt=attempts.get((p.name, d), 0) + 1, started_at=started, finished_at=finished,
-                        seconds=seconds[p.name] / len(days),
-                    ))
-            record_runs(wh, records)
-            current = "(lineage)"
-            # the dates of one write share its change flag: if any row of it changed, each of its
-            # dates counts as changed (exact with chunk_days: 1; never misses a change)
-            writes = [lineage.PartitionWrite(p.table.fqn, d, counts[p.table.fqn].changed) for p, days in todo
-                      for d in days]
-            lineage.record_lineage(wh, writes, windows or lineage.Windows.from_dates(schedule.season_of),
-                                   run_id=run_id, stage=STAGE, stamp=stamp)
-    except Exception as e:  # noqa: BLE001 - any failure stops the run; the chunk rolled back
-        msg = f"{type(e).__name__}: {e}"
-        _fail(wh, result, chunk, current, msg, run_id, attempts, t_chunk)
-        return False
-    for p, days in todo:
-        result.table_dates.setdefault(p.table.fqn, []).extend(days)
-        for d in days:
-            attempts[(p.name, d)] = attempts.get((p.name, d), 0) + 1
-    for name, s in seconds.items():
-        result.processor_seconds[name] = result.processor_seconds.get(name, 0.0) + s
-    for table, n in counts.items():
-        result.rows_written[table] = result.rows_written.get(table, 0) + n.inserted
-        result.rows_deleted[table] = result.rows_deleted.get(table, 0) + n.deleted
-    result.processed_dates.extend(chunk)
-    result.chunks.append(ChunkRecord(first, last, list(chunk), "succeeded", time.perf_counter() - t_chunk))
-    return True
+                result.table_dates.setdefault(p.table.fqn, []).extend(days)
+            for name, s in seconds.items():
+                result.processor_seconds[name] = result.processor_seconds.get(name, 0.0) + s
+
+        return ChunkWork(
+            history=[(p.name, p.phase, d, int(per_date.get((p.table.fqn, d), 0))) for p, days in todo for d in days],
+            inserted={t: n.inserted for t, n in counts.items()},
+            deleted={t: n.deleted for t, n in counts.items()},
+            on_commit=committed,
+        )
 
 
 def _write_processor(wh: Warehouse, p: Processor, days: list[date]) -> WriteCount:
@@ -289,31 +296,6 @@ def _write_processor(wh: Warehouse, p: Processor, days: list[date]) -> WriteCoun
     params = {"start_date": days[0], "end_date": days[-1], "dates": list(days), **p.sql_parameters}
     return wh.write_changes(p.table.fqn, days[0], days[-1], sql=read_sql(p.sql_name), params=params,
                             where=f"{p.table.date_column} IN UNNEST(@dates)")
-
-
-def _fail(wh: Warehouse, result: DeriveResult, chunk: list[date], processor: str, message: str, run_id: str,
-          attempts: dict, t_chunk: float, dependency: dict | None = None) -> None:
-    """Record a failed chunk: the result, and one failed history row per date for the processor."""
-    first, last = chunk[0], chunk[-1]
-    result.status = "failed"
-    result.failed_date = first
-    result.failed_chunk = (first, last)
-    result.failed_processor = processor
-    result.error = message
-    result.dependency = dependency
-    result.chunks.append(ChunkRecord(first, last, list(chunk), "failed", time.perf_counter() - t_chunk, message))
-    phase = next((p.phase for p in PROCESSORS if p.name == processor), "")
-    try:
-        record_runs(wh, [
-            RunRecord(run_id=run_id, stage=STAGE, phase=phase, processor=processor, data_date=d, success=False,
-                      error=message[:2000], attempt=attempts.get((processor, d), 0) + 1)
-            for d in chunk
-        ])
-        for d in chunk:
-            attempts[(processor, d)] = attempts.get((processor, d), 0) + 1
-    except Exception as e:  # noqa: BLE001 - the original failure is what matters
-        result.error += f" (and recording the failure in processor_run_history failed: {e})"
-
 
 
 def waived_skip_dates(params: RunParams) -> list[date]:

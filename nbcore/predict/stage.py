@@ -18,13 +18,12 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Optional
 
 import pandas as pd
-from ..progress import tqdm
 
 from .. import lineage
 from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
-from ..errors import StageFailed
-from ..history import RunRecord, record_runs
+from ..record import PredictRecord
+from ..stage_run import ChunkContext, ChunkedResult, ChunkedStageFailed, ChunkWork, run_chunks, stage_session
 from ..params import RunParams
 from ..warehouse import Warehouse, open_warehouse
 from ..warehouse.base import WriteCount
@@ -46,64 +45,53 @@ OUTPUT_COLUMNS = [
 ]
 
 
-class PredictError(StageFailed):
-    """A chunk failed; the stage stopped there. ``result`` holds what was done before it."""
+class PredictError(ChunkedStageFailed):
+    """A predict chunk failed; the stage stopped there. ``result`` holds what was done before it."""
 
     def __init__(self, message: str, result: "PredictResult"):
-        super().__init__(message, stage=STAGE, record=result.summary())
-        self.result = result
+        super().__init__(message, result, STAGE)
 
 
 @dataclass(repr=False)
-class PredictResult:
+class PredictResult(ChunkedResult):
     """What the predict stage did: chunks written, models fitted, rows per system."""
 
-    run_id: str
-    repredict: bool
-    status: str = "succeeded"
-    dates: list[date] = field(default_factory=list)
-    chunks: list[dict] = field(default_factory=list)
+    repredict: bool = False
     models: list[dict] = field(default_factory=list)
     rows_by_system: dict[str, int] = field(default_factory=dict)
-    rows_deleted: int = 0  # rows replaced (changed) or removed by restating
     stale_dates: list[date] = field(default_factory=list)  # restated: inputs changed since predicted
     frozen_stale_dates: list[date] = field(default_factory=list)  # stale but kept (freeze_predictions)
-    seconds: float = 0.0
-    error: Optional[str] = None
-    failed_chunk: Optional[dict] = None
 
     @property
-    def rows_written(self) -> int:
-        return sum(c["rows"] for c in self.chunks)
+    def rows(self) -> int:
+        """Prediction rows inserted (new or changed)."""
+        return int(self.rows_written.get(TABLE, 0))
 
     @property
     def player_games(self) -> int:
-        return sum(c["player_games"] for c in self.chunks)
+        return sum(c.detail.get("player_games", 0) for c in self.chunks)
+
+    def record(self) -> PredictRecord:
+        """The typed stage record (``nbcore.record``)."""
+        return PredictRecord(
+            status=self.status, run_id=self.run_id, reason=self.reason, repredict=self.repredict,
+            dates=len(self.dates), first_date=self.dates[0] if self.dates else None,
+            last_date=self.dates[-1] if self.dates else None, chunks=self.chunks, player_games=self.player_games,
+            rows_written={TABLE: self.rows}, rows_deleted={TABLE: int(self.rows_deleted.get(TABLE, 0))},
+            rows_by_system=dict(self.rows_by_system), stale_dates=self.stale_dates,
+            frozen_stale_dates=self.frozen_stale_dates, models_fitted=sum(1 for m in self.models if m["fitted"]),
+            seconds=round(self.seconds, 3), error=self.error, failed_chunk=self.failed_chunk,
+        )
 
     def summary(self) -> dict:
-        """JSON-able record of the stage (``stages/predict.json``)."""
-        return {
-            "status": self.status,
-            "repredict": self.repredict,
-            "dates": len(self.dates),
-            "first_date": self.dates[0].isoformat() if self.dates else None,
-            "last_date": self.dates[-1].isoformat() if self.dates else None,
-            "chunks": len(self.chunks),
-            "player_games": self.player_games,
-            "rows_written": {TABLE: self.rows_written},
-            "rows_by_system": dict(self.rows_by_system),
-            "rows_deleted": {TABLE: self.rows_deleted},
-            "stale_dates": [d.isoformat() for d in self.stale_dates],
-            "frozen_stale_dates": [d.isoformat() for d in self.frozen_stale_dates],
-            "models_fitted": sum(1 for m in self.models if m["fitted"]),
-            "seconds": round(self.seconds, 3),
-            "error": self.error,
-            "failed_chunk": self.failed_chunk,
-        }
+        """The stage record as JSON (``stages/predict.json``)."""
+        return self.record().to_json()
 
     def chunk_table(self) -> pd.DataFrame:
         cols = ["start", "end", "dates", "player_games", "rows", "seconds"]
-        return pd.DataFrame(self.chunks, columns=cols)
+        return pd.DataFrame([{"start": c.first, "end": c.last, "dates": len(c.dates),
+                              "player_games": c.detail.get("player_games", 0), "rows": c.rows, "seconds": c.seconds}
+                             for c in self.chunks if c.status == "succeeded"], columns=cols)
 
     def model_table(self) -> pd.DataFrame:
         """One row per walk-forward model fitted in this run (refit date, window, size, fit)."""
@@ -116,14 +104,14 @@ class PredictResult:
     def __repr__(self) -> str:
         span = f"{self.dates[0]}..{self.dates[-1]}" if self.dates else "-"
         return (f"<PredictResult predict {self.status}: {len(self.dates)} dates ({span}), {len(self.chunks)} chunks, "
-                f"player-games {self.player_games}, rows {self.rows_written}, {self.seconds:.2f} s>")
+                f"player-games {self.player_games}, rows {self.rows}, {self.seconds:.2f} s>")
 
     def _repr_html_(self) -> str:
-        s = self.summary()
-        head = (f"<b>predict</b> {html.escape(s['status'])}: {s['dates']} dates "
-                f"({s['first_date'] or '-'} → {s['last_date'] or '-'}), {s['chunks']} chunks, "
-                f"{s['player_games']} player-games, {s['rows_written'][TABLE]} rows, "
-                f"{s['models_fitted']} models fitted, {s['seconds']} s")
+        s = self.record()
+        head = (f"<b>predict</b> {html.escape(s.status)}: {s.dates} dates "
+                f"({s.first_date or '-'} → {s.last_date or '-'}), {len(s.chunks)} chunks, "
+                f"{s.player_games} player-games, {self.rows} rows, "
+                f"{s.models_fitted} models fitted, {s.seconds} s")
         if self.error:
             head += f"<br><b style='color:#b00'>error:</b> {html.escape(self.error)}"
         return head + self.chunk_table().to_html(index=False)
@@ -307,8 +295,15 @@ def run_predict(
 
     Scope: ``params.seasons``, ``start_date``/``end_date`` and, when given, ``dates``. Raises
     ``PredictError`` (carrying the partial result) when a chunk fails, after recording the
-    failure in ``processor_run_history`` and the archive.
+    failure in ``processor_run_history`` and the archive. Run by hand (no archive), the stage
+    takes the warehouse lock and records itself in an archive of its own (``stage_session``).
     """
+    with stage_session(params, STAGE, archive) as archive:
+        return _run_predict(params, wh, archive, progress, dates)
+
+
+def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | None, progress: bool,
+                 dates: list[date] | None) -> PredictResult:
     t0 = time.perf_counter()
     own = wh is None
     wh = wh or open_warehouse(params)
@@ -325,31 +320,25 @@ def run_predict(
         result.stale_dates = sorted(stale.loc[stale.todo, "game_date"])
         result.frozen_stale_dates = sorted(stale.loc[~stale.todo, "game_date"])
         windows = lineage.Windows.from_dates(_season_of(wh, params), model_window_start(params))
-        chunks = chunk_dates(result.dates, params.chunk_days)
-        bar = tqdm(chunks, desc="predict", unit="chunk", disable=not progress)
-        for chunk in bar:
-            bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
+
+        def body(ctx: ChunkContext) -> ChunkWork:
             t = time.perf_counter()
-            started = datetime.now(timezone.utc)
-            try:
-                frame = predict_frame(wh, params, chunk, models, run_id)
-                written = _write_chunk(wh, params, chunk, frame, run_id, started, time.perf_counter() - t, windows)
-            except Exception as e:  # stop on error: record it, write nothing of this chunk
-                result.status = "failed"
-                result.error = f"predict failed for {chunk[0]}..{chunk[-1]}: {type(e).__name__}: {e}"
-                result.failed_chunk = {"start": chunk[0].isoformat(), "end": chunk[-1].isoformat(),
-                                       "processor": PROCESSOR}
-                record_runs(wh, [RunRecord(run_id, STAGE, PHASE, PROCESSOR, d, False, 0, result.error,
-                                           started_at=started, seconds=time.perf_counter() - t) for d in chunk])
-                raise PredictError(result.error, result) from e
-            for system_id, n in frame.system_id.value_counts().items():
-                result.rows_by_system[system_id] = result.rows_by_system.get(system_id, 0) + int(n)
-            result.rows_deleted += written.deleted
-            result.chunks.append({
-                "start": chunk[0], "end": chunk[-1], "dates": len(chunk),
-                "player_games": int(len(frame) // len(SYSTEM_IDS)), "rows": int(written.inserted),
-                "seconds": round(time.perf_counter() - t, 3),
-            })
+            frame = predict_frame(wh, params, ctx.dates, models, run_id)
+            written, per_date = _write_chunk(wh, params, ctx.dates, frame, windows, run_id)
+            by_system = frame.system_id.value_counts().to_dict() if len(frame) else {}
+
+            def committed() -> None:
+                for system_id, n in by_system.items():
+                    result.rows_by_system[system_id] = result.rows_by_system.get(system_id, 0) + int(n)
+
+            return ChunkWork(history=[(PROCESSOR, PHASE, d, int(per_date.get(d, 0))) for d in ctx.dates],
+                             inserted={TABLE: written.inserted}, deleted={TABLE: written.deleted},
+                             detail={"player_games": int(len(frame) // len(SYSTEM_IDS))}, on_commit=committed)
+
+        failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunk_dates(result.dates, params.chunk_days),
+                             body=body, record=result, processor=PROCESSOR, phase=PHASE, progress=progress)
+        if failure is not None:
+            result.stopped(STAGE, PROCESSOR, failure)
     finally:
         result.models = [m.describe() for _, m in sorted(models.models.items())]
         result.seconds = time.perf_counter() - t0
@@ -357,6 +346,8 @@ def run_predict(
             archive.record_stage(STAGE, result.summary())
         if own:
             wh.close()
+    if result.status == "failed":
+        raise PredictError(result.error or "predict failed", result)
     return result
 
 
@@ -365,32 +356,26 @@ def _season_of(wh: Warehouse, params: RunParams) -> dict[date, int]:
     return dict(zip(_dates(games["game_date"]), games["season_year"].astype(int)))
 
 
-def _write_chunk(wh: Warehouse, params: RunParams, chunk: list[date], frame: pd.DataFrame, run_id: str,
-                 started: datetime, seconds: float, windows: lineage.WindowFn):
-    """Write the chunk's predictions, its history rows and its lineage, in one transaction.
+def _write_chunk(wh: Warehouse, params: RunParams, chunk: list[date], frame: pd.DataFrame,
+                 windows: lineage.WindowFn, run_id: str) -> tuple[WriteCount, dict[date, int]]:
+    """Write the chunk's predictions and their lineage (inside the chunk's transaction); the
+    write counts and the rows per date (for the run history the runner records).
 
     Restating (the default): the chunk's dates become exactly ``frame``, touching only rows whose
     value changed. With ``freeze_predictions``: only the player-games predicted now are written;
     issued predictions are left alone."""
-    per_date = frame.groupby("game_date").size() if len(frame) else pd.Series(dtype=int)
-    records = [
-        RunRecord(run_id, STAGE, PHASE, PROCESSOR, d, True, int(per_date.get(d, 0)), started_at=started,
-                  seconds=seconds / len(chunk))
-        for d in chunk
-    ]
+    per_date = frame.groupby("game_date").size().to_dict() if len(frame) else {}
     stamp = lineage.now()
-    with wh.transaction():
-        if restates(params):
-            written = wh.write_frame_changes(TABLE, chunk, frame)
-        else:
-            keys = sorted(set(frame.game_id + "|" + frame.player_lookup))
-            days = sorted(set(frame.game_date)) or list(chunk)
-            where = ("game_date IN UNNEST(@write_dates) AND CONCAT(game_id, '|', player_lookup) "
-                     "IN UNNEST(@player_games)")
-            n = wh.replace_range(TABLE, chunk[0], chunk[-1], frame=frame,
-                                 params={"write_dates": days, "player_games": keys}, where=where) if len(frame) else 0
-            written = WriteCount(inserted=int(n), changed_dates=frozenset(days if n else ()))
-        record_runs(wh, records)
-        lineage.record_lineage(wh, [lineage.PartitionWrite(TABLE, d, d in written.changed_dates) for d in chunk],
-                               windows, run_id=run_id, stage=STAGE, stamp=stamp)
-    return written
+    if restates(params):
+        written = wh.write_frame_changes(TABLE, chunk, frame)
+    else:
+        keys = sorted(set(frame.game_id + "|" + frame.player_lookup))
+        days = sorted(set(frame.game_date)) or list(chunk)
+        where = ("game_date IN UNNEST(@write_dates) AND CONCAT(game_id, '|', player_lookup) "
+                 "IN UNNEST(@player_games)")
+        n = wh.replace_range(TABLE, chunk[0], chunk[-1], frame=frame,
+                             params={"write_dates": days, "player_games": keys}, where=where) if len(frame) else 0
+        written = WriteCount(inserted=int(n), changed_dates=frozenset(days if n else ()))
+    lineage.record_lineage(wh, [lineage.PartitionWrite(TABLE, d, d in written.changed_dates) for d in chunk],
+                           windows, run_id=run_id, stage=STAGE, stamp=stamp)
+    return written, per_date
