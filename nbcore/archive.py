@@ -8,10 +8,16 @@ Layout (names are contracts other tools read):
   validate_after.json
   failures.csv           every load failure (date, source, file, stage, reason, attempt)
   stages/<stage>.json    what each stage reports about itself (merged into the manifest)
+  .space-reserve         while running only: room released on a full disk for the manifest's last word
+
+Every file is written atomically (``write_atomic``: temp file, fsync, rename; the temp file is
+removed on failure), so a full disk leaves old files whole and new ones absent, never half
+written, and ``ArchiveWriteError`` names the file and says "free space, then runbook resume".
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -21,9 +27,13 @@ from typing import Any
 
 import yaml
 
+from .errors import RunbookError
 from .params import RunParams
 
 RUN_STATUSES = ("running", "succeeded", "failed", "blocked")
+RESERVE = ".space-reserve"  # released on a full disk so the manifest can record how the run ended
+RESERVE_BYTES = 1 << 20
+log = logging.getLogger(__name__)
 
 
 def _default(o: Any):
@@ -38,24 +48,72 @@ def _default(o: Any):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file and a rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, default=_default) + "\n"  # a serialization error leaves no file behind
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+class ArchiveWriteError(RunbookError, OSError):
+    """A file of the run archive could not be written (a full disk, a quota, a read-only folder).
+
+    The message names the file and says what to do: free space, then resume the run. The file
+    that was being written is left as it was (its old version whole, or absent): never half.
+    Still an ``OSError`` for code that catches those; exit code 1 (a stage could not finish).
+    """
+
+    exit_code = 1
+
+    def __init__(self, path: Path, error: OSError):
+        self.path, self.errno = Path(path), error.errno
+        run_dir = _run_dir_of(self.path)
+        what = os.strerror(error.errno) if error.errno else str(error)
+        resume = f"`runbook resume {run_dir.name} --archive-dir {run_dir.parent}`" if run_dir is not None \
+            else "start the run again (nothing was run)"
+        super().__init__(f"cannot write the run archive file {self.path}: {what}. "
+                         f"Free space on the archive's disk ({self.path.parent}), then {resume}")
+
+
+def _run_dir_of(path: Path) -> Path | None:
+    """The run archive folder a file belongs to: its folder, or the one above (``stages/``), when it
+    holds params.yaml or manifest.json."""
+    for p in (path.parent, path.parent.parent):
+        if (p / "params.yaml").exists() or (p / "manifest.json").exists():
+            return p
+    return None
+
+
+def _write_bytes(f, data: bytes) -> None:
+    """The one place archive bytes hit the disk (a test simulates a full disk here)."""
+    f.write(data)
+
+
+def write_atomic(path: Path, data: bytes | str) -> Path:
+    """Write a file through a temp file in its folder, fsync, and a rename: a reader (or a crash,
+    or a full disk) never leaves half a file. On failure the temp file is removed, the old file
+    (if any) is untouched, and ``ArchiveWriteError`` names the path."""
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise ArchiveWriteError(path, e) from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_bytes(f, raw)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; archives are shared reports
         os.replace(tmp, path)
-    except BaseException:  # a full disk, an interrupt: the old file stays whole, no half-written temp file
+    except BaseException as e:  # a full disk, an interrupt: the old file stays whole, no temp file left
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise ArchiveWriteError(path, e) from e
         raise
+    return path
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON atomically (``write_atomic``); a serialization error leaves no file behind."""
+    write_atomic(path, json.dumps(data, indent=2, default=_default) + "\n")
 
 
 def new_run_id(run_name: str, stage: str | None = None, now: datetime | None = None) -> str:
@@ -89,7 +147,11 @@ class RunArchive:
             raise FileExistsError(f"run archive {path} already exists; choose another run_name or wait a second")
         path.mkdir(parents=True)
         archive = cls(path)
-        (path / "params.yaml").write_text(yaml.safe_dump(params.public_dict(), sort_keys=False))
+        try:
+            write_atomic(path / "params.yaml", yaml.safe_dump(params.public_dict(), sort_keys=False))
+        except ArchiveWriteError:
+            path.rmdir()  # no half-made archive: the folder holds nothing yet
+            raise
         return archive
 
     @classmethod
@@ -128,7 +190,42 @@ class RunArchive:
         return self.read_json("manifest.json", {})
 
     def write_manifest(self, manifest: dict) -> None:
-        self.write_json("manifest.json", manifest)
+        """Write ``manifest.json`` atomically. While the run is running, a reserve file
+        (``.space-reserve``, 1 MiB) is kept in the archive; when the disk fills up it is released,
+        the manifest is written, and a running run is stopped (``ArchiveWriteError``) so that
+        the driver can still record how it ended: never left at ``running``. A finished
+        manifest releases the reserve."""
+        running = manifest.get("status") == "running"
+        try:
+            self.write_json("manifest.json", manifest)
+        except ArchiveWriteError as e:
+            if not self.release_reserve():
+                raise
+            log.warning("%s; released the archive's space reserve to record the run's end", e)
+            self.write_json("manifest.json", manifest)
+            if running:
+                raise  # the disk is full: stop the run now, while the reserve's room can still record its end
+        if running:
+            self.keep_reserve()
+        else:
+            self.release_reserve()
+
+    # -- a little space kept for the manifest's last word ------------------------------
+    def keep_reserve(self) -> None:
+        p = self.file(RESERVE)
+        if p.exists():
+            return
+        try:
+            write_atomic(p, b"\0" * RESERVE_BYTES)
+        except ArchiveWriteError:
+            pass  # no room even for the reserve: the next write says so, naming its file
+
+    def release_reserve(self) -> bool:
+        try:
+            self.file(RESERVE).unlink()
+            return True
+        except FileNotFoundError:
+            return False
 
 
 def utcnow() -> str:

@@ -544,10 +544,13 @@ def run_load(
 
 def write_failure_log(archive: RunArchive, failures: list[Attempt]) -> Path:
     """``failures.csv`` in the run archive (header only when nothing failed)."""
-    path = archive.file(FAILURES_FILE)
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FAILURE_COLUMNS)
-        w.writeheader()
-        for a in failures:
-            w.writerow(_failure_row(a))
-    return path
+    import io
+
+    from .archive import write_atomic
+
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=FAILURE_COLUMNS)
+    w.writeheader()
+    for a in failures:
+        w.writerow(_failure_row(a))
+    return write_atomic(archive.file(FAILURES_FILE), buf.getvalue())  # never half a failures.csv

@@ -62,7 +62,7 @@ def duckdb_problems(params: RunParams, mode: str) -> list[str]:
             head = f.read(12)
     except OSError as e:
         return [f"duckdb_path: cannot read {path} ({e.strerror}); fix its permissions"]
-    if len(head) >= 12 and head[8:12] != DUCKDB_MAGIC:
+    if (len(head) >= 12 and head[8:12] != DUCKDB_MAGIC) or 0 < len(head) < 12:  # too short to be one
         out.append(f"duckdb_path: {path} is not a DuckDB database (no DuckDB header; corrupted, or another kind "
                    f"of file); restore it from a backup or point duckdb_path at the right file")
     if mode in ("write", "build"):

@@ -160,6 +160,8 @@ class ValidateRecord(StageRecord):
     stale_dates: dict[str, int] = Field(default_factory=dict)
     failed_checks: int = 0
     warnings: int = 0
+    # findings that cannot be true and no waiver covers (check, table, count, where): fail validate_after
+    open_errors: list[dict[str, Any]] = Field(default_factory=list)
 
 
 RECORD_TYPES: dict[str, type[StageRecord]] = {

@@ -663,6 +663,24 @@ def dates_stale(run: RunData) -> pd.DataFrame:
     return _sort(pd.DataFrame(rows, columns=cols))
 
 
+def findings_open(run: RunData) -> pd.DataFrame:
+    """Checks the after-snapshot failed that no waiver covers (duplicate keys, impossible values,
+    failed reconciliations): rows that cannot be true, open until fixed. One row per check and
+    table, with how many and where (validate's ``open_errors``; rebuilt from ``findings`` for an
+    archive written before that key existed)."""
+    cols = ["check", "table", "count", "where"]
+    after = run.after or {}
+    rows = after.get("open_errors")
+    if rows is None:
+        f = pd.DataFrame(after.get("findings") or [])
+        if f.empty or "severity" not in f:
+            return pd.DataFrame(columns=cols)
+        f = f[(f.severity == "block") & f.waived_by.isna()]
+        rows = [{"check": c, "table": t, "count": len(g), "where": "; ".join(map(str, g.detail.head(3)))}
+                for (c, t), g in f.groupby(["check", "table"])]
+    return pd.DataFrame(rows, columns=cols)
+
+
 def dates_open_grouped(run: RunData) -> pd.DataFrame:
     """Still open (missing, waived, stale), one row per (kind, season, ranges, reason) with its tables."""
     cols = ["kind", "season", "ranges", "dates", "reason", "tables"]
@@ -861,7 +879,9 @@ def grading_metrics(run: RunData, params=None, save: bool = False) -> pd.DataFra
         frame = _measure_grading(params)
         if frame is not None and not frame.empty:
             if save and (run.run_dir / "manifest.json").exists():
-                frame.to_csv(csv_path, index=False)
+                from .archive import write_atomic
+
+                write_atomic(csv_path, frame.to_csv(index=False))
             return frame
     rec = run.record("grade")
     mbs = rec.get("metrics_by_system")
@@ -1076,6 +1096,7 @@ def key_figures(run: RunData) -> dict[str, Any]:
         "tables_closed": int(closed.table.nunique()) if not closed.empty else 0,
         "open": after_missing, "tables_open": after_tables, "waived": waived, "stale": stale,
         "failures_recovered": recovered, "failures_open": still,
+        "findings_open": int(findings_open(run)["count"].sum()) if run.after else 0,
         "graded": grade.get("graded") if isinstance(grade.get("graded"), int) else None,
         "seconds": run.manifest.get("seconds"), "override": _gate_override(run),
         "stopped_at": run.manifest.get("stopped_at"), "reason": strip_paths(run.manifest.get("reason"), run.run_dir),
@@ -1113,6 +1134,10 @@ def headline(run: RunData) -> str:
         parts.append(f"{plural(k['failures_recovered'], 'load failure')} recovered by retry")
     if k["failures_open"]:
         parts.append(f"{plural(k['failures_open'], 'load failure')} still failing")
+    if k["findings_open"] and not k["stopped_at"]:  # a stopped run's reason already names them
+        fo = findings_open(run)
+        parts.append(f"{plural(k['findings_open'], 'check finding')} open after the run ("
+                     + ", ".join(f"{r.check} in {r.table}" for r in fo.itertuples(index=False)) + ")")
     if k["override"]:
         parts.append(f"gate overridden: {k['override']}")
     text = "; ".join(parts)
@@ -1129,6 +1154,8 @@ def key_figures_list(run: RunData) -> list[tuple[str, str]]:
             out.append((count_label(k["stale"]), "stale"))
         if k["waived"]:
             out.append((count_label(k["waived"]), "waived"))
+    if k["findings_open"]:
+        out.append((count_label(k["findings_open"]), "check findings open"))
     out.append((count_label(k["failures_recovered"] + k["failures_open"]), "load failures"))
     if k["graded"] is not None:
         out.append((count_label(k["graded"]), "predictions graded"))
@@ -1193,6 +1220,10 @@ def summary_markdown(run: RunData) -> str:
     else:
         lines += ["nothing: every expected date is present in every table"] if run.after else \
             ["unknown: no after snapshot (the run stopped early)"]
+    fo = findings_open(run)
+    if not fo.empty:
+        lines += ["", "## Checks still failing (rows that cannot be true; open until fixed or waived)", "",
+                  _md_table(fo, index=False)]
     steps = timeline_table(run)
     if not steps.empty:
         lines += ["", "## Stages", "", _md_table(steps, index=False)]
@@ -1216,6 +1247,6 @@ def summary_markdown(run: RunData) -> str:
 
 def write_summary(run_dir: str | Path) -> Path:
     run = load_run(run_dir)
-    path = Path(run_dir) / "summary.md"
-    path.write_text(summary_markdown(run), encoding="utf-8")
-    return path
+    from .archive import write_atomic
+
+    return write_atomic(Path(run_dir) / "summary.md", summary_markdown(run))

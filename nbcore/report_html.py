@@ -183,7 +183,7 @@ def image(fig, alt: str) -> str:
 def headline(run: report.RunData):
     """The verdict in one sentence, the key figures, and the run's details."""
     k = report.key_figures(run)
-    cls = "rb-bad" if k["status"] in ("failed", "blocked") or k["failures_open"] else \
+    cls = "rb-bad" if k["status"] in ("failed", "blocked") or k["failures_open"] or k["findings_open"] else \
         ("rb-warn" if k["open"] or k["stale"] or k["override"] or not k["has_after"] else "")
     figures = "".join(f'<div class="rb-figure"><b>{_esc(n)}</b><span>{_esc(what)}</span></div>'
                       for n, what in report.key_figures_list(run))
@@ -318,15 +318,29 @@ def closed_by_stage(run: report.RunData):
 
 
 def dates_open(run: report.RunData):
+    """Dates still open (missing, waived, stale) and, after them, checks still failing."""
     f = report.dates_open_grouped(run)
+    checks = findings_open(run)
     if f.empty:
-        return table(f, "nothing is open: every expected date is present in every table" if run.after
-                     else "unknown: the run has no after snapshot (it stopped early)")
-    shown = pd.DataFrame({"kind": f.kind, "season": f.season.map(report.season_label), "dates": f.ranges,
-                          "why": f.reason, "tables": f.tables.map(_tables_cell)})
-    return table(shown, "", caption="missing: no rows for a scheduled game date; waived: missing and accepted "
-                                    "with a reason; stale: present, but built before one of its inputs changed "
-                                    "(the next run rebuilds it).")
+        dates = table(f, ("nothing is open" if checks is None else "no date is open") +
+                      ": every expected date is present in every table" if run.after
+                      else "unknown: the run has no after snapshot (it stopped early)")
+    else:
+        shown = pd.DataFrame({"kind": f.kind, "season": f.season.map(report.season_label), "dates": f.ranges,
+                              "why": f.reason, "tables": f.tables.map(_tables_cell)})
+        dates = table(shown, "", caption="missing: no rows for a scheduled game date; waived: missing and accepted "
+                                         "with a reason; stale: present, but built before one of its inputs changed "
+                                         "(the next run rebuilds it).")
+    return dates if checks is None else HTML(dates.data + checks.data)
+
+
+def findings_open(run: report.RunData):
+    """The after-snapshot's checks that failed and no waiver covers: open, like a missing date."""
+    f = report.findings_open(run)
+    if f.empty:
+        return None
+    return HTML(_wrap("<p><strong>Checks still failing after the run</strong> (rows that cannot be true: open "
+                      "until fixed, or waived with a reason)</p>" + table_html(f, numeric=("count",))))
 
 
 def dates_waived(run: report.RunData):

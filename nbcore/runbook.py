@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Optional
 import pandas as pd
 import yaml
 
-from .archive import RunArchive, unique_run_id, utcnow
+from .archive import ArchiveWriteError, RunArchive, unique_run_id, utcnow, write_atomic
 from .errors import EXIT_SUCCEEDED, GateBlockedError, StageFailed, UsageError
 from .kernels import LocalKernelManager
 from .lock import RunLockedError, WarehouseLock, warehouse_label
@@ -127,8 +127,7 @@ def export_html(notebook: Path, html: Path, no_input: bool = False, title: Optio
     nb = nbformat.read(str(notebook), as_version=4)
     nb.metadata["title"] = title or notebook.stem
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or notebook.stem}})
-    html.write_text(body, encoding="utf-8")
-    return html
+    return write_atomic(html, body)  # a full disk leaves the old page or none, never half a page
 
 
 @contextmanager
@@ -294,6 +293,8 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
             export_html(out, out.with_suffix(".html"), no_input=step.no_input)
             if step.name == "report":
                 export_html(out, archive.file(REPORT_HTML), no_input=True, title=f"Backfill report {archive.run_id}")
+        except ArchiveWriteError:
+            raise  # a full disk stops the run (the driver records it, naming the file), never a silent hole
         except Exception as e:  # an HTML problem must not change the run's outcome
             log.warning("HTML export of %s failed: %s", out.name, e)
             entry["html_error"] = f"{type(e).__name__}: {e}"
@@ -484,6 +485,12 @@ def run_runbook(
 
 
 def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams) -> None:
+    """Close the manifest (status, exit code, times, notification) and write ``summary.md``.
+
+    A run that failed at validate_after did all its work and found rows that cannot be true:
+    its report step still runs (the run stays *failed*), so ``report.html`` lists those
+    findings as open instead of the archive having no report at all.
+    """
     manifest.update(status=status, exit_code=EXIT_CODES[status], ended_at=utcnow())
     try:
         t0 = datetime.fromisoformat(manifest["started_at"])
@@ -491,17 +498,77 @@ def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams)
     except (KeyError, ValueError):
         pass
     manifest["active_seconds"] = round(sum(e.get("seconds") or 0 for e in manifest["stages"]), 1)
+    if status == "failed" and manifest.get("stopped_at") == "validate_after":
+        _report_after_failed_checks(archive, manifest, params)
+    disk = _disk_full_reason(manifest)
+    if disk:  # the archive could not be written: say which file and what to do, keep only whole files
+        if manifest.get("stopped_at") is None:  # stopped by the manifest write just after a step failed
+            manifest["stopped_at"] = next((e["name"] for e in reversed(manifest["stages"]) if e.get("status") == "failed"), None)
+        manifest["reason"] = disk
+        _drop_truncated_notebooks(archive, manifest)
     if status in ("failed", "blocked"):
         url = webhook_url(params.notify_webhook)
         if url:
             manifest["notification"] = notify(url, run_payload(manifest, manifest.get("resume_command") or ""))
-    archive.write_manifest(manifest)
+    archive.write_manifest(manifest)  # releases the space reserve when the disk is full (nbcore.archive)
     try:
         from .report import write_summary
 
         write_summary(archive.path)
     except Exception as e:  # the summary is a convenience; the manifest is the record
         log.warning("summary.md not written: %s", e)
+
+
+def _disk_full_reason(manifest: dict) -> Optional[str]:
+    """The run's reason, reworded when it stopped because an archive file could not be written:
+    the path and "free space, then resume" (papermill's or nbconvert's bare OSError says neither)."""
+    reason = str(manifest.get("reason") or "")
+    if "cannot write the run archive file" in reason:
+        return reason  # ArchiveWriteError's own words already say it
+    codes = ("No space left on device", "Disk quota exceeded", "Errno 28", "Errno 122")
+    if not any(c in reason for c in codes):
+        return None
+    import re
+
+    m = re.search(r"'(/[^']+)'", reason)
+    stopped = next((e for e in manifest.get("stages", []) if e.get("name") == manifest.get("stopped_at")), {})
+    where = m.group(1) if m else (str(Path(str(manifest.get("run_dir"))) / stopped["notebook"]) if stopped.get("notebook")
+                                  else manifest.get("run_dir"))
+    run_dir = Path(str(manifest.get("run_dir") or ""))
+    return (f"cannot write the run archive file {where}: No space left on device. Free space on the archive's disk, "
+            f"then `{resume_command(run_dir)}` ({reason})")
+
+
+def _drop_truncated_notebooks(archive: RunArchive, manifest: dict) -> None:
+    """papermill writes its output notebook in place: a full disk can leave half of one. An executed
+    notebook that is not whole JSON is removed (the resume runs that step again), never archived."""
+    for e in manifest.get("stages", []):
+        nb = archive.file(str(e.get("notebook") or ""))
+        if not e.get("notebook") or not nb.is_file():
+            continue
+        try:
+            json.loads(nb.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            nb.unlink()
+            e["error"] = f"{e.get('error') or ''} ({nb.name} was cut short by the full disk and removed)".strip()
+
+
+def _report_after_failed_checks(archive: RunArchive, manifest: dict, params: RunParams) -> None:
+    """Run the report step of a run whose validate_after failed (the manifest already says failed)."""
+    entries = {e.get("name"): e for e in manifest.get("stages", [])}
+    entry, after = entries.get("report"), entries.get("validate_after") or {}
+    step = next((s for s in STEPS if s.name == "report"), None)
+    found = (after.get("record") or {}).get("open_errors")
+    if entry is None or step is None or entry.get("status") not in ("pending", None) or not found:
+        return  # only a run stopped by its findings (not a crash, not Ctrl-C) gets its report this way
+    source = Path(str(after.get("source") or ""))
+    nb_dir = (source if source.is_absolute() else PROJECT_ROOT / source).parent if after.get("source") else NOTEBOOKS_DIR
+    archive.write_manifest(manifest)  # the report reads the manifest: failed, stopped at validate_after
+    try:
+        with secret_env(params):
+            _execute(step, entry, archive, params, nb_dir)
+    except Exception as e:  # noqa: BLE001 - the run already failed; its reason stays the findings
+        entry.update(status="failed", error=f"{type(e).__name__}: {e}", ended_at=utcnow())
 
 
 # -- resume, runs, open -----------------------------------------------------------------------

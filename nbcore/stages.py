@@ -54,7 +54,9 @@ STEPS: tuple[Step, ...] = (
     Step("derive", "derive", "03_derive.ipynb", "03_derive.ipynb"),
     Step("predict", "predict", "04_predict.ipynb", "04_predict.ipynb"),
     Step("grade", "grade", "05_grade.ipynb", "05_grade.ipynb"),
-    Step("validate_after", "validate", "00_validate.ipynb", "06_validate_after.ipynb", (("snapshot", "after"),)),
+    # validate_after fails the run on a finding that cannot be true (nbcore.validate.run_validate)
+    Step("validate_after", "validate", "00_validate.ipynb", "06_validate_after.ipynb",
+         (("snapshot", "after"), ("fail_on_findings", True))),
     Step("report", "report", "06_report.ipynb", "07_report.ipynb", no_input=True),
 )
 STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .record import typed_record
 from . import sanity, schema
+from .errors import StageFailed
 from .expected import expected_games
 from .params import RunParams
 from .sqlfiles import render_template
@@ -150,6 +151,25 @@ class ValidateResult:
         f = self.findings[self.findings.waived_by.isna()]
         return f[f.severity == severity] if severity else f
 
+    def open_errors(self) -> pd.DataFrame:
+        """Findings that cannot be true (severity ``block``) and no waiver covers, one row per
+        check and table: how many, and which games / dates / keys (the first few)."""
+        f = self.open_findings("block")
+        cols = ["check", "table", "count", "where"]
+        if f.empty:
+            return pd.DataFrame(columns=cols)
+        out = []
+        for (check, table), g in f.groupby(["check", "table"], sort=True):
+            where = [_finding_where(r) for r in g.itertuples(index=False)]
+            shown = "; ".join(where[:3]) + (f"; and {len(where) - 3} more" if len(where) > 3 else "")
+            out.append({"check": check, "table": table, "count": len(g), "where": shown})
+        return pd.DataFrame(out, columns=cols)
+
+    def errors_reason(self) -> str:
+        """One sentence per open error: check, table, how many, where (empty when there is none)."""
+        return "; ".join(f"{r.check} in {r.table}: " + (f"{r.count} findings, " if r.count > 1 else "") + r.where
+                         for r in self.open_errors().itertuples(index=False))
+
     # -- views -----------------------------------------------------------------------
     def matrix(self) -> pd.DataFrame:
         """One row per season x table: expected, present, missing dates, games, rows, % complete."""
@@ -194,6 +214,8 @@ class ValidateResult:
             "checks": _records(self.checks),
             "grading_completeness": self.grading.to_dict("records"),
             "findings": _records(self.findings),
+            # the findings that cannot be true and no waiver covers: what fails validate_after
+            "open_errors": _records(self.open_errors()),
         }
 
     def summary(self) -> dict:
@@ -206,6 +228,7 @@ class ValidateResult:
             "stale_dates": {t.table: len(self.stale_dates(t.table)) for t in self.tables if t.stale},
             "failed_checks": int(len(self.failed_checks)),
             "warnings": int(len(self.warnings)),
+            "open_errors": _records(self.open_errors()),
             "seconds": round(self.seconds, 3),
         }
 
@@ -223,6 +246,7 @@ def run_validate(
     snapshot: str | None = None,
     archive=None,
     apply_waivers: bool = True,
+    fail_on_findings: bool = False,
 ) -> ValidateResult:
     """Measure completeness of every tracked table against the schedule, and run sanity checks.
 
@@ -233,6 +257,13 @@ def run_validate(
 
     With an archive and a snapshot name ("before"/"after"), the result is also saved as
     ``validate_<snapshot>.json`` in the run archive.
+
+    ``fail_on_findings`` (the runbook's validate_after step sets it): a finding that cannot be
+    true and is not waived (a duplicate key, an impossible value, a failed reconciliation) is
+    data the backfill wrote or kept that is wrong, so the snapshot is saved, the stage record
+    says ``failed`` with every such finding, and ``FindingsFailed`` is raised: the run ends
+    *failed*, never *succeeded* with a report that says nothing is open. Missing dates do not
+    fail it (the report lists them as open); warnings do not either.
     """
     t0 = time.perf_counter()
     own = wh is None
@@ -275,11 +306,43 @@ def run_validate(
         scope={"seasons": params.season_list, "start_date": str(params.start_date or ""), "end_date": str(params.end_date or ""),
                "backend": params.backend, "expected_from": {str(k): v for k, v in sorted(exp.origin.items())}},
     )
+    errors = result.open_errors() if fail_on_findings else pd.DataFrame()
+    reason = _findings_failure(result, params, archive) if len(errors) else None
     if archive is not None:
         name = f"validate_{snapshot}" if snapshot else "validate"
         archive.write_json(f"{name}.json", result.to_status_json())
-        archive.record_stage(name, typed_record("validate", result.summary()))
+        record = result.summary()
+        if reason:
+            record.update(status="failed", reason=reason)
+        archive.record_stage(name, typed_record("validate", record))
+    if reason:
+        raise FindingsFailed(reason, stage=f"validate_{snapshot}" if snapshot else "validate",
+                             record={"open_errors": _records(errors)})
     return result
+
+
+class FindingsFailed(StageFailed):
+    """Validate (after the backfill) found rows that cannot be true and no waiver covers."""
+
+
+def _finding_where(r) -> str:
+    """Where one finding is: its game and date, else the detail (a key check names its example key)."""
+    if isinstance(getattr(r, "game_id", None), str) and r.game_id:
+        day = _as_date(r.game_date) if r.game_date is not None and r.game_date == r.game_date else None
+        return f"game {r.game_id}" + (f" on {day}" if day else "")
+    return str(r.detail)
+
+
+def _findings_failure(result: ValidateResult, params: RunParams, archive) -> str:
+    """The reason validate fails on findings: what, where, how many, and how to look."""
+    errors = result.open_errors()
+    n = int(errors["count"].sum())
+    params_file = archive.file("params.yaml") if archive is not None else "PARAMS.yaml"
+    where = f" (details: {archive.file(f'validate_{result.snapshot}.json')})" if archive is not None else ""
+    step = f"validate_{result.snapshot}" if result.snapshot else "validate"
+    return (f"{step} found {n} {'finding' if n == 1 else 'findings'} that cannot be true and no waiver covers: "
+            f"{result.errors_reason()}. Look with `runbook status --params {params_file}`{where}; fix the rows "
+            f"(or waive a finding with a reason), then resume the run")
 
 
 def _mark_stale(wh: Warehouse, tables: list[TableStatus]) -> None:

@@ -26,7 +26,7 @@ from runbook_helpers import copy_demo
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 RUN_PARAMS_FILES = [PROJECT_ROOT / "params" / n for n in ("demo.yaml", "nbval.yaml", "bigquery.example.yaml")]
-NOT_RUN_PARAMS = {"params_file", "run_dir", "snapshot"}  # the notebook's own, not RunParams fields
+NOT_RUN_PARAMS = {"params_file", "run_dir", "snapshot", "fail_on_findings"}  # the notebook's own, not RunParams fields
 BIN = Path(sys.executable).parent
 FIRST_HOLE = "2024-03-31"  # the small demo's first raw hole: derive's defensive check refuses it
 
@@ -65,7 +65,7 @@ def test_parameters_cell_declares_run_params_defaulting_to_the_file(path):
             "backfill_mode", "strict_mode"} <= set(declared)
     assert set(declared) - NOT_RUN_PARAMS <= set(RunParams.model_fields), "only RunParams fields (or the notebook's own)"
     for name, p in declared.items():
-        if name != "snapshot":
+        if name not in ("snapshot", "fail_on_findings"):
             assert p["default"] == "None", f"{path.name}: {name} defaults to {p['default']}, not None (= from the file)"
         assert p["help"], f"{path.name}: {name} has no help comment"
 

@@ -120,6 +120,7 @@ CASES = [
     ("duckdb_path_folder", _folder_at("duckdb_path"), None, ["duckdb_path", "is a folder", "give the file inside"]),
     ("duckdb_read_only_folder", _readonly_duckdb, None, ["duckdb_path", "folder"]),
     ("duckdb_not_a_database", _file_at("duckdb_path", b"x" * 4096), None, ["duckdb_path", "is not a DuckDB database"]),
+    ("duckdb_four_bytes", _file_at("duckdb_path", b"DUCK"), ["status"], ["duckdb_path", "is not a DuckDB database"]),
     ("archive_dir_is_a_file", _file_at("archive_dir"), None, ["archive_dir", "is a file", "e.g. runs"]),
     ("archive_dir_read_only", _set(archive_dir=str(READ_ONLY_DIR / "runs")), None,
      ["archive_dir", "choose a folder you can write to"]),

@@ -118,6 +118,8 @@ class DuckDBWarehouse(Warehouse):
         try:
             return self.con.execute(duck_sql, bound) if bound else self.con.execute(duck_sql)
         except duckdb.Error as e:
+            if duckdb_access.is_damaged(e):  # a bad block found by this query: the file, not the query
+                raise duckdb_access.DuckDBDamagedError(self.path, e) from e
             raise WarehouseError(f"{label or 'query'} failed on DuckDB: {e}") from e
 
     def query(self, sql, params=None, *, label=""):

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 
 import duckdb
 
-from ..errors import WarehouseLockedError
+from ..errors import UsageError, WarehouseLockedError
 from ..lock import _pid_alive
 from .base import WarehouseError
 
@@ -52,6 +52,27 @@ class DuckDBBusyError(WarehouseError, WarehouseLockedError):
     def __init__(self, message: str, holder: str = ""):
         super().__init__(message)
         self.holder = holder
+
+
+class DuckDBDamagedError(WarehouseError, UsageError):
+    """The DuckDB file cannot be read as a database (damaged, cut short, or another kind of file):
+    a problem with the file given, not with another process (exit code 2)."""
+
+    def __init__(self, path: str, error: Exception | str):
+        super().__init__(
+            f"DuckDB file {path} is damaged or not a DuckDB database ({error}); no other process is involved. "
+            f"Restore it from a backup, point duckdb_path at the right file, or rebuild the demo warehouse "
+            f"with `runbook demo --build-only --params FILE`")
+        self.path = path
+
+
+# what DuckDB says about a file it cannot read as a database (at open, or when a query reaches a bad block)
+_DAMAGED = ("Corrupt database file", "not a valid DuckDB database", "Could not read enough bytes",
+            "database file is corrupted", "Invalid database file", "Invalid Input Error: The file")
+
+
+def is_damaged(e: Exception | str) -> bool:
+    return any(words in str(e) for words in _DAMAGED)
 
 
 def _is_lock_conflict(e: Exception) -> bool:
@@ -184,10 +205,10 @@ def connect(path: str, read_only: bool, *, wait: Optional[float] = None,
                     return duckdb.connect(path, read_only=False)
                 raise WarehouseError(f"cannot open DuckDB file {path}: {e}") from e
             except duckdb.IOException as e:
+                if is_damaged(e):
+                    raise DuckDBDamagedError(path, e) from e
                 if not _is_lock_conflict(e):
-                    raise WarehouseError(
-                        f"cannot open DuckDB file {path}: {e}; if the file is damaged, restore it from a backup "
-                        f"(or rebuild the demo with `runbook demo --build-only`)") from e
+                    raise WarehouseError(f"cannot open DuckDB file {path}: {e}") from e
                 holder = describe_holder(path, e)
                 if time.monotonic() >= deadline:
                     raise DuckDBBusyError(
@@ -201,6 +222,10 @@ def connect(path: str, read_only: bool, *, wait: Optional[float] = None,
                     announced = True
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 0.5)
+            except duckdb.Error as e:  # "Corrupt database file: computed checksum ..." and the like
+                if is_damaged(e):
+                    raise DuckDBDamagedError(path, e) from e
+                raise WarehouseError(f"cannot open DuckDB file {path}: {e}") from e
     finally:
         if marker is not None:
             marker.remove()
