@@ -29,6 +29,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 from .record import typed_record
+from .stage_run import stage_session
 from .progress import tqdm
 
 from . import schema
@@ -495,12 +496,19 @@ def run_load(
     """Load the missing (or, with ``reload``, every) phase 2 date of the run's range from the bucket.
 
     Never raises for a bad file or a failed date: each is retried once, recorded, and the
-    stage moves on; the gate decides whether the run may continue.
+    stage moves on; the gate decides whether the run may continue. Run by hand (no archive),
+    the stage takes the warehouse lock and records itself in an archive of its own.
     """
     t_start = time.perf_counter()
     waivers = waived(params)  # validates the waiver file before any work
     if params.retry_failed:
         read_failure_log(params, params.retry_failed)  # a wrong run id fails before any work
+    with stage_session(params, STAGE, archive) as archive:
+        return _run_load(params, wh, archive, progress, bucket, waivers, t_start)
+
+
+def _run_load(params: RunParams, wh: Warehouse | None, archive: RunArchive | None, progress: bool,
+              bucket: Bucket | None, waivers: dict, t_start: float) -> LoadResult:
     mode = "retry_failed" if params.retry_failed else ("reload" if params.reload else "missing")
     run_id = archive.run_id if archive is not None else new_run_id(params.run_name)
     bucket = bucket or Bucket(params.bucket)

@@ -611,8 +611,8 @@ def resume_run(
     if changes:
         old = run_dir / "params.yaml"
         n = len(list(run_dir.glob("params.resume-*.yaml"))) + 1
-        old.rename(run_dir / f"params.resume-{n}.yaml")
-        old.write_text(yaml.safe_dump(params.public_dict(), sort_keys=False))
+        write_atomic(run_dir / f"params.resume-{n}.yaml", old.read_bytes())  # a full disk leaves params.yaml as it was
+        write_atomic(old, yaml.safe_dump(params.public_dict(), sort_keys=False))
         if (run_dir / "manifest.json").exists():
             archive = RunArchive.open(run_dir)
             m = archive.manifest()
