@@ -25,7 +25,8 @@ from nbcore.derive import run as derive_run
 from nbcore.lock import RunLockedError, WarehouseLock
 from nbcore.params import RunParams
 from nbcore.progress import RUN_ENV
-from nbcore.record import DeriveRecord, GradeRecord, PredictRecord, parse_record, read_record
+from nbcore.load import run_load
+from nbcore.record import DeriveRecord, GradeRecord, LoadRecord, PredictRecord, parse_record, read_record
 from nbcore.warehouse import open_warehouse
 
 PGS = "nba_analytics.player_game_summary"
@@ -45,12 +46,16 @@ def _archives(params: RunParams) -> list[Path]:
 def test_stages_run_by_hand_leave_an_interactive_archive_with_typed_records(demo_copy):
     params, _ = demo_copy
     params = params.model_copy(update={"seasons": [2023], "chunk_days": 30, "backfill_mode": True})
+    loaded = run_load(params, progress=False)
     derived = derive.run_derive(params, progress=False, skip_dates=derive.waived_skip_dates(params))
     predicted = predict.run_predict(params, progress=False)
     graded = grade.run_grade(params, progress=False)
 
     runs = {d.name.rsplit("-", 1)[-1]: d for d in _archives(params)}
-    assert set(runs) == {"derive", "predict", "grade"}
+    assert set(runs) == {"load", "derive", "predict", "grade"}
+    load_record = read_record(runs["load"] / "stages" / "load.json", "load")
+    assert isinstance(load_record, LoadRecord) and load_record.run_id == loaded.run_id == runs["load"].name
+    assert load_record.loaded == len(loaded.by_state("loaded")) > 0
     for stage, result, cls in (("derive", derived, DeriveRecord), ("predict", predicted, PredictRecord),
                                ("grade", graded, GradeRecord)):
         run_dir = runs[stage]
@@ -64,7 +69,7 @@ def test_stages_run_by_hand_leave_an_interactive_archive_with_typed_records(demo
         assert manifest["stages"][0]["record"]["rows_written"] == record.rows_written
     with open_warehouse(params, read_only=True) as wh:
         hist = wh.query("SELECT DISTINCT run_id, stage FROM nba_reference.processor_run_history WHERE success")
-    assert {(r.run_id, r.stage) for r in hist.itertuples()} >= {(d.name, s) for s, d in runs.items()}
+    assert {(r.run_id, r.stage) for r in hist.itertuples()} >= {(runs[s].name, s) for s in ("derive", "predict", "grade")}
     assert not WarehouseLock(params, "-").path.exists()  # released after each stage
 
 
