@@ -13,6 +13,8 @@ and not counted). Keys:
 * ``bq_backfill_jobs_by_stage``: the same jobs by their ``stage`` label;
 * ``bq_incremental_jobs`` / ``bq_incremental_jobs_by_stage``: the demo's own run: its
   before state on BigQuery, then the stages fill the holes;
+* ``bq_*_jobs_by_step``: the same jobs by ``stage/step`` label (which SQL file or table);
+* ``BENCH_BQ_RUNS=backfill`` (or ``incremental``) measures only that run;
 * ``bq_scale``: the demo scale measured (``BENCH_BQ_SCALE``, default ``full``), ``bq_chunk_days``.
 """
 from __future__ import annotations
@@ -44,9 +46,32 @@ def _stages(params) -> None:
     grade.run_grade(params)
 
 
+def _write_bucket(params) -> None:
+    from pathlib import Path
+
+    from ..demo.build import write_bucket
+    from ..demo.holes import choose_holes
+    from ..demo.league import generate_league
+
+    league = generate_league(params.demo.seed, params.demo.scale)
+    holes = choose_holes(league.schedule, params.demo.seed, params.demo.scale, params.demo.transient_faults)
+    if league.quirks:
+        for source, days in (*league.quirks.no_lines.items(), *league.quirks.no_files.items()):
+            holes.source_gaps[source] = sorted(set(holes.source_gaps.get(source, [])) | set(days))
+    write_bucket(league, Path(params.bucket), holes, progress=False)
+
+
 def _by_stage(server, since: int) -> dict[str, int]:
     jobs = server.jobs()[since:]
     return dict(sorted(Counter((j["configuration"].get("labels") or {}).get("stage", "?") for j in jobs).items()))
+
+
+def _by_step(server, since: int) -> dict[str, int]:
+    """Jobs by ``stage/step`` label (the SQL file or table written): where the round trips go."""
+    jobs = server.jobs()[since:]
+    keys = Counter(f"{(j['configuration'].get('labels') or {}).get('stage', '?')}/"
+                   f"{(j['configuration'].get('labels') or {}).get('step', '?')}" for j in jobs)
+    return dict(sorted(keys.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _count(server) -> int:
@@ -74,13 +99,20 @@ def run(ctx) -> dict:
 
             return build_params(data, "bench", root)
 
-        # the demo's incremental run: before state (holes) on BigQuery, then the stages
-        inc = params_for("_inc")
-        build_demo(inc, progress=False)
-        n0, k0 = _count(srv), len(srv.jobs())
-        _stages(inc)
-        out["bq_incremental_jobs"] = _count(srv) - n0
-        out["bq_incremental_jobs_by_stage"] = _by_stage(srv, k0)
+        runs = os.environ.get("BENCH_BQ_RUNS", "incremental,backfill").split(",")
+        if "incremental" in runs:
+            # the demo's incremental run: before state (holes) on BigQuery, then the stages
+            inc = params_for("_inc")
+            build_demo(inc, progress=False)
+            n0, k0 = _count(srv), len(srv.jobs())
+            _stages(inc)
+            out["bq_incremental_jobs"] = _count(srv) - n0
+            out["bq_incremental_jobs_by_stage"] = _by_stage(srv, k0)
+            out["bq_incremental_jobs_by_step"] = _by_step(srv, k0)
+        if "backfill" not in runs:
+            return out
+        if "incremental" not in runs:  # the bucket alone: the league's files, no warehouse
+            _write_bucket(params_for("_empty"))
 
         # from empty: the same bucket, an empty warehouse
         full = params_for("_empty")
@@ -94,6 +126,7 @@ def run(ctx) -> dict:
         out.update(
             bq_backfill_jobs=jobs,
             bq_backfill_jobs_by_stage=_by_stage(srv, k0),
+            bq_backfill_jobs_by_step=_by_step(srv, k0),
             bq_backfill_wall_s=round(jobs * JOB_LATENCY_S + measured, 1),
             bq_backfill_note=(f"{jobs} jobs x {JOB_LATENCY_S:.0f} s + {measured:.1f} s measured on the loopback "
                               f"server (no latency added); chunk_days={full.chunk_days}"),
