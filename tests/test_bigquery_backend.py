@@ -226,9 +226,10 @@ def test_every_job_carries_run_and_stage_labels(monkeypatch):
         w.query_file("history/latest_runs", {"processor": "p", "start_date": day, "end_date": day})
         jobs = srv.jobs()
         kinds = {j["configuration"]["jobType"] for j in jobs}
-        # replace: load + script; transaction: staging load, BEGIN+DELETE+INSERT, history INSERT+COMMIT;
+        # replace: load + script; the transaction (small frames ride as query parameters, its writes
+        # are deferred to the COMMIT): one BEGIN+DELETE+INSERT+INSERT+COMMIT script, no session;
         # append: load; query: 1 (no separate BEGIN, COMMIT or end-of-session jobs)
-        assert kinds == {"QUERY", "LOAD"} and len(jobs) == 7
+        assert kinds == {"QUERY", "LOAD"} and len(jobs) == 5
         for j in jobs:
             labels = j["configuration"].get("labels") or {}
             assert labels.get("app") == "backfill-runbook", j["configuration"]
