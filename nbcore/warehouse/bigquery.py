@@ -160,6 +160,13 @@ class DeferredCount(WriteCount):
     def changed_dates(self) -> frozenset:  # type: ignore[override]
         return frozenset()
 
+    def settled(self) -> WriteCount:
+        """A plain ``WriteCount`` of the same figures (sends the queue if not sent yet)."""
+        return WriteCount(self.inserted, self.deleted)
+
+    def __reduce__(self):  # copies and pickles (a frame's attrs are deep-copied) are plain counts
+        return (WriteCount, (self.inserted, self.deleted))
+
     def __repr__(self) -> str:
         return (f"DeferredCount({self._label}: {self._counts})" if self._counts is not None
                 else f"DeferredCount({self._label}: not sent yet)")
@@ -504,7 +511,10 @@ class BigQueryWarehouse(Warehouse):
 
         text = sql if qualified else self.qualify(sql)
         extra = list(extra_params or [])
-        qp = self._params(sql, params, label, frozenset(p.name for p in extra)) + extra
+        if qualified and params is None:  # a script of queued statements: its parameters are all given
+            qp = extra
+        else:
+            qp = self._params(sql, params, label, frozenset(p.name for p in extra)) + extra
         cfg = self._job_config(label, qp, create_session=create_session, session=session)
         job = None
         try:
