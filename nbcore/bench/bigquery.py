@@ -13,6 +13,8 @@ and not counted). Keys:
 * ``bq_backfill_jobs_by_stage``: the same jobs by their ``stage`` label;
 * ``bq_incremental_jobs`` / ``bq_incremental_jobs_by_stage``: the demo's own run: its
   before state on BigQuery, then the stages fill the holes;
+* ``bq_incremental_plan_jobs_by_stage``: what ``runbook plan`` estimated for that run
+  (``nbcore.jobs_estimate``), to compare with ``bq_incremental_jobs_by_stage``;
 * ``bq_*_jobs_by_step``: the same jobs by ``stage/step`` label (which SQL file or table);
 * ``BENCH_BQ_RUNS=backfill`` (or ``incremental``) measures only that run;
 * ``bq_scale``: the demo scale measured (``BENCH_BQ_SCALE``, default ``full``), ``bq_chunk_days``.
@@ -36,14 +38,26 @@ def _server(**kwargs):
 
 
 def _stages(params) -> None:
+    """The writing stages, each labelled with its stage as the runbook driver does
+    (``RUNBOOK_STAGE``), so jobs count by the stage that sent them."""
     from .. import derive, gate, grade, predict
     from ..load import run_load
 
-    run_load(params)
-    gate.run_gate(params, raise_on_block=False)
-    derive.run_derive(params, skip_dates=derive.waived_skip_dates(params), progress=False)
-    predict.run_predict(params)
-    grade.run_grade(params)
+    steps = [("load", lambda: run_load(params)),
+             ("gate", lambda: gate.run_gate(params, raise_on_block=False)),
+             ("derive", lambda: derive.run_derive(params, skip_dates=derive.waived_skip_dates(params), progress=False)),
+             ("predict", lambda: predict.run_predict(params)),
+             ("grade", lambda: grade.run_grade(params))]
+    before = os.environ.get("RUNBOOK_STAGE")
+    try:
+        for stage, fn in steps:
+            os.environ["RUNBOOK_STAGE"] = stage
+            fn()
+    finally:
+        if before is None:
+            os.environ.pop("RUNBOOK_STAGE", None)
+        else:
+            os.environ["RUNBOOK_STAGE"] = before
 
 
 def _write_bucket(params) -> None:
@@ -104,6 +118,9 @@ def run(ctx) -> dict:
             # the demo's incremental run: before state (holes) on BigQuery, then the stages
             inc = params_for("_inc")
             build_demo(inc, progress=False)
+            from ..plan import plan_run
+
+            out["bq_incremental_plan_jobs_by_stage"] = plan_run(inc).jobs  # the plan's estimate, before the run
             n0, k0 = _count(srv), len(srv.jobs())
             _stages(inc)
             out["bq_incremental_jobs"] = _count(srv) - n0

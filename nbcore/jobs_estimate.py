@@ -1,0 +1,74 @@
+"""How many BigQuery jobs a run will send, per stage: what ``runbook plan`` shows next to bytes.
+
+On BigQuery every job costs about a second of latency whatever its size, so the number of
+round trips, not the bytes, decides a backfill's wall time. The estimate is computed from the
+plan's dates with the same cutting and batching rules the stages and the backend follow:
+
+* **load**: per raw source, its planned dates in batches of ``BATCH_DATES`` (one transaction
+  each): the batch's rows go in through a staging table when they are too big to ride as
+  query parameters (one load job), then one script (``BEGIN; DELETE; INSERT; history;
+  COMMIT``); per season whose schedule is missing, one read and one script;
+* **derive**: the union of the derive tables' planned dates cut into chunks of ``chunk_days``
+  (``nbcore.chunks``); per chunk one query for all defensive checks (unless ``backfill_mode``
+  or ``strict_mode: false``), one script with every processor's writes and the present-games
+  read, one with the run-history rows and, when a partition is rebuilt unchanged (stale
+  dates), the lineage read, and the ``COMMIT`` with the lineage rows;
+* **predict**: per chunk the targets, the two baselines' reads, the current rows (change-only
+  write), a staging load and the ``COMMIT`` script; a training read about every other chunk (the
+  walk-forward models extend their rows);
+* **grade**: per chunk one script (the write and its counts read) and the ``COMMIT``;
+* plus each stage's fixed reads (``FIXED``: the schedule, pending dates, attempts, the
+  staleness query, summaries), counted once per stage run.
+
+It is an estimate: a load batch that fails is retried date by date, a transient error is
+retried, and the fixed reads depend on what each stage finds. ``bench`` compares it with the
+jobs the loopback server counts (``nbcore/bench/bigquery.py``).
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import Iterable, Mapping
+
+from .chunks import make_chunks
+
+BATCH_DATES = 40              # nbcore.load.BATCH_DATES
+STAGING_ROWS = 2_000          # rows of a load batch above which it goes through a staging table (~2 MB)
+# reads each stage makes once per run, whatever its dates (counted on the demo's from-empty backfill)
+FIXED = {"load": 3, "gate": 8, "derive": 6, "predict": 3, "grade": 3}
+PREDICT_PER_CHUNK = 6
+
+
+def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[str, int],
+                  rows_per_date: Mapping[str, float], schedule_seasons: int, derive_dates: list[date],
+                  derive_stale: bool, predict_dates: list[date], grade_dates: list[date],
+                  checks: bool) -> dict[str, int]:
+    """Jobs per stage. ``raw_dates``: per raw source, the dates to load; ``rows_per_date``: their
+    rows per date (for the staging rule); ``derive_stale``: some derive partitions are rebuilt
+    for staleness (their lineage carries a previous version, one more read per chunk)."""
+    stages = set(stages)
+    out: dict[str, int] = {}
+    if "load" in stages:
+        n = FIXED["load"] + 2 * schedule_seasons
+        for source, dates in raw_dates.items():
+            for i in range(0, dates, BATCH_DATES):
+                in_batch = min(BATCH_DATES, dates - i)
+                n += 1 + (rows_per_date.get(source, 0) * in_batch > STAGING_ROWS)
+        out["load"] = n
+    if "gate" in stages:
+        out["gate"] = FIXED["gate"]
+    if "derive" in stages:
+        chunks = make_chunks(derive_dates, chunk_days)
+        out["derive"] = (FIXED["derive"] if chunks else 2) + len(chunks) * (3 + bool(checks) + bool(derive_stale))
+    if "predict" in stages:
+        chunks = make_chunks(predict_dates, chunk_days)
+        training_reads = (len(chunks) + 1) // 2  # the walk-forward models extend their rows every other chunk, about
+        out["predict"] = FIXED["predict"] + len(chunks) * PREDICT_PER_CHUNK + training_reads
+    if "grade" in stages:
+        chunks = make_chunks(grade_dates, chunk_days)
+        out["grade"] = FIXED["grade"] + 2 * len(chunks)
+    return out
+
+
+RULE = ("jobs: load 1 per 40-date batch of a source (+1 staging load for a big batch) and 2 per missing schedule "
+        "season; derive 3 per chunk (+1 checks, +1 lineage read when stale); predict 6 per chunk; grade 2 per "
+        "chunk; plus each stage's fixed reads")
