@@ -11,8 +11,8 @@ plan's dates with the same cutting and batching rules the stages and the backend
 * **derive**: the union of the derive tables' planned dates cut into chunks of ``chunk_days``
   (``nbcore.chunks``); per chunk one query for all defensive checks (unless ``backfill_mode``
   or ``strict_mode: false``), one script with every processor's writes and the present-games
-  read, one with the run-history rows and, when a partition is rebuilt unchanged (stale
-  dates), the lineage read, and the ``COMMIT`` with the lineage rows;
+  read, and the ``COMMIT`` with the run-history and lineage rows (plus one lineage read when
+  a rebuilt partition does not change, which cannot be known before the run);
 * **predict**: per chunk the targets, the two baselines' reads, the current rows (change-only
   write), a staging load and the ``COMMIT`` script; a training read about every other chunk (the
   walk-forward models extend their rows);
@@ -34,31 +34,33 @@ from .chunks import make_chunks
 BATCH_DATES = 40              # nbcore.load.BATCH_DATES
 STAGING_ROWS = 2_000          # rows of a load batch above which it goes through a staging table (~2 MB)
 # reads each stage makes once per run, whatever its dates (counted on the demo's from-empty backfill)
-FIXED = {"load": 3, "gate": 8, "derive": 6, "predict": 3, "grade": 3}
+FIXED = {"load": 12, "gate": 20, "derive": 6, "predict": 3, "grade": 4}
 PREDICT_PER_CHUNK = 6
 
 
 def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[str, int],
-                  rows_per_date: Mapping[str, float], schedule_seasons: int, derive_dates: list[date],
+                  rows_per_date: Mapping[str, float], seasons: int, schedule_seasons: int, derive_dates: list[date],
                   derive_stale: bool, predict_dates: list[date], grade_dates: list[date],
                   checks: bool) -> dict[str, int]:
     """Jobs per stage. ``raw_dates``: per raw source, the dates to load; ``rows_per_date``: their
-    rows per date (for the staging rule); ``derive_stale``: some derive partitions are rebuilt
-    for staleness (their lineage carries a previous version, one more read per chunk)."""
+    rows per date (for the staging rule); ``seasons``: the run's seasons (one schedule read each);
+    ``schedule_seasons``: those whose schedule is missing (one write each). ``derive_stale`` is
+    accepted for the record: a rebuilt partition whose rows do not change costs one more read
+    in its chunk (its previous version), which cannot be known before the run."""
     stages = set(stages)
     out: dict[str, int] = {}
     if "load" in stages:
-        n = FIXED["load"] + 2 * schedule_seasons
+        n = FIXED["load"] + seasons + schedule_seasons
         for source, dates in raw_dates.items():
             for i in range(0, dates, BATCH_DATES):
                 in_batch = min(BATCH_DATES, dates - i)
                 n += 1 + (rows_per_date.get(source, 0) * in_batch > STAGING_ROWS)
         out["load"] = n
-    if "gate" in stages:
+    if "gate" in stages:  # validate's completeness and sanity reads, the phase-2 runs, the schedule
         out["gate"] = FIXED["gate"]
     if "derive" in stages:
         chunks = make_chunks(derive_dates, chunk_days)
-        out["derive"] = (FIXED["derive"] if chunks else 2) + len(chunks) * (3 + bool(checks) + bool(derive_stale))
+        out["derive"] = FIXED["derive"] + len(chunks) * (2 + bool(checks))
     if "predict" in stages:
         chunks = make_chunks(predict_dates, chunk_days)
         training_reads = (len(chunks) + 1) // 2  # the walk-forward models extend their rows every other chunk, about
@@ -69,6 +71,7 @@ def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[
     return out
 
 
-RULE = ("jobs: load 1 per 40-date batch of a source (+1 staging load for a big batch) and 2 per missing schedule "
-        "season; derive 3 per chunk (+1 checks, +1 lineage read when stale); predict 6 per chunk; grade 2 per "
-        "chunk; plus each stage's fixed reads")
+RULE = ("jobs: load 1 per 40-date batch of a source (+1 staging load for a big batch), 1 per season (+1 when its "
+        "schedule is missing); derive 2 per chunk (+1 for the defensive checks); predict 6 per chunk (+1 training "
+        "read every other chunk); grade 2 per chunk; plus each stage's fixed reads (load 12, gate 20, derive 6, "
+        "predict 3, grade 4)")

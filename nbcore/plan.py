@@ -291,9 +291,9 @@ def _estimate_jobs(params: RunParams, rows: list[dict], targets: lineage.Targets
     derive_stale = any(c.kind == "stale" for t in schema.tracked_tables() if PHASE_STAGE.get(t.phase) == "derive"
                        for c in targets.of(t.fqn).values())
     return estimate_jobs(
-        stages=[s for s in WRITING_STAGES if s in params.stages], chunk_days=params.chunk_days,
+        stages=[s for s in (*WRITING_STAGES, "gate") if s in params.stages], chunk_days=params.chunk_days,
         raw_dates={r["table"]: r["dates"] for r in load if r["table"] != "nbac_schedule"},
         rows_per_date={r["table"]: (r["expected_rows"] or 0) / r["dates"] for r in load if r["dates"]},
-        schedule_seasons=len(params.season_list) if schedule is not None else 0,
+        seasons=len(params.season_list), schedule_seasons=len(params.season_list) if schedule is not None else 0,
         derive_dates=dates_of("derive"), derive_stale=derive_stale, predict_dates=dates_of("predict"),
         grade_dates=dates_of("grade"), checks=not params.backfill_mode and params.strict_mode)
