@@ -6,15 +6,17 @@ and runs as a query job with named ``QueryJobConfig`` parameters, job labels (ap
 stage, step) and the run's ``maximum_bytes_billed``. Every job is recorded in ``wh.jobs``
 (job id, stage, statement type, bytes processed and billed, rows) for the run manifest.
 
-**Writes are atomic.** A ``replace_range`` outside ``transaction()`` is one multi-statement
-script ``BEGIN TRANSACTION; DELETE ...; INSERT ...; COMMIT TRANSACTION``. Inside
-``with wh.transaction():`` the writes run in one BigQuery *session* whose transaction spans
-the jobs: every statement runs when it is issued (so ``replace_range`` returns exact row
-counts and a later query in the block sees the earlier writes, exactly as on DuckDB, which
-derive and grade rely on), ``COMMIT TRANSACTION`` on a clean exit and ``ROLLBACK
-TRANSACTION`` on an exception, so a failed chunk leaves nothing. (Buffering the DML into one
-script at exit was considered: it cannot return row counts at the call, and statements
-inside the block could not read what the block wrote.)
+**Writes are atomic, and cost no job of their own.** A ``replace_range`` outside
+``transaction()`` is one multi-statement script ``BEGIN TRANSACTION; DELETE ...; INSERT ...;
+COMMIT TRANSACTION``. Inside ``with wh.transaction():`` writes are queued and sent with the
+transaction's next job: the next read inside it (one script, the queued DML then the
+``SELECT``, whose rows are the script's result; so the read sees the writes, exactly as on
+DuckDB, which derive and grade rely on) or the ``COMMIT``. The first job opens a BigQuery
+*session* with ``BEGIN TRANSACTION`` in the same script; a transaction that reads nothing is
+one script and needs no session. Row counts come from the script's child jobs
+(``DeferredCount``: reading one before its job ran sends the queue). ``ROLLBACK TRANSACTION``
+on an exception, so a failed chunk leaves nothing. Each job is about a second of latency on
+BigQuery whatever its size, which is why round trips, not bytes, are what this saves.
 
 **DataFrames in.** A frame is loaded with pandas-gbq (``to_gbq`` into a staging table that
 expires after a day, then ``INSERT ... SELECT`` inside the transaction) when no transaction
@@ -1089,17 +1091,6 @@ def _written_tables(sql: str) -> set[str]:
             target = target.this
         if isinstance(target, exp.Table) and target.db:
             out.add(f"{target.db}.{target.name}")
-    return out
-
-
-def _dml_rows_by_type(client, job) -> dict[str, int]:
-    """Rows each kind of DML statement of a script affected (``{"DELETE": n, "INSERT": m}``), from
-    its child jobs."""
-    out: dict[str, int] = {}
-    for child in client.list_jobs(parent_job=job):
-        kind = getattr(child, "statement_type", None)
-        if kind:
-            out[kind] = out.get(kind, 0) + int(child.num_dml_affected_rows or 0)
     return out
 
 
