@@ -224,9 +224,13 @@ def why(table: str, day: str, params_file: str, as_json: bool) -> None:
 
 @main.command()
 @params_option
-@click.option("--force", is_flag=True, help="release even if the holder may be alive (e.g. held from another host)")
+@click.option("--force", is_flag=True, help="release even if the holder may be alive (e.g. held from another host, "
+                                            "or a BigQuery lease that has not expired)")
 def unlock(params_file: str, force: bool) -> None:
-    """Release the warehouse lock left by a run whose process is gone."""
+    """Release the warehouse lock left by a run whose process is gone.
+
+    On BigQuery the lock is the lease row in nba_reference.runbook_lease: an expired lease is
+    released (and the session its holder left open aborted); --force releases any."""
     from .lock import unlock as release
 
     holder = release(_params(params_file), force=force)

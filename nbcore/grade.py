@@ -240,9 +240,10 @@ def _grade_chunk(wh: Warehouse, chunk: list[date], run_id: str) -> tuple[WriteCo
     stamp = lineage.now()
     written = wh.write_changes(TABLE, chunk[0], chunk[-1], sql=read_sql("grade/accuracy"), params=p,
                                where="game_date IN UNNEST(@dates)")
+    # the counts read first: on BigQuery the write (deferred) rides in the same job as this read
+    counts = wh.query_file("grade/chunk_counts", p)
     lineage.record_lineage(wh, [lineage.PartitionWrite(TABLE, d, written.changed) for d in chunk],
                            lineage.Windows({}), run_id=run_id, stage=STAGE, stamp=stamp)
-    counts = wh.query_file("grade/chunk_counts", p)
     counts["game_date"] = _dates(counts["game_date"])
     return written, counts
 

@@ -154,9 +154,10 @@ def record_lineage(wh: Warehouse, writes: list[PartitionWrite], windows: WindowF
     if not writes:
         return 0
     stamp = stamp or now()
-    tables = sorted({schema.table(w.table).fqn for w in writes})
-    days = sorted({w.data_date for w in writes})
-    before = wh.query_file("lineage/latest_versions", {"tables": tables, "dates": days})
+    unchanged = [w for w in writes if not w.changed]  # only these carry a previous changed_at forward
+    before = wh.query_file("lineage/latest_versions", {
+        "tables": sorted({schema.table(w.table).fqn for w in unchanged}),
+        "dates": sorted({w.data_date for w in unchanged})}) if unchanged else pd.DataFrame()
     previous = {(r.table_name, pd.Timestamp(r.data_date).date()): pd.Timestamp(r.changed_at).to_pydatetime()
                 for r in before.itertuples()}
     rows = []

@@ -1,4 +1,4 @@
-"""One writer per warehouse: a lock file that names the run holding it.
+"""One writer per warehouse: a lock that names the run holding it.
 
 Two runbooks writing the same tables at once would interleave their date-range
 replacements and their run history. The runbook driver takes this lock before it creates a
@@ -9,7 +9,14 @@ The lock is a small JSON file created with ``O_CREAT | O_EXCL`` (atomic on a loc
   * DuckDB: next to the database file (``<file>.duckdb.runbook-lock``);
   * BigQuery: in the archive folder, keyed by project and dataset suffix
     (``<archive_dir>/.locks/bigquery-<project><suffix>.lock``) — it protects against runs
-    started from the same machine or shared archive folder, not from another host.
+    started from the same machine or shared archive folder, not from another host. So on
+    BigQuery the lock is also the warehouse's **lease row** (``nbcore.warehouse.lease``:
+    ``nba_reference.runbook_lease``), taken after the file: a runner on another machine is
+    refused with the holder's name, an expired lease (a dead holder) is taken over and the
+    session its holder left open is aborted before anything is written. While it holds the
+    lease, the lock sets ``RUNBOOK_LEASE_RUN_ID`` for the stage kernels the driver starts (their
+    transactions heartbeat it and record their session) and extends it from a background
+    thread every third of its TTL (stages that write nothing for a while keep it).
 
 It records run id, pid, host and the process start time. A lock whose process is gone
 (same host, pid dead or reused) is *stale*: ``acquire`` reports it and, by default,
@@ -22,6 +29,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,9 +57,29 @@ class LockInfo:
     started_at: str
     proc_start: Optional[str] = None  # /proc/<pid>/stat start time, guards against pid reuse
     warehouse: str = ""
+    holder: Optional[str] = None      # BigQuery lease: the user holding it, and until when
+    expires_at: Optional[str] = None
 
     def describe(self) -> str:
+        if self.holder:  # a lease row: no pid (another machine's processes are not ours to see)
+            return (f"run {self.run_id} ({self.holder} on {self.host}, since {self.started_at}"
+                    f"{f', lease until {self.expires_at}' if self.expires_at else ''})")
         return f"run {self.run_id} (pid {self.pid} on {self.host}, since {self.started_at})"
+
+
+def _lease_info(lease, warehouse: str) -> LockInfo:
+    """A lease row (``nbcore.warehouse.lease.LeaseInfo``) as a ``LockInfo``."""
+    iso = lambda t: t.isoformat(timespec="seconds")  # noqa: E731
+    return LockInfo(run_id=lease.run_id, pid=0, host=lease.host, started_at=iso(lease.acquired_at),
+                    warehouse=warehouse, holder=lease.holder, expires_at=iso(lease.expires_at))
+
+
+def _open_bigquery(params: RunParams, run_id: str):
+    from .warehouse.bigquery import BigQueryWarehouse
+
+    wh = BigQueryWarehouse.from_params(params, run_id=run_id, stage="lock")
+    wh.ensure_schema()  # the lease table lives in nba_reference, which a first run has not created yet
+    return wh
 
 
 def _proc_start(pid: int) -> Optional[str]:
@@ -93,12 +121,20 @@ def warehouse_label(params: RunParams) -> str:
 class WarehouseLock:
     """``with WarehouseLock(params, run_id):`` — refused with ``RunLockedError`` when held."""
 
-    def __init__(self, params: RunParams, run_id: str, *, take_over_stale: bool = True):
+    def __init__(self, params: RunParams, run_id: str, *, take_over_stale: bool = True,
+                 host: Optional[str] = None, lease_ttl=None, heartbeat: bool = True):
+        self.params = params
         self.path = lock_path(params)
         self.warehouse = warehouse_label(params)
         self.run_id = run_id
         self.take_over_stale = take_over_stale
         self.released_stale: Optional[LockInfo] = None
+        self.host = host or socket.gethostname()  # ``host``: a simulated machine, in tests
+        self.lease_ttl = lease_ttl
+        self.heartbeat = heartbeat
+        self.lease = None  # BigQuery: the warehouse lease held (nbcore.warehouse.lease.Lease)
+        self._stop: Optional[threading.Event] = None
+        self._env_before: Optional[str] = None
         self._held = False
 
     # -- inspection --------------------------------------------------------------
@@ -107,9 +143,54 @@ class WarehouseLock:
 
     # -- acquire / release -------------------------------------------------------
     def acquire(self) -> "WarehouseLock":
+        self._acquire_file()
+        if self.params.backend == "bigquery" and self.lease is None:
+            try:
+                self._acquire_lease()
+            except BaseException:
+                self._release_file()
+                raise
+        return self
+
+    def _acquire_lease(self) -> None:
+        from .warehouse.bigquery import LEASE_ENV
+        from .warehouse.lease import DEFAULT_TTL, Lease, LeaseHeldError
+
+        wh = _open_bigquery(self.params, self.run_id)
+        lease = Lease(wh, self.run_id, host=self.host, ttl=self.lease_ttl or DEFAULT_TTL)
+        try:
+            lease.acquire()
+        except LeaseHeldError as e:
+            wh.close()
+            raise RunLockedError(str(e).replace("the warehouse is locked by", f"warehouse {self.warehouse} is locked by",
+                                                1), _lease_info(e.holder, self.warehouse)) from None
+        except BaseException:
+            wh.close()
+            raise
+        self.lease = lease
+        if lease.taken_over is not None:
+            log.warning("took over the expired warehouse lease of %s", lease.taken_over.describe())
+            self.released_stale = _lease_info(lease.taken_over, self.warehouse)
+        self._env_before = os.environ.get(LEASE_ENV)
+        os.environ[LEASE_ENV] = self.run_id  # the stage kernels this driver starts hold it too
+        if self.heartbeat and lease.ttl.total_seconds() > 0:
+            self._stop = threading.Event()
+            threading.Thread(target=self._beat, args=(self._stop, lease.ttl.total_seconds() / 3),
+                             name="runbook-lease-heartbeat", daemon=True).start()
+
+    def _beat(self, stop: threading.Event, every: float) -> None:
+        while not stop.wait(every):
+            try:
+                if not self.lease.extend():
+                    log.error("the warehouse lease of run %s was taken by another runner", self.run_id)
+                    return
+            except Exception as e:  # noqa: BLE001 - a missed beat is retried at the next one
+                log.warning("warehouse lease heartbeat failed: %s", e)
+
+    def _acquire_file(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = LockInfo(
-            run_id=self.run_id, pid=os.getpid(), host=socket.gethostname(),
+            run_id=self.run_id, pid=os.getpid(), host=self.host,
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             proc_start=_proc_start(os.getpid()), warehouse=self.warehouse,
         )
@@ -122,7 +203,7 @@ class WarehouseLock:
                     continue
                 if holder.run_id == self.run_id and holder.pid == os.getpid():
                     self._held = True  # re-entrant within one process
-                    return self
+                    return
                 if is_stale(holder) and self.take_over_stale:
                     log.warning("releasing a stale warehouse lock: %s is no longer running", holder.describe())
                     self.released_stale = holder
@@ -136,10 +217,27 @@ class WarehouseLock:
             with os.fdopen(fd, "w") as f:
                 json.dump(asdict(me), f)
             self._held = True
-            return self
+            return
         raise RunLockedError(f"could not take the warehouse lock {self.path}; retry")
 
     def release(self) -> None:
+        if self.lease is not None:
+            from .warehouse.bigquery import LEASE_ENV
+
+            if self._stop is not None:
+                self._stop.set()
+            try:
+                self.lease.release()
+            finally:
+                self.lease.wh.close()
+                self.lease = None
+                if self._env_before is None:
+                    os.environ.pop(LEASE_ENV, None)
+                else:
+                    os.environ[LEASE_ENV] = self._env_before
+        self._release_file()
+
+    def _release_file(self) -> None:
         if not self._held:
             return
         holder = self.holder()
@@ -173,15 +271,66 @@ def is_stale(holder: LockInfo) -> bool:
 
 
 def lock_status(params: RunParams) -> tuple[Path, Optional[LockInfo], bool]:
-    """(lock file, holder or None, holder is stale)."""
+    """(lock file, holder or None, holder is stale). On BigQuery the holder is the lease row's
+    (stale: its lease expired), else this machine's lock file's."""
     path = lock_path(params)
+    if params.backend == "bigquery":
+        lease = _read_lease(params)
+        if lease is not None:
+            from .warehouse.lease import _utcnow
+
+            return path, _lease_info(lease, warehouse_label(params)), lease.expires_at < _utcnow()
     holder = read_lock(path)
     return path, holder, bool(holder and is_stale(holder))
 
 
+def _read_lease(params: RunParams):
+    from .warehouse.lease import Lease
+
+    wh = _open_bigquery(params, "status")
+    try:
+        lease = Lease(wh, "status")
+        lease.ensure_table()
+        return lease.current()
+    finally:
+        wh.close()
+
+
 def unlock(params: RunParams, force: bool = False) -> Optional[LockInfo]:
-    """Release the lock if its holder is dead (or unconditionally with ``force``)."""
-    path, holder, stale = lock_status(params)
+    """Release the lock if its holder is dead (or unconditionally with ``force``). On BigQuery:
+    the lease row, if it expired (or with ``force``), its open session aborted; and this
+    machine's lock file."""
+    if params.backend == "bigquery":
+        return _unlock_lease(params, force)
+    return _unlock_file(params, force)
+
+
+def _unlock_lease(params: RunParams, force: bool) -> Optional[LockInfo]:
+    from .warehouse.lease import unlock as release_lease
+
+    path, holder, expired = lock_status(params)
+    if holder is None or not holder.holder:  # no lease row: only a local lock file, maybe
+        return _unlock_file(params, force)
+    if not expired and not force:
+        raise RunLockedError(
+            f"{holder.describe()} holds the warehouse lease of {warehouse_label(params)} and it has not expired "
+            f"(it is renewed while the run is alive); pass --force only if you are sure that run is not running",
+            holder)
+    wh = _open_bigquery(params, "unlock")
+    try:
+        release_lease(wh)
+    finally:
+        wh.close()
+    local = read_lock(path)
+    if local is not None and (local.run_id == holder.run_id or is_stale(local)):
+        path.unlink(missing_ok=True)
+    return holder
+
+
+def _unlock_file(params: RunParams, force: bool = False) -> Optional[LockInfo]:
+    path = lock_path(params)
+    holder = read_lock(path)
+    stale = bool(holder and is_stale(holder))
     if holder is None:
         if path.exists():
             path.unlink()

@@ -28,6 +28,7 @@ from . import lineage, schema
 from .params import RunParams
 from .report import group_dates, range_label
 from .sqlfiles import SQL_DIR, read_sql
+from .jobs_estimate import RULE as JOBS_RULE, estimate_jobs
 from .warehouse import Warehouse, open_warehouse
 
 from .stages import PHASE_STAGE, WRITING_STAGES  # the registry
@@ -43,6 +44,7 @@ class PlanResult:
     # per table (dataset.table): every planned date with its cause (missing / stale: …)
     targets: dict[str, dict[str, str]] = field(default_factory=dict)
     frozen: dict[str, dict[str, str]] = field(default_factory=dict)  # stale but kept (freeze_predictions)
+    jobs: dict[str, int] = field(default_factory=dict)  # BigQuery: estimated jobs per stage (nbcore.jobs_estimate)
 
     def dates(self, table: str) -> list[date]:
         """The planned dates of a table (``dataset.table`` or bare name)."""
@@ -57,13 +59,19 @@ class PlanResult:
         if self.frame.empty:
             return pd.DataFrame(columns=["stage", "tables", "table-dates", "expected_rows"])
         g = self.frame.groupby("stage", sort=False)
-        return pd.DataFrame({"tables": g.table.count(), "table-dates": g.dates.sum(),
-                             "expected_rows": g.expected_rows.sum(min_count=1)}).reset_index()
+        out = pd.DataFrame({"tables": g.table.count(), "table-dates": g.dates.sum(),
+                            "expected_rows": g.expected_rows.sum(min_count=1),
+                            "bytes_processed": g.bytes_processed.sum(min_count=1)}).reset_index()
+        if self.jobs:
+            out["jobs"] = out.stage.map(self.jobs).astype("Int64")
+        return out
 
     def to_json(self) -> dict:
         return {"tables": json.loads(self.frame.to_json(orient="records", date_format="iso")),
                 "total_expected_rows": self.total_rows, "gate": self.gate, "notes": self.notes,
-                "targets": self.targets, "frozen_stale": self.frozen}
+                "targets": self.targets, "frozen_stale": self.frozen,
+                **({"jobs_by_stage": self.jobs, "jobs_total": sum(self.jobs.values()), "jobs_rule": JOBS_RULE}
+                   if self.jobs else {})}
 
     def print(self) -> None:
         from rich.console import Console
@@ -94,6 +102,14 @@ class PlanResult:
         for n in self.notes:
             console.print(f"note: {n}")
         console.print(f"[bold]total[/bold]: {self.total_rows:,} rows expected")
+        if self.jobs:
+            by = self.frame.groupby("stage").bytes_processed.sum(min_count=1) if not self.frame.empty else {}
+            parts = []
+            for stage, n in self.jobs.items():
+                b = by.get(stage) if hasattr(by, "get") else None
+                parts.append(f"{stage} {n}" + ("" if b is None or pd.isna(b) else f" ({int(b) / 1e9:.2f} GB)"))
+            console.print(f"[bold]BigQuery jobs[/bold] (estimate, about 1 s each): {', '.join(parts)}; "
+                          f"total {sum(self.jobs.values())}")
 
     def _repr_html_(self) -> str:
         return self.frame.to_html(index=False)
@@ -253,11 +269,31 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
         frame["expected_rows"] = frame.expected_rows.astype("Int64")
         frame["files_in_bucket"] = frame.files_in_bucket.astype("Int64")
         frame["bytes_processed"] = frame.bytes_processed.astype("Int64")
+        jobs = _estimate_jobs(params, rows, targets) if params.backend == "bigquery" else {}
         as_json = {t: {d.isoformat(): c.text(t) for d, c in sorted(targets.of(t).items())}
                    for t in targets.dates if targets.of(t) and schema.table(t).phase != "2"}
-        return PlanResult(frame=frame, notes=notes, gate=gate, targets=as_json,
+        return PlanResult(frame=frame, notes=notes, gate=gate, targets=as_json, jobs=jobs,
                           frozen={t: {d.isoformat(): c.text(t) for d, c in sorted(cs.items())}
                                   for t, cs in frozen.items() if cs})
     finally:
         if own:
             wh.close()
+
+
+def _estimate_jobs(params: RunParams, rows: list[dict], targets: lineage.Targets) -> dict[str, int]:
+    """Jobs per stage from the plan's dates (``nbcore.jobs_estimate``)."""
+    def dates_of(stage: str) -> list[date]:
+        return sorted({d for t in schema.tracked_tables() if PHASE_STAGE.get(t.phase) == stage
+                       and params.table_selected(t.name) for d in targets.of(t.fqn)})
+
+    load = [r for r in rows if r["stage"] == "load"]
+    schedule = next((r for r in load if r["table"] == "nbac_schedule"), None)
+    derive_stale = any(c.kind == "stale" for t in schema.tracked_tables() if PHASE_STAGE.get(t.phase) == "derive"
+                       for c in targets.of(t.fqn).values())
+    return estimate_jobs(
+        stages=[s for s in (*WRITING_STAGES, "gate") if s in params.stages], chunk_days=params.chunk_days,
+        raw_dates={r["table"]: r["dates"] for r in load if r["table"] != "nbac_schedule"},
+        rows_per_date={r["table"]: (r["expected_rows"] or 0) / r["dates"] for r in load if r["dates"]},
+        seasons=len(params.season_list), schedule_seasons=len(params.season_list) if schedule is not None else 0,
+        derive_dates=dates_of("derive"), derive_stale=derive_stale, predict_dates=dates_of("predict"),
+        grade_dates=dates_of("grade"), checks=not params.backfill_mode and params.strict_mode)

@@ -159,6 +159,43 @@ def test_a_transaction_commits_writes_after_begin_and_reads_its_own(wh):
     assert hist.rows_written.tolist() == [4] and hist.started_at[0] == pd.Timestamp("2024-05-01 01:02:03")
 
 
+def test_a_chunks_writes_ride_with_its_next_read_and_count_exactly(server):
+    """Writes inside a transaction are queued and sent with the transaction's next job: two
+    change-only writes (whose SQL use the same parameter names) and the read after them are one
+    job, their row counts come from that script, and the COMMIT is the only other job."""
+    w = make_wh(server, "_defer", run_id="defer-run", stage="derive")
+    d1, d2 = date(2024, 5, 2), date(2024, 5, 3)
+    w.replace_range(BOX, d1, d1, frame=box_rows(d1, "g1", 5))
+    w.replace_range(BOX, d2, d2, frame=box_rows(d2, "g2", 3))
+    copy = f"SELECT * REPLACE (game_date AS game_date) FROM {BOX} WHERE game_date = @day AND player_id < @n"
+    before = server.job_counts()["query"]
+    with w.transaction():
+        a = w.write_changes(BOX, d1, d1, sql=copy, params={"day": d1, "n": 2})  # keeps 2 of 5 rows
+        b = w.write_changes(BOX, d2, d2, sql=copy, params={"day": d2, "n": 9})  # keeps all 3: no change
+        assert server.job_counts()["query"] == before  # nothing sent yet
+        seen = box_count(w, d1, d2)  # this read carries both writes (and the BEGIN)
+        assert server.job_counts()["query"] == before + 1
+        assert (a.inserted, a.deleted, a.changed) == (0, 3, True) and (b.inserted, b.deleted, b.changed) == (0, 0, False)
+    assert seen == 5 and box_count(w, d1, d2) == 5
+    assert server.job_counts()["query"] == before + 3  # + COMMIT + the check above
+    # a failing queued write fails the job that carries it, names itself, and leaves nothing
+    with pytest.raises(WarehouseError, match=r"replace nba_raw.bdl_player_boxscores"):
+        with w.transaction():
+            w.write_changes(BOX, d2, d2, sql=copy, params={"day": d2, "n": 0})
+            w.write_changes(BOX, d1, d1, sql=f"SELECT * REPLACE (CAST('x' AS INT64) AS points) FROM {BOX} "
+                                              f"WHERE game_date = @day", params={"day": d1})
+    assert box_count(w, d1, d1) == 2 and box_count(w, d2, d2) == 3
+    w.close()
+
+
+def test_parameters_of_queued_statements_are_renamed_outside_strings_and_comments():
+    from nbcore.warehouse.bigquery import _rename_parameters
+
+    text = "/* rows of @day ('s) */ SELECT '@day' AS s, `t@day` FROM x WHERE d = @day AND e = @days -- @day"
+    assert _rename_parameters(text, {"day": "day__d1"}) == (
+        "/* rows of @day ('s) */ SELECT '@day' AS s, `t@day` FROM x WHERE d = @day__d1 AND e = @days -- @day")
+
+
 def test_partition_filter_is_enforced(wh):
     with pytest.raises(WarehouseError, match="without a filter over column\\(s\\) 'game_date'"):
         wh.query(f"SELECT COUNT(*) AS n FROM {BOX}")
@@ -226,9 +263,10 @@ def test_every_job_carries_run_and_stage_labels(monkeypatch):
         w.query_file("history/latest_runs", {"processor": "p", "start_date": day, "end_date": day})
         jobs = srv.jobs()
         kinds = {j["configuration"]["jobType"] for j in jobs}
-        # replace: load + script; transaction: staging load, BEGIN+DELETE+INSERT, history INSERT+COMMIT;
+        # replace: load + script; the transaction (small frames ride as query parameters, its writes
+        # are deferred to the COMMIT): one BEGIN+DELETE+INSERT+INSERT+COMMIT script, no session;
         # append: load; query: 1 (no separate BEGIN, COMMIT or end-of-session jobs)
-        assert kinds == {"QUERY", "LOAD"} and len(jobs) == 7
+        assert kinds == {"QUERY", "LOAD"} and len(jobs) == 5
         for j in jobs:
             labels = j["configuration"].get("labels") or {}
             assert labels.get("app") == "backfill-runbook", j["configuration"]

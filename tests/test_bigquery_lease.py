@@ -134,6 +134,8 @@ def test_a_crash_mid_transaction_then_resume_gives_the_clean_tables(server, clea
     tx = crashed.transaction()
     tx.__enter__()
     crashed.replace_range(BOX, DAYS[1], DAYS[1], frame=box_rows(DAYS[1], 1))
+    # a read inside the transaction sends the deferred write with it: the session is now open
+    assert crashed.query(f"SELECT COUNT(*) AS n FROM {BOX} WHERE game_date = @d", {"d": DAYS[1]}).n[0] == 1
     left_open = crashed._tx.session_id
     assert left_open in server.engine.sessions and server.engine.sessions[left_open].in_tx
     crashed._client = None  # dropped, never closed

@@ -18,7 +18,8 @@ from nbcore.warehouse import open_warehouse
 from runbook_helpers import copy_demo
 
 SECRET = "/secrets/bq-service-account-S3CR3T-7f3a.json"
-KNOWN_STAGES = {"validate", "load", "gate", "derive", "predict", "grade", "report", "adhoc"}
+KNOWN_STAGES = {"validate", "load", "gate", "derive", "predict", "grade", "report", "adhoc",
+                "lock"}  # lock: the driver's warehouse lease (nbcore.lock on BigQuery)
 
 
 def _checksums(params) -> dict:

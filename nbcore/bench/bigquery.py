@@ -13,6 +13,10 @@ and not counted). Keys:
 * ``bq_backfill_jobs_by_stage``: the same jobs by their ``stage`` label;
 * ``bq_incremental_jobs`` / ``bq_incremental_jobs_by_stage``: the demo's own run: its
   before state on BigQuery, then the stages fill the holes;
+* ``bq_incremental_plan_jobs_by_stage``: what ``runbook plan`` estimated for that run
+  (``nbcore.jobs_estimate``), to compare with ``bq_incremental_jobs_by_stage``;
+* ``bq_*_jobs_by_step``: the same jobs by ``stage/step`` label (which SQL file or table);
+* ``BENCH_BQ_RUNS=backfill`` (or ``incremental``) measures only that run;
 * ``bq_scale``: the demo scale measured (``BENCH_BQ_SCALE``, default ``full``), ``bq_chunk_days``.
 """
 from __future__ import annotations
@@ -34,19 +38,54 @@ def _server(**kwargs):
 
 
 def _stages(params) -> None:
+    """The writing stages, each labelled with its stage as the runbook driver does
+    (``RUNBOOK_STAGE``), so jobs count by the stage that sent them."""
     from .. import derive, gate, grade, predict
     from ..load import run_load
 
-    run_load(params)
-    gate.run_gate(params, raise_on_block=False)
-    derive.run_derive(params, skip_dates=derive.waived_skip_dates(params), progress=False)
-    predict.run_predict(params)
-    grade.run_grade(params)
+    steps = [("load", lambda: run_load(params)),
+             ("gate", lambda: gate.run_gate(params, raise_on_block=False)),
+             ("derive", lambda: derive.run_derive(params, skip_dates=derive.waived_skip_dates(params), progress=False)),
+             ("predict", lambda: predict.run_predict(params)),
+             ("grade", lambda: grade.run_grade(params))]
+    before = os.environ.get("RUNBOOK_STAGE")
+    try:
+        for stage, fn in steps:
+            os.environ["RUNBOOK_STAGE"] = stage
+            fn()
+    finally:
+        if before is None:
+            os.environ.pop("RUNBOOK_STAGE", None)
+        else:
+            os.environ["RUNBOOK_STAGE"] = before
+
+
+def _write_bucket(params) -> None:
+    from pathlib import Path
+
+    from ..demo.build import write_bucket
+    from ..demo.holes import choose_holes
+    from ..demo.league import generate_league
+
+    league = generate_league(params.demo.seed, params.demo.scale)
+    holes = choose_holes(league.schedule, params.demo.seed, params.demo.scale, params.demo.transient_faults)
+    if league.quirks:
+        for source, days in (*league.quirks.no_lines.items(), *league.quirks.no_files.items()):
+            holes.source_gaps[source] = sorted(set(holes.source_gaps.get(source, [])) | set(days))
+    write_bucket(league, Path(params.bucket), holes, progress=False)
 
 
 def _by_stage(server, since: int) -> dict[str, int]:
     jobs = server.jobs()[since:]
     return dict(sorted(Counter((j["configuration"].get("labels") or {}).get("stage", "?") for j in jobs).items()))
+
+
+def _by_step(server, since: int) -> dict[str, int]:
+    """Jobs by ``stage/step`` label (the SQL file or table written): where the round trips go."""
+    jobs = server.jobs()[since:]
+    keys = Counter(f"{(j['configuration'].get('labels') or {}).get('stage', '?')}/"
+                   f"{(j['configuration'].get('labels') or {}).get('step', '?')}" for j in jobs)
+    return dict(sorted(keys.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _count(server) -> int:
@@ -74,13 +113,23 @@ def run(ctx) -> dict:
 
             return build_params(data, "bench", root)
 
-        # the demo's incremental run: before state (holes) on BigQuery, then the stages
-        inc = params_for("_inc")
-        build_demo(inc, progress=False)
-        n0, k0 = _count(srv), len(srv.jobs())
-        _stages(inc)
-        out["bq_incremental_jobs"] = _count(srv) - n0
-        out["bq_incremental_jobs_by_stage"] = _by_stage(srv, k0)
+        runs = os.environ.get("BENCH_BQ_RUNS", "incremental,backfill").split(",")
+        if "incremental" in runs:
+            # the demo's incremental run: before state (holes) on BigQuery, then the stages
+            inc = params_for("_inc")
+            build_demo(inc, progress=False)
+            from ..plan import plan_run
+
+            out["bq_incremental_plan_jobs_by_stage"] = plan_run(inc).jobs  # the plan's estimate, before the run
+            n0, k0 = _count(srv), len(srv.jobs())
+            _stages(inc)
+            out["bq_incremental_jobs"] = _count(srv) - n0
+            out["bq_incremental_jobs_by_stage"] = _by_stage(srv, k0)
+            out["bq_incremental_jobs_by_step"] = _by_step(srv, k0)
+        if "backfill" not in runs:
+            return out
+        if "incremental" not in runs:  # the bucket alone: the league's files, no warehouse
+            _write_bucket(params_for("_empty"))
 
         # from empty: the same bucket, an empty warehouse
         full = params_for("_empty")
@@ -94,6 +143,7 @@ def run(ctx) -> dict:
         out.update(
             bq_backfill_jobs=jobs,
             bq_backfill_jobs_by_stage=_by_stage(srv, k0),
+            bq_backfill_jobs_by_step=_by_step(srv, k0),
             bq_backfill_wall_s=round(jobs * JOB_LATENCY_S + measured, 1),
             bq_backfill_note=(f"{jobs} jobs x {JOB_LATENCY_S:.0f} s + {measured:.1f} s measured on the loopback "
                               f"server (no latency added); chunk_days={full.chunk_days}"),

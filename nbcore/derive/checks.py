@@ -27,7 +27,6 @@ from typing import Mapping
 
 import pandas as pd
 
-from ..history import latest_runs
 from ..warehouse import Warehouse
 from .processors import Processor
 
@@ -176,33 +175,48 @@ def run_checks(wh: Warehouse, schedule: Schedule, processors: list[Processor], c
     is checked). ``excused`` dates (waived: reviewed, not missing) are never a gap, for any
     upstream; ``waived`` (``nbcore.waivers.waived_by_table``) excuses a raw upstream's own waived
     dates, so a waived optional source (prop lines) does not block the tables built from it.
+
+    Everything the checks read comes from one query (``checks/chunk_inputs.sql``: the upstream
+    processors' latest runs on the previous game date and the games each table has rows for),
+    because on BigQuery every query is a job with about a second of latency: one per chunk,
+    not one per upstream and check. The checks are then made in Python, in the same order and
+    with the same messages as one query per check would give.
     """
     first, last = chunk[0], chunk[-1]
+    waived = waived or {}
+    prev = schedule.previous_date(first)
+    plan = plan_checks(schedule, processors, chunk, produced, excused, waived)
+    needed = set().union(*plan.required.values()) if plan.required else set()
+    if prev is None and not needed:
+        return 0
+    upstreams = sorted({up for proc in processors for up in proc.upstreams})
+    lo = min(schedule.date_of_game[g] for g in needed) if needed else first
+    inputs = wh.query_file("checks/chunk_inputs", {
+        "processors": [up.split(".")[-1] for up in upstreams], "prev_date": prev or first,
+        "start_date": lo, "end_date": last,
+    })
+    runs = {r.table_name: r for r in inputs[inputs.kind == "run"].itertuples()} if prev is not None else {}
+    games = inputs[inputs.kind == "game"]
+    have: dict[str, set[str]] = {t: set(g) for t, g in games.groupby("table_name").game_id}
     n = 0
     # 1. the upstream processor's latest run for the previous game date succeeded
-    prev = schedule.previous_date(first)
     if prev is not None:
         for proc in processors:
             for up in proc.upstreams:
                 n += 1
-                if prev in (waived or {}).get(up, ()):
+                if prev in waived.get(up, ()):
                     continue  # waived for this source: a failed load of it is reviewed, not a broken input
-                runs = latest_runs(wh, up.split(".")[-1], prev, prev)
-                if len(runs) and not bool(runs.iloc[0]["success"]):
-                    err = runs.iloc[0]["error"] or "no error recorded"
+                run = runs.get(up.split(".")[-1])
+                if run is not None and not bool(run.success):
+                    err = run.error if isinstance(run.error, str) and run.error else "no error recorded"
                     raise DependencyError(
                         proc.name, up, [prev], f"its latest run for {prev} failed ({err})",
                         fix_command(up, [prev], failed_run=True, params_file=params_file,
-                                    failed_run_id=str(runs.iloc[0]["run_id"])), (first, last),
+                                    failed_run_id=str(run.run_id)), (first, last),
                     )
     # 2. no gap inside the lookback window (and, for inputs this run does not make, the chunk)
-    plan = plan_checks(schedule, processors, chunk, produced, excused, waived)
-    needed = set().union(*plan.required.values()) if plan.required else set()
     if not needed:
         return n
-    lo = min(schedule.date_of_game[g] for g in needed)
-    present = wh.query_file("derive/present_games", {"start_date": lo, "end_date": last})
-    have: dict[str, set[str]] = {t: set(g) for t, g in present.groupby("table_name").game_id}
     for proc in processors:
         for up in proc.upstreams:
             n += 1

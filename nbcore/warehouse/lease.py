@@ -138,6 +138,14 @@ class Lease:
                 f"{f' and was taken by {other.describe()}' if other else ''}); stop writing and resume later.",
                 other or LeaseInfo(self.holder, self.host, self.run_id, *(self.clock(),) * 3))
 
+    def extend(self) -> bool:
+        """Push the expiry on without touching the recorded session (the driver's heartbeat while
+        its kernels run); False if the lease is no longer this runner's."""
+        n = self.wh.execute_standalone(read_sql("lease/extend"), self._p(), label="lease heartbeat")
+        if n != 1:
+            self.held = False
+        return n == 1
+
     def release(self) -> None:
         if self.held:
             self.wh.execute_standalone(read_sql("lease/release"), self._p(), label="lease release")

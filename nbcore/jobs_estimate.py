@@ -1,0 +1,77 @@
+"""How many BigQuery jobs a run will send, per stage: what ``runbook plan`` shows next to bytes.
+
+On BigQuery every job costs about a second of latency whatever its size, so the number of
+round trips, not the bytes, decides a backfill's wall time. The estimate is computed from the
+plan's dates with the same cutting and batching rules the stages and the backend follow:
+
+* **load**: per raw source, its planned dates in batches of ``BATCH_DATES`` (one transaction
+  each): the batch's rows go in through a staging table when they are too big to ride as
+  query parameters (one load job), then one script (``BEGIN; DELETE; INSERT; history;
+  COMMIT``); per season whose schedule is missing, one read and one script;
+* **derive**: the union of the derive tables' planned dates cut into chunks of ``chunk_days``
+  (``nbcore.chunks``); per chunk one query for all defensive checks (unless ``backfill_mode``
+  or ``strict_mode: false``), one script with every processor's writes and the present-games
+  read, and the ``COMMIT`` with the run-history and lineage rows (plus one lineage read when
+  a rebuilt partition does not change, which cannot be known before the run);
+* **predict**: per chunk the targets, the two baselines' reads, the current rows (change-only
+  write), a staging load and the ``COMMIT`` script; a training read (the walk-forward models
+  extend their rows);
+* **grade**: per chunk one script (the write and its counts read) and the ``COMMIT``;
+* plus each stage's fixed reads (``FIXED``: the schedule, pending dates, attempts, the
+  staleness query, summaries), counted once per stage run.
+
+It is an estimate: a load batch that fails is retried date by date, a transient error is
+retried, and the fixed reads depend on what each stage finds. ``bench`` compares it with the
+jobs the loopback server counts (``nbcore/bench/bigquery.py``).
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import Iterable, Mapping
+
+from .chunks import make_chunks
+
+BATCH_DATES = 40              # nbcore.load.BATCH_DATES
+STAGING_ROWS = 2_000          # rows of a load batch above which it goes through a staging table (~2 MB)
+# reads each stage makes once per run, whatever its dates (counted on the demo's from-empty backfill)
+FIXED = {"load": 12, "gate": 20, "derive": 6, "predict": 3, "grade": 4}
+PREDICT_PER_CHUNK = 6
+
+
+def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[str, int],
+                  rows_per_date: Mapping[str, float], seasons: int, schedule_seasons: int, derive_dates: list[date],
+                  derive_stale: bool, predict_dates: list[date], grade_dates: list[date],
+                  checks: bool) -> dict[str, int]:
+    """Jobs per stage. ``raw_dates``: per raw source, the dates to load; ``rows_per_date``: their
+    rows per date (for the staging rule); ``seasons``: the run's seasons (one schedule read each);
+    ``schedule_seasons``: those whose schedule is missing (one write each). ``derive_stale`` is
+    accepted for the record: a rebuilt partition whose rows do not change costs one more read
+    in its chunk (its previous version), which cannot be known before the run."""
+    stages = set(stages)
+    out: dict[str, int] = {}
+    if "load" in stages:
+        n = FIXED["load"] + seasons + schedule_seasons
+        for source, dates in raw_dates.items():
+            for i in range(0, dates, BATCH_DATES):
+                in_batch = min(BATCH_DATES, dates - i)
+                n += 1 + (rows_per_date.get(source, 0) * in_batch > STAGING_ROWS)
+        out["load"] = n
+    if "gate" in stages:  # validate's completeness and sanity reads, the phase-2 runs, the schedule
+        out["gate"] = FIXED["gate"]
+    if "derive" in stages:
+        chunks = make_chunks(derive_dates, chunk_days)
+        out["derive"] = FIXED["derive"] + len(chunks) * (2 + bool(checks))
+    if "predict" in stages:
+        chunks = make_chunks(predict_dates, chunk_days)
+        # + one training read per chunk (the walk-forward models extend their rows; measured 35 of 35 at full scale)
+        out["predict"] = FIXED["predict"] + len(chunks) * (PREDICT_PER_CHUNK + 1)
+    if "grade" in stages:
+        chunks = make_chunks(grade_dates, chunk_days)
+        out["grade"] = FIXED["grade"] + 2 * len(chunks)
+    return out
+
+
+RULE = ("jobs: load 1 per 40-date batch of a source (+1 staging load for a big batch), 1 per season (+1 when its "
+        "schedule is missing); derive 2 per chunk (+1 for the defensive checks); predict 7 per chunk (with its training "
+        "read); grade 2 per chunk; plus each stage's fixed reads (load 12, gate 20, derive 6, "
+        "predict 3, grade 4)")
