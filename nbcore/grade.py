@@ -212,7 +212,7 @@ def _run_grade(params: RunParams, wh: Warehouse | None, archive: RunArchive | No
             written, counts = _grade_chunk(wh, ctx.dates, run_id)
             per_date = counts.set_index("game_date").n_rows
             return ChunkWork(history=[(PROCESSOR, PHASE, d, int(per_date.get(d, 0))) for d in ctx.dates],
-                             inserted={TABLE: written.inserted}, deleted={TABLE: written.deleted},
+                             written={TABLE: written},
                              detail={"graded": int(counts.graded.sum()), "voided": int(counts.voided.sum())})
 
         failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunk_dates(result.dates, params.chunk_days),

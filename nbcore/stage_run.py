@@ -37,6 +37,7 @@ from .params import RunParams
 from .progress import RUN_ENV, tqdm
 from .record import ChunkRecord
 from .warehouse import Warehouse
+from .warehouse.base import WriteCount
 
 
 class ChunkedOutcome(Protocol):
@@ -89,8 +90,9 @@ class ChunkWork:
     """What a chunk's body did: history rows to record and rows written per table."""
 
     history: list[tuple[str, str, date, int]] = field(default_factory=list)  # (processor, phase, date, rows)
-    inserted: dict[str, int] = field(default_factory=dict)
-    deleted: dict[str, int] = field(default_factory=dict)
+    # table -> the write's counts; read only after the commit (on BigQuery a queued write's
+    # counts are free once its script ran, and reading them earlier would send it early)
+    written: dict[str, WriteCount] = field(default_factory=dict)
     detail: dict[str, int] = field(default_factory=dict)  # stage-specific counts for the ChunkRecord
     on_commit: Optional[Callable[[], None]] = None  # run once the chunk's transaction committed
 
@@ -182,12 +184,12 @@ def run_chunks(
                 work.on_commit()
             for proc, _, d, _ in work.history:
                 attempts[(proc, d)] = attempts.get((proc, d), 0) + 1
-            for table, n in work.inserted.items():
-                record.rows_written[table] = record.rows_written.get(table, 0) + int(n)
-            for table, n in work.deleted.items():
-                record.rows_deleted[table] = record.rows_deleted.get(table, 0) + int(n)
+            inserted = {table: int(w.inserted) for table, w in work.written.items()}
+            for table, w in work.written.items():
+                record.rows_written[table] = record.rows_written.get(table, 0) + inserted[table]
+                record.rows_deleted[table] = record.rows_deleted.get(table, 0) + int(w.deleted)
             record.chunks.append(ChunkRecord(first=chunk[0], last=chunk[-1], dates=list(chunk), status="succeeded",
-                                             rows=int(sum(work.inserted.values())),
+                                             rows=sum(inserted.values()),
                                              seconds=round(time.perf_counter() - t, 3), detail=dict(work.detail)))
         return None
     finally:

@@ -285,8 +285,7 @@ class _ChunkPlan:
 
         return ChunkWork(
             history=[(p.name, p.phase, d, int(per_date.get((p.table.fqn, d), 0))) for p, days in todo for d in days],
-            inserted={t: n.inserted for t, n in counts.items()},
-            deleted={t: n.deleted for t, n in counts.items()},
+            written=counts,
             on_commit=committed,
         )
 

@@ -332,8 +332,7 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
                     result.rows_by_system[system_id] = result.rows_by_system.get(system_id, 0) + int(n)
 
             return ChunkWork(history=[(PROCESSOR, PHASE, d, int(per_date.get(d, 0))) for d in ctx.dates],
-                             inserted={TABLE: written.inserted}, deleted={TABLE: written.deleted},
-                             detail={"player_games": int(len(frame) // len(SYSTEM_IDS))}, on_commit=committed)
+                             written={TABLE: written}, detail={"player_games": int(len(frame) // len(SYSTEM_IDS))}, on_commit=committed)
 
         failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunk_dates(result.dates, params.chunk_days),
                              body=body, record=result, processor=PROCESSOR, phase=PHASE, progress=progress)
