@@ -2,7 +2,9 @@
 
 One transformation per file. Values are always query parameters (``@start_date``),
 never formatted into the text. Backends ask this module for the text in their dialect:
-BigQuery runs it as written, DuckDB gets it through sqlglot.
+BigQuery runs it as written, DuckDB gets it through sqlglot. A few statements are generated
+from the schema instead of written by hand (``GENERATED``: one ``UNION ALL`` branch per table,
+``nbcore/schema/coverage.py``); they are read under a file name like the others.
 """
 from __future__ import annotations
 
@@ -30,9 +32,22 @@ def sql_path(name: str) -> Path:
     return path
 
 
+def _generated() -> dict:
+    from .schema import coverage
+
+    return {"validate/present_games": coverage.validate_present_games,
+            "derive/present_games": coverage.derive_present_games}
+
+
+GENERATED = ("validate/present_games", "derive/present_games")
+
+
 @lru_cache(maxsize=None)
 def read_sql(name: str) -> str:
-    """The BigQuery text of a SQL file."""
+    """The BigQuery text of a SQL file (or of a statement generated from the schema)."""
+    key = name[:-4] if name.endswith(".sql") else name
+    if key in GENERATED:
+        return _generated()[key]()
     return sql_path(name).read_text()
 
 

@@ -214,3 +214,36 @@ def test_bigquery_analyzes_every_derive_statement_with_its_window_parameters():
     params = {"start_date": day, "end_date": day, "dates": [day], **processor("player_daily_cache").sql_parameters}
     assert "Window framing expression must be a literal or parameter" in checker.check(
         bad, tables, [to_query_parameter(k, v).to_api_repr() for k, v in params.items()])
+
+
+# -- the coverage statements are generated from the schema ---------------------------------------
+
+def test_validate_coverage_counts_every_tracked_table_as_a_direct_read_does(small_demo):
+    params, _ = small_demo
+    wh = DuckDBWarehouse(params.duckdb_path, read_only=True)
+    p = {"start_date": date(2024, 4, 1), "end_date": date(2024, 11, 30)}
+    got = wh.query(read_sql("validate/present_games"), p)
+    for t in schema.tracked_tables():
+        rows = wh.query(f"SELECT game_date, game_id FROM {t.fqn} WHERE game_date BETWEEN @start_date AND @end_date", p)
+        expected = rows.groupby(["game_date", "game_id"]).size()
+        mine = got[got.table_name == t.name].set_index(["game_date", "game_id"]).row_count.sort_index()
+        assert sorted(expected.items()) == sorted(mine.items()), t.name
+    assert set(got.table_name) <= {t.name for t in schema.tracked_tables()}
+    derive = wh.query(read_sql("derive/present_games"), p)
+    assert set(derive.table_name) == {t.fqn for t in schema.tracked_tables() if t.phase in ("2", "3", "4")}
+    wh.close()
+
+
+def test_a_table_added_to_the_schema_is_covered_without_editing_sql(monkeypatch):
+    from nbcore.schema import coverage
+
+    base = schema.table("player_daily_cache")
+    new = dataclasses.replace(base, name="player_usage_rates", lookback={})
+    monkeypatch.setattr(coverage, "tracked_tables", lambda: schema.tracked_tables() + [new])
+    for sql in (coverage.validate_present_games(), coverage.derive_present_games()):
+        assert "FROM nba_precompute.player_usage_rates" in sql
+        tables = {f"{t.db}.{t.name}" for t in sqlglot.parse_one(sql, read="bigquery").find_all(exp.Table)}
+        assert "nba_raw.nbac_schedule" not in tables
+        # values are query parameters, never text in the statement
+        assert {p.name for p in sqlglot.parse_one(sql, read="bigquery").find_all(exp.Parameter)} == {"start_date", "end_date"}
+    assert coverage.validate_present_games().count("UNION ALL") == len(schema.tracked_tables())
