@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from derive_fixtures import DERIVED, dates_present, fresh_copy, raw_complete, derived  # noqa: F401
+from derive_fixtures import DERIVED, dates_present, fresh_copy
 from nbcore.cli import main
 from nbcore.derive import Schedule, make_chunks, run_derive
 from nbcore.derive.run import DeriveFailed
