@@ -24,10 +24,10 @@ class SqlFileError(ValueError):
 
 
 def sql_path(name: str) -> Path:
-    """``validate/present_games`` -> the file ``nbcore/sql/validate/present_games.sql``."""
+    """``validate/key_checks`` -> the file ``nbcore/sql/validate/key_checks.sql``."""
     path = SQL_DIR / (name if name.endswith(".sql") else f"{name}.sql")
     if not path.is_file():
-        known = sorted(str(p.relative_to(SQL_DIR))[:-4] for p in SQL_DIR.rglob("*.sql"))
+        known = sorted([str(p.relative_to(SQL_DIR))[:-4] for p in SQL_DIR.rglob("*.sql")] + list(GENERATED))
         raise SqlFileError(f"no SQL file {path}; known: {', '.join(known)}")
     return path
 

@@ -117,6 +117,31 @@ def demo_copy(small_demo, tmp_path):
     return small_params(tmp_path), built
 
 
+@pytest.fixture(scope="session")
+def loaded_demo(small_demo, tmp_path_factory):
+    """(folder, DemoBuild): the small demo after ``run_load`` (raw complete but for the waived prop
+    gaps, the transient bucket fault used up), built once. Copy it before writing (``loaded``)."""
+    from nbcore.load import run_load
+
+    params, built = small_demo
+
+    def build(folder: Path):
+        shutil.copy(params.duckdb_path, folder / "warehouse.duckdb")
+        shutil.copytree(params.bucket, folder / "bucket")
+        assert run_load(small_params(folder), progress=False).ok
+
+    folder, _ = shared_build(tmp_path_factory, "loaded_demo", build)
+    return folder, built
+
+
+@pytest.fixture
+def loaded(loaded_demo, tmp_path):
+    """A private copy of the small demo after load, that a test may write to."""
+    folder, built = loaded_demo
+    shutil.copy(folder / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    shutil.copytree(folder / "bucket", tmp_path / "bucket")
+    return small_params(tmp_path), built
+
 # the derive tests' warehouses (built once per session, shared by test_derive, test_derive_values,
 # test_predict_grade_demo): see derive_fixtures.py
 from derive_fixtures import derived, raw_complete, rederived  # noqa: E402,F401
