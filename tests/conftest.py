@@ -18,6 +18,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -76,6 +77,14 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _prune(folder: Path, name: str, older_than_s: float = 6 * 3600) -> None:
+    """Forget builds of other code versions untouched for hours (every edit makes a new version)."""
+    now = time.time()
+    for old in folder.glob(f"runbook-cache-{name}-*"):
+        if old.is_dir() and now - old.stat().st_mtime > older_than_s:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> tuple[Path, Any]:
     """``build(folder)`` once per code version, machine-wide; returns this session's private copy
     of the folder and what ``build`` returned (pickled: it must not hold the folder's paths, or
@@ -87,11 +96,13 @@ def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> t
     done = cache / "done.pickle"
     with _locked(cache.with_suffix(".lock")):
         if not done.is_file():
+            _prune(cache.parent, name)
             shutil.rmtree(cache, ignore_errors=True)
             (cache / "data").mkdir(parents=True)
             meta = build(cache / "data")
             done.write_bytes(pickle.dumps(meta))
-    shutil.copytree(cache / "data", mine, dirs_exist_ok=True)
+        os.utime(cache)  # in use: not pruned
+        shutil.copytree(cache / "data", mine, dirs_exist_ok=True)
     return mine, pickle.loads(done.read_bytes())
 
 
