@@ -19,10 +19,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/runbook demo --params $(PARAMS)
 
-## make test: the whole test suite, notebooks included (nbval)
+## make test: the whole test suite, notebooks included (nbval). pytest-xdist runs the test files in
+## parallel, one file per worker at a time (--dist loadfile: a file's module fixtures stay on one
+## worker); the small demo and the derive warehouses are built once for all workers (tests/conftest.py)
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
 	$(BIN)/runbook demo --build-only --params params/nbval.yaml
 	RUNBOOK_PARAMS=params/nbval.yaml $(BIN)/python -m pytest -q --nbval-lax notebooks/
 

@@ -115,10 +115,9 @@ class Windows:
         t = schema.table(table)
         if t.fqn == PREDICTIONS and self.model_window is not None:
             return min(self.model_window(day), self.season_start.get(day, day)), day
-        lookback = t.lookback or {}
-        if lookback.get("days"):
-            return day - timedelta(days=int(lookback["days"])), day
-        if lookback.get("games"):
+        if t.window_days:
+            return day - timedelta(days=t.window_days), day
+        if t.window_games:
             # last-N-games and season-to-date windows are per season in the SQL; a player with
             # fewer than N games reaches back to the season's first game
             return self.season_start.get(day, day), day
@@ -210,11 +209,10 @@ def window_text(table: str) -> str:
     t = schema.table(table)
     if t.fqn == PREDICTIONS:
         return "model's training window"
-    lookback = t.lookback or {}
-    if lookback.get("days"):
-        return f"{lookback['days']}-day window"
-    if lookback.get("games"):
-        return f"{lookback['games']}-game / season-to-date window"
+    if t.window_days:
+        return f"{t.window_days}-day window"
+    if t.window_games:
+        return f"{t.window_games}-game / season-to-date window"
     return "own date"
 
 

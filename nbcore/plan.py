@@ -140,7 +140,7 @@ def _dry_run_bytes(wh: Warehouse, stage: str, table: str, dates: list[date], par
     start, end = min(dates), max(dates)
     known = {"start_date": start, "end_date": end, "dates": list(dates), "all_dates": list(dates), "day": start,
              "seasons": params.season_list, "run_id": "plan", "train_start": start, "train_end": end,
-             "repredict": params.repredict, "lookback_days": int((schema.table(table).lookback or {}).get("days", 0))}
+             "repredict": params.repredict, **schema.table(table).lookback_parameters()}
     try:
         return int(fn(sql, {k: v for k, v in known.items() if k in parameter_names(sql)}, label=f"plan {stage}/{table}"))
     except Exception:  # a dry run is advice, not a requirement

@@ -2,7 +2,9 @@
 
 One transformation per file. Values are always query parameters (``@start_date``),
 never formatted into the text. Backends ask this module for the text in their dialect:
-BigQuery runs it as written, DuckDB gets it through sqlglot.
+BigQuery runs it as written, DuckDB gets it through sqlglot. A few statements are generated
+from the schema instead of written by hand (``GENERATED``: one ``UNION ALL`` branch per table,
+``nbcore/schema/coverage.py``); they are read under a file name like the others.
 """
 from __future__ import annotations
 
@@ -22,17 +24,30 @@ class SqlFileError(ValueError):
 
 
 def sql_path(name: str) -> Path:
-    """``validate/present_games`` -> the file ``nbcore/sql/validate/present_games.sql``."""
+    """``validate/key_checks`` -> the file ``nbcore/sql/validate/key_checks.sql``."""
     path = SQL_DIR / (name if name.endswith(".sql") else f"{name}.sql")
     if not path.is_file():
-        known = sorted(str(p.relative_to(SQL_DIR))[:-4] for p in SQL_DIR.rglob("*.sql"))
+        known = sorted([str(p.relative_to(SQL_DIR))[:-4] for p in SQL_DIR.rglob("*.sql")] + list(GENERATED))
         raise SqlFileError(f"no SQL file {path}; known: {', '.join(known)}")
     return path
 
 
+def _generated() -> dict:
+    from .schema import coverage
+
+    return {"validate/present_games": coverage.validate_present_games,
+            "derive/present_games": coverage.derive_present_games}
+
+
+GENERATED = ("validate/present_games", "derive/present_games")
+
+
 @lru_cache(maxsize=None)
 def read_sql(name: str) -> str:
-    """The BigQuery text of a SQL file."""
+    """The BigQuery text of a SQL file (or of a statement generated from the schema)."""
+    key = name[:-4] if name.endswith(".sql") else name
+    if key in GENERATED:
+        return _generated()[key]()
     return sql_path(name).read_text()
 
 

@@ -6,7 +6,9 @@
 * ``rederived``: ``derived`` with every date derived again, so rows after a former hole are
   computed with it (a derive fills holes; it does not refresh the dates after them).
 
-Both are files built once per module; ``fresh_copy`` gives a test its own writable copy.
+Each is a file built once per session (and once per code version machine-wide, see
+``conftest.shared_build``) and registered in ``conftest.py``, so test_derive, test_derive_values
+and test_predict_grade_demo share them; ``fresh_copy`` gives a test its own writable copy.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import small_params
+from conftest import shared_build, small_params
 from nbcore import schema
 from nbcore.demo.build import raw_frames
 from nbcore.derive import PROCESSORS, run_derive
@@ -57,30 +59,43 @@ def dates_present(wh, table: str) -> set[date]:
     return set(pd.to_datetime(df.d).dt.date)
 
 
-@pytest.fixture(scope="module")
+def _built_once(tmp_path_factory, name: str, src_params, build, **extra):
+    """A warehouse made from a copy of ``src_params``' by ``build(params, wh)``, built once per code
+    version (``conftest.shared_build``); returns this session's copy, its params and what build returned."""
+
+    def make(folder: Path):
+        p, wh = fresh_copy(src_params, folder, **extra)
+        try:
+            return build(p, wh)
+        finally:
+            wh.close()
+
+    folder, out = shared_build(tmp_path_factory, name, make)
+    return small_params(folder, bucket=str(src_params.bucket), **extra), out
+
+
+@pytest.fixture(scope="session")
 def raw_complete(small_demo, tmp_path_factory):
     params, built = small_demo
-    p, wh = fresh_copy(params, tmp_path_factory.mktemp("raw_complete"))
-    fill_raw(wh, built.league)
-    wh.close()
+    p, _ = _built_once(tmp_path_factory, "raw_complete", params, lambda p, wh: fill_raw(wh, built.league))
     return p, built
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def derived(raw_complete, tmp_path_factory):
     params, built = raw_complete
-    p, wh = fresh_copy(params, tmp_path_factory.mktemp("derived"))
-    result = run_derive(p, wh=wh, progress=False)
-    wh.close()
+    p, result = _built_once(tmp_path_factory, "derived", params, lambda p, wh: run_derive(p, wh=wh, progress=False))
     return p, built, result
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rederived(derived, tmp_path_factory):
     params, built, _ = derived
-    p, wh = fresh_copy(params, tmp_path_factory.mktemp("rederived"), backfill_mode=True, chunk_days=400)
     final = sorted(d for d in built.league.game_dates)
-    result = run_derive(p, wh=wh, progress=False, dates=final)
-    assert result.ok, result.error
-    wh.close()
+
+    def rederive(p, wh):
+        result = run_derive(p, wh=wh, progress=False, dates=final)
+        assert result.ok, result.error
+
+    p, _ = _built_once(tmp_path_factory, "rederived", params, rederive, backfill_mode=True, chunk_days=400)
     return p, built

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from derive_fixtures import DERIVED, dates_present, fresh_copy, raw_complete, derived  # noqa: F401
+from derive_fixtures import DERIVED, dates_present, fresh_copy
 from nbcore.cli import main
 from nbcore.derive import Schedule, make_chunks, run_derive
 from nbcore.derive.run import DeriveFailed
@@ -63,19 +63,23 @@ def test_derive_closes_every_phase3_and_phase4_hole(derived):
     assert s["status"] == "succeeded" and s["dates_processed"] == len(result.processed_dates)
 
 
-def test_rerun_changes_nothing(derived, tmp_path):
+def test_rerun_changes_nothing(derived, rederived, tmp_path):
     params, built, _ = derived
     p, wh = fresh_copy(params, tmp_path)
     try:
         before = wh.checksums()
         again = run_derive(p, wh=wh, progress=False)
         assert again.ok and again.requested_dates == [] and wh.checksums() == before
-        # re-deriving every date twice: the second pass changes nothing either
-        final = Schedule(wh.query_file("derive/final_games")).dates
-        bf = p.model_copy(update={"backfill_mode": True, "chunk_days": 400})
-        assert run_derive(bf, wh=wh, progress=False, dates=final).ok
+    finally:
+        wh.close()
+    # re-deriving every date twice: the second pass changes nothing either (``rederived`` is
+    # ``derived`` after the first pass: every final date, backfill mode, chunk_days 400)
+    bf, _ = rederived
+    p, wh = fresh_copy(bf, tmp_path / "again", backfill_mode=True, chunk_days=400)
+    try:
         first = wh.checksums()
-        assert run_derive(bf, wh=wh, progress=False, dates=final).ok
+        final = Schedule(wh.query_file("derive/final_games")).dates
+        assert run_derive(p, wh=wh, progress=False, dates=final).ok
         assert wh.checksums() == first
     finally:
         wh.close()

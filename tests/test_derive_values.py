@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from derive_fixtures import PHASE4, derived, fresh_copy, raw_complete, rederived, rows_on  # noqa: F401
+from derive_fixtures import PHASE4, fresh_copy, rows_on
 from nbcore.derive import run_derive
 from nbcore.warehouse.duckdb import DuckDBWarehouse
 

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from derive_fixtures import dates_present, derived, fresh_copy, raw_complete  # noqa: F401
+from derive_fixtures import dates_present, fresh_copy
 from nbcore import grade
 from nbcore.predict import SYSTEM_IDS, run_predict
 from nbcore.validate import run_validate

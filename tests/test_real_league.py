@@ -11,7 +11,6 @@ import yaml
 from nbcore.derive import run_derive
 from nbcore.gate import GateBlocked, run_gate, waived_dates
 from nbcore.grade import run_grade
-from nbcore.load import run_load
 from nbcore.params import ParamsError
 from nbcore.predict import run_predict
 from nbcore.sources import BOXSCORES, PROPS
@@ -30,12 +29,7 @@ def write_waivers(params, tmp_path: Path, *extra: dict, with_example: bool = Tru
     return params.model_copy(update={"waivers": path})
 
 
-@pytest.fixture
-def loaded(demo_copy):
-    """The small demo after load: raw complete but for the waived prop gaps."""
-    params, built = demo_copy
-    assert run_load(params, progress=False).ok
-    return params, built
+# ``loaded`` (conftest.py): the small demo after load, raw complete but for the waived prop gaps
 
 
 # -- 2. plausibility calibrated on the data, with a severity; waivable per game ----------------

@@ -35,7 +35,7 @@ BEFORE_STATE_STEPS: list[Callable[[Warehouse, RunParams, League, HoleSpec], None
 
 def derive_phases_3_4(wh: Warehouse, params: RunParams, league: League, holes: HoleSpec) -> None:
     """Phases 3 and 4 over every final date but the downstream holes (nbcore.derive, backfill mode)."""
-    from ..derive.demo_step import derive_phases_3_4 as step
+    from .before_state import derive_phases_3_4 as step
 
     step(wh, params, league, holes)
 
@@ -45,14 +45,14 @@ BEFORE_STATE_STEPS.append(derive_phases_3_4)
 
 def predict_phase_5(wh: Warehouse, params: RunParams, league: League, holes: HoleSpec) -> None:
     """Phase 5 over every final date but the downstream holes (nbcore.predict)."""
-    from ..predict.demo_step import predict_phase_5 as step
+    from .before_state import predict_phase_5 as step
 
     step(wh, params, league, holes)
 
 
 def grade_phase_5b(wh: Warehouse, params: RunParams, league: League, holes: HoleSpec) -> None:
     """Phase 5B over the predicted dates but the ungraded season (nbcore.grade)."""
-    from ..predict.demo_step import grade_phase_5b as step
+    from .before_state import grade_phase_5b as step
 
     step(wh, params, league, holes)
 

@@ -55,17 +55,18 @@ class Processor:
 
     @property
     def lookback_days(self) -> int:
-        return int(self.table.lookback.get("days", 0))
+        return self.table.window_days
 
     @property
     def lookback_games(self) -> int:
-        return int(self.table.lookback.get("games", 0))
+        return self.table.window_games
 
     @property
     def sql_parameters(self) -> dict[str, int]:
-        """The schema's lookback as the query parameters the SQL reads (``@lookback_days``): the
-        window is defined once, in ``nbcore/schema``, and the SQL never repeats the number."""
-        return {"lookback_days": self.lookback_days} if self.lookback_days else {}
+        """The schema's lookbacks as the query parameters the SQL reads (``@lookback_days``,
+        ``@lookback_games_preceding``, ...): each window is defined once, in ``nbcore/schema``,
+        and the SQL never repeats the number (``tests/test_rules.py`` checks both)."""
+        return self.table.lookback_parameters()
 
     def lookback_text(self) -> str:
         if self.lookback_days:

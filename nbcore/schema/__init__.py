@@ -4,12 +4,25 @@ The YAML files beside this module are the single source of truth: the DuckDB bac
 creates tables from them, the BigQuery backend creates partitioned and clustered
 tables from them, validate uses their keys, and derive uses their upstreams.
 Types are BigQuery Standard SQL types.
+
+Every lookback window is defined here once, in a table's ``lookback`` mapping (name -> a
+positive whole number). ``days`` and ``games`` are the window a partition for date D reads from
+its upstream tables: ``days`` N = the N calendar days before D, ``games`` N = the last N games of
+the season before D. Lineage's window rule, ``why`` and derive's defensive checks read those two.
+Any other name is a window the table's SQL uses on its own (e.g. ``season_days``: how far back
+a season can reach). The SQL never repeats a number: ``Table.lookback_parameters`` hands each to
+it as the query parameter ``@lookback_<name>``, and a count of games (``games``, ``*_games``)
+also as ``@lookback_<name>_preceding`` = N - 1, the frame offset of "the last N rows"
+(``ROWS BETWEEN @lookback_games_preceding PRECEDING AND CURRENT ROW``), because BigQuery accepts
+only a literal or a bare parameter as a window frame offset, not ``@n - 1``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+import re
 
 import yaml
 
@@ -53,12 +66,56 @@ class Table:
     def date_column(self) -> str:
         return self.partition_by
 
+    @property
+    def window_days(self) -> int:
+        """N when a partition for D reads its upstreams' N calendar days before D (else 0)."""
+        return int(self.lookback.get("days", 0))
+
+    @property
+    def window_games(self) -> int:
+        """N when a partition for D reads each player's or team's last N games before D (else 0)."""
+        return int(self.lookback.get("games", 0))
+
+    def lookback_parameters(self) -> dict[str, int]:
+        """Every lookback as the query parameters the table's SQL reads (see the module doc)."""
+        out: dict[str, int] = {}
+        for name, n in self.lookback.items():
+            out[f"lookback_{name}"] = n
+            if is_game_count(name):
+                out[f"lookback_{name}_preceding"] = n - 1
+        return out
+
     def duckdb_ddl(self) -> str:
         cols = ",\n  ".join(
             f"{name} {DUCKDB_TYPES[typ]}"
             for name, typ in self.columns.items()
         )
         return f"CREATE TABLE IF NOT EXISTS {self.fqn} (\n  {cols}\n)"
+
+
+_LOOKBACK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def is_game_count(lookback_name: str) -> bool:
+    """A lookback counted in games (``games``, ``short_games``), not in days."""
+    return lookback_name == "games" or lookback_name.endswith("_games")
+
+
+def _lookback(dataset: str, name: str, spec) -> dict[str, int]:
+    spec = spec or {}
+    where = f"nbcore/schema/{dataset}.yaml: {name}.lookback"
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where} must be a mapping of window name -> whole number, e.g. {{days: 15}}; got {spec!r}")
+    out = {}
+    for key, n in spec.items():
+        if not isinstance(key, str) or not _LOOKBACK_NAME.match(key):
+            raise ValueError(f"{where}: {key!r} is not a valid window name (lower-case letters, digits, _)")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{where}.{key} must be a whole number of days or games >= 1, got {n!r}")
+        out[key] = n
+    if "days" in out and "games" in out:
+        raise ValueError(f"{where}: a table's upstream window is either days or games, not both")
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +137,7 @@ def _load() -> dict[str, Table]:
                 partition_by=t["partition_by"],
                 cluster_by=tuple(t.get("cluster_by", ())),
                 upstream=tuple(t.get("upstream", ())),
-                lookback=dict(t.get("lookback", {})),
+                lookback=_lookback(dataset, name, t.get("lookback")),
                 require_partition_filter=bool(t.get("require_partition_filter", False)),
             )
             tables[table.fqn] = table

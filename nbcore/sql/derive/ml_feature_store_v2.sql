@@ -60,7 +60,7 @@ SELECT
   is_home,
   'v2.1' AS feature_version,
   features_present,
-  ROUND(100 * features_present / 13 * (0.5 + 0.5 * LEAST(COALESCE(games_used, 0), 10) / 10), 2) AS data_quality_score,
+  ROUND(100 * features_present / 13 * (0.5 + 0.5 * LEAST(COALESCE(games_used, 0), @lookback_games) / @lookback_games), 2) AS data_quality_score,
   COALESCE(games_used, 0) AS games_used,
   COALESCE(games_played_season, 0) AS games_played_season,
   points_avg_last_5,

@@ -11,19 +11,21 @@ WITH spine AS (
     AND game_date IN UNNEST(@dates)
 ),
 games AS (
-  -- a season lasts less than a year: 366 days back reaches every earlier game of its season
+  -- a season lasts less than a year: @lookback_season_days (366) days back reaches every earlier
+  -- game of its season; last 5 / last 10 are @lookback_short_games / @lookback_games rows
+  -- (a frame offset is N - 1: BigQuery takes only a literal or a bare parameter there)
   SELECT player_lookup, season_year, game_date, game_id,
     ROW_NUMBER() OVER w AS game_number,
-    AVG(points) OVER (w ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS points_avg_last_5,
-    AVG(points) OVER (w ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS points_avg_last_10,
+    AVG(points) OVER (w ROWS BETWEEN @lookback_short_games_preceding PRECEDING AND CURRENT ROW) AS points_avg_last_5,
+    AVG(points) OVER (w ROWS BETWEEN @lookback_games_preceding PRECEDING AND CURRENT ROW) AS points_avg_last_10,
     -- exact sums (integers, NUMERIC minutes): a value never depends on how a window is added up
-    AVG(CAST(minutes AS NUMERIC)) OVER (w ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS minutes_avg_last_5,
-    AVG(CAST(minutes AS NUMERIC)) OVER (w ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS minutes_avg_last_10,
+    AVG(CAST(minutes AS NUMERIC)) OVER (w ROWS BETWEEN @lookback_short_games_preceding PRECEDING AND CURRENT ROW) AS minutes_avg_last_5,
+    AVG(CAST(minutes AS NUMERIC)) OVER (w ROWS BETWEEN @lookback_games_preceding PRECEDING AND CURRENT ROW) AS minutes_avg_last_10,
     AVG(points) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points_avg_season,
     SUM(points) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points_sum,
     SUM(points * points) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points_sum_sq
   FROM nba_analytics.player_game_summary
-  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL 366 DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
+  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_season_days DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
   WINDOW w AS (PARTITION BY player_lookup, season_year ORDER BY game_date, game_id)
 ),
 stream AS (
@@ -48,7 +50,7 @@ SELECT
   s.season_year,
   s.player_lookup,
   s.team_abbr,
-  COALESCE(LEAST(a.last_game_number, 10), 0) AS games_used,
+  COALESCE(LEAST(a.last_game_number, @lookback_games), 0) AS games_used,
   COALESCE(a.last_game_number, 0) AS games_played_season,
   ROUND(g.points_avg_last_5, 4) AS points_avg_last_5,
   ROUND(g.points_avg_last_10, 4) AS points_avg_last_10,

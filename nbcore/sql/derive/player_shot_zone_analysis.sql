@@ -12,17 +12,18 @@ WITH spine AS (
     AND game_date IN UNNEST(@dates)
 ),
 games AS (
-  -- a season lasts less than a year: 366 days back reaches every earlier game of its season
+  -- a season lasts less than a year: @lookback_season_days (366) days back reaches every earlier
+  -- game of its season; w10 is the last @lookback_games games (frame offset = N - 1)
   SELECT player_lookup, season_year, game_date, game_id,
     ROW_NUMBER() OVER w AS game_number,
     SUM(fg2a) OVER w10 AS fg2a, SUM(fg3a) OVER w10 AS fg3a, SUM(fta) OVER w10 AS fta,
     SUM(fg2m) OVER w10 AS fg2m, SUM(fg3m) OVER w10 AS fg3m, SUM(ftm) OVER w10 AS ftm,
     SUM(points) OVER w10 AS points
   FROM nba_analytics.player_game_summary
-  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL 366 DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
+  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_season_days DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
   WINDOW
     w AS (PARTITION BY player_lookup, season_year ORDER BY game_date, game_id),
-    w10 AS (PARTITION BY player_lookup, season_year ORDER BY game_date, game_id ROWS BETWEEN 9 PRECEDING AND CURRENT ROW)
+    w10 AS (PARTITION BY player_lookup, season_year ORDER BY game_date, game_id ROWS BETWEEN @lookback_games_preceding PRECEDING AND CURRENT ROW)
 ),
 stream AS (
   -- context rows and played games in one ordered stream per player and season; on the same
@@ -46,10 +47,10 @@ SELECT
   s.season_year,
   s.player_lookup,
   s.team_abbr,
-  COALESCE(LEAST(a.last_game_number, 10), 0) AS games_used,
-  ROUND(g.fg2a / LEAST(a.last_game_number, 10), 4) AS fg2a_per_game,
-  ROUND(g.fg3a / LEAST(a.last_game_number, 10), 4) AS fg3a_per_game,
-  ROUND(g.fta / LEAST(a.last_game_number, 10), 4) AS fta_per_game,
+  COALESCE(LEAST(a.last_game_number, @lookback_games), 0) AS games_used,
+  ROUND(g.fg2a / LEAST(a.last_game_number, @lookback_games), 4) AS fg2a_per_game,
+  ROUND(g.fg3a / LEAST(a.last_game_number, @lookback_games), 4) AS fg3a_per_game,
+  ROUND(g.fta / LEAST(a.last_game_number, @lookback_games), 4) AS fta_per_game,
   ROUND(SAFE_DIVIDE(g.fg2m, g.fg2a), 4) AS fg2_pct,
   ROUND(SAFE_DIVIDE(g.fg3m, g.fg3a), 4) AS fg3_pct,
   ROUND(SAFE_DIVIDE(g.ftm, g.fta), 4) AS ft_pct,

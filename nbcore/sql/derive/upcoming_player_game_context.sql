@@ -10,12 +10,12 @@ WITH team_games AS (
   SELECT game_id, game_date, season_year, game_type, game_status, home_team AS team_abbr,
     away_team AS opponent_team_abbr, TRUE AS is_home
   FROM nba_raw.nbac_schedule
-  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL 60 DAY) AND @end_date
+  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_schedule_days DAY) AND @end_date
   UNION ALL
   SELECT game_id, game_date, season_year, game_type, game_status, away_team AS team_abbr,
     home_team AS opponent_team_abbr, FALSE AS is_home
   FROM nba_raw.nbac_schedule
-  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL 60 DAY) AND @end_date
+  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_schedule_days DAY) AND @end_date
 ),
 team_rest AS (
   SELECT tg.*,
@@ -24,7 +24,7 @@ team_rest AS (
       DAY) AS days_rest,
     COUNT(*) OVER (
       PARTITION BY tg.team_abbr, tg.season_year ORDER BY UNIX_DATE(tg.game_date)
-      RANGE BETWEEN 7 PRECEDING AND 1 PRECEDING) AS games_last_7_days
+      RANGE BETWEEN @lookback_recent_days PRECEDING AND 1 PRECEDING) AS games_last_7_days
   FROM team_games AS tg
 ),
 roster AS (
