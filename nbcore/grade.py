@@ -24,7 +24,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Optional, Sequence
+from typing import Sequence
 
 import pandas as pd
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Iterable, Optional
 

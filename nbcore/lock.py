@@ -30,12 +30,13 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 from .errors import WarehouseLockedError
+from .lockfile import LockInfo, _pid_alive, _proc_start, read_lock  # noqa: F401 - re-exported
 from .params import RunParams
 
 log = logging.getLogger(__name__)
@@ -47,24 +48,6 @@ class RunLockedError(WarehouseLockedError, RuntimeError):
     def __init__(self, message: str, holder: "LockInfo | None" = None):
         super().__init__(message)
         self.holder = holder
-
-
-@dataclass
-class LockInfo:
-    run_id: str
-    pid: int
-    host: str
-    started_at: str
-    proc_start: Optional[str] = None  # /proc/<pid>/stat start time, guards against pid reuse
-    warehouse: str = ""
-    holder: Optional[str] = None      # BigQuery lease: the user holding it, and until when
-    expires_at: Optional[str] = None
-
-    def describe(self) -> str:
-        if self.holder:  # a lease row: no pid (another machine's processes are not ours to see)
-            return (f"run {self.run_id} ({self.holder} on {self.host}, since {self.started_at}"
-                    f"{f', lease until {self.expires_at}' if self.expires_at else ''})")
-        return f"run {self.run_id} (pid {self.pid} on {self.host}, since {self.started_at})"
 
 
 def _lease_info(lease, warehouse: str) -> LockInfo:
@@ -80,27 +63,6 @@ def _open_bigquery(params: RunParams, run_id: str):
     wh = BigQueryWarehouse.from_params(params, run_id=run_id, stage="lock")
     wh.ensure_schema()  # the lease table lives in nba_reference, which a first run has not created yet
     return wh
-
-
-def _proc_start(pid: int) -> Optional[str]:
-    """The kernel's start time of a process (Linux), or None when unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (field 2) may hold spaces; fields after the closing paren are plain
-    fields = stat[stat.rindex(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def lock_path(params: RunParams) -> Path:
@@ -250,14 +212,6 @@ class WarehouseLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-def read_lock(path: Path) -> Optional[LockInfo]:
-    try:
-        data = json.loads(Path(path).read_text())
-        return LockInfo(**{k: data.get(k) for k in LockInfo.__dataclass_fields__ if k in data})
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 def is_stale(holder: LockInfo) -> bool:

@@ -42,7 +42,7 @@ from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
 from .params import PROJECT_ROOT, RunParams, load_params
 from .record import StageRecord, read_record
-from .stages import STAGE_NAMES, STEP_NAMES, STEPS, Step
+from .stages import STAGE_NAMES, STEPS, Step
 
 log = logging.getLogger(__name__)
 

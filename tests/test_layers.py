@@ -32,7 +32,7 @@ CORE = {
     # shared by several stages, no stage logic of their own
     "nbcore.progress", "nbcore.waivers", "nbcore.bucket", "nbcore.sources", "nbcore.sources.checks",
     "nbcore.sources.parse", "nbcore.sources.render", "nbcore.expected", "nbcore.sanity", "nbcore.lock",
-    "nbcore.resolutions",
+    "nbcore.resolutions", "nbcore.lockfile",
     # the single chunk runner and the typed stage record (issue 10), when they land
     "nbcore.stage_run", "nbcore.record",
 }
@@ -51,7 +51,7 @@ STAGE_MODULES = set().union(*STAGE_PACKAGES.values())
 RECORDS = {"nbcore.derive.result"}
 PRESENTATION = {"nbcore.report", "nbcore.report_html", "nbcore.charts", "nbcore.grade_charts", "nbcore.why"}
 ORCHESTRATION = {"nbcore.plan", "nbcore.runbook", "nbcore.notebook", "nbcore.cli", "nbcore.convergence",
-                 "nbcore.kernels", "nbcore.notify", "nbcore.preflight"}
+                 "nbcore.kernels", "nbcore.notify", "nbcore.preflight", "nbcore.jobs_estimate"}
 # (importer, imported): what it uses, and where it belongs
 KNOWN = {
     ("nbcore.derive.run", "nbcore.gate"): "waived_dates: a waivers helper (nbcore.waivers); lead, stage runner",

@@ -15,7 +15,6 @@ import html
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Optional
 
 import pandas as pd
 
@@ -322,7 +321,6 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
         windows = lineage.Windows.from_dates(_season_of(wh, params), model_window_start(params))
 
         def body(ctx: ChunkContext) -> ChunkWork:
-            t = time.perf_counter()
             frame = predict_frame(wh, params, ctx.dates, models, run_id)
             written, per_date = _write_chunk(wh, params, ctx.dates, frame, windows, run_id)
             by_system = frame.system_id.value_counts().to_dict() if len(frame) else {}

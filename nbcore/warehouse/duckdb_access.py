@@ -34,7 +34,7 @@ from typing import Callable, Optional
 import duckdb
 
 from ..errors import UsageError, WarehouseLockedError
-from ..lock import _pid_alive
+from ..lockfile import _pid_alive
 from .base import WarehouseError
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def describe_holder(path: str, error: Exception | str) -> str:
     if m:
         cmd = _cmdline(int(m["pid"]))
         parts.append(f"process {m['pid']} ({cmd or m['prog']})")
-    from ..lock import read_lock
+    from ..lockfile import read_lock
 
     run = read_lock(Path(str(path) + ".runbook-lock"))
     if run is not None:
