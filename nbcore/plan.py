@@ -27,6 +27,7 @@ import pandas as pd
 from . import lineage, schema
 from .params import RunParams
 from .report import group_dates, range_label
+from .chunks import make_chunks
 from .sqlfiles import SQL_DIR, read_sql
 from .jobs_estimate import RULE as JOBS_RULE, estimate_jobs
 from .warehouse import Warehouse, open_warehouse
@@ -45,6 +46,8 @@ class PlanResult:
     targets: dict[str, dict[str, str]] = field(default_factory=dict)
     frozen: dict[str, dict[str, str]] = field(default_factory=dict)  # stale but kept (freeze_predictions)
     jobs: dict[str, int] = field(default_factory=dict)  # BigQuery: estimated jobs per stage (nbcore.jobs_estimate)
+    # per chunked stage: its chunks as [first, last, dates], cut as the stage cuts them (nbcore.chunks)
+    chunks: dict[str, list[list]] = field(default_factory=dict)
 
     def dates(self, table: str) -> list[date]:
         """The planned dates of a table (``dataset.table`` or bare name)."""
@@ -69,7 +72,7 @@ class PlanResult:
     def to_json(self) -> dict:
         return {"tables": json.loads(self.frame.to_json(orient="records", date_format="iso")),
                 "total_expected_rows": self.total_rows, "gate": self.gate, "notes": self.notes,
-                "targets": self.targets, "frozen_stale": self.frozen,
+                "targets": self.targets, "frozen_stale": self.frozen, "chunks": self.chunks,
                 **({"jobs_by_stage": self.jobs, "jobs_total": sum(self.jobs.values()), "jobs_rule": JOBS_RULE}
                    if self.jobs else {})}
 
@@ -272,7 +275,10 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
         jobs = _estimate_jobs(params, rows, targets) if params.backend == "bigquery" else {}
         as_json = {t: {d.isoformat(): c.text(t) for d, c in sorted(targets.of(t).items())}
                    for t in targets.dates if targets.of(t) and schema.table(t).phase != "2"}
-        return PlanResult(frame=frame, notes=notes, gate=gate, targets=as_json, jobs=jobs,
+        chunks = {stage: [[c[0].isoformat(), c[-1].isoformat(), len(c)]
+                          for c in make_chunks(_stage_dates(params, targets, stage), params.chunk_days)]
+                  for stage in ("derive", "predict", "grade") if stage in params.stages}
+        return PlanResult(frame=frame, notes=notes, gate=gate, targets=as_json, jobs=jobs, chunks=chunks,
                           frozen={t: {d.isoformat(): c.text(t) for d, c in sorted(cs.items())}
                                   for t, cs in frozen.items() if cs})
     finally:
@@ -280,11 +286,16 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
             wh.close()
 
 
+def _stage_dates(params: RunParams, targets: lineage.Targets, stage: str) -> list[date]:
+    """The dates a stage's chunks cover: the union of its selected tables' planned dates."""
+    return sorted({d for t in schema.tracked_tables() if PHASE_STAGE.get(t.phase) == stage
+                   and params.table_selected(t.name) for d in targets.of(t.fqn)})
+
+
 def _estimate_jobs(params: RunParams, rows: list[dict], targets: lineage.Targets) -> dict[str, int]:
     """Jobs per stage from the plan's dates (``nbcore.jobs_estimate``)."""
     def dates_of(stage: str) -> list[date]:
-        return sorted({d for t in schema.tracked_tables() if PHASE_STAGE.get(t.phase) == stage
-                       and params.table_selected(t.name) for d in targets.of(t.fqn)})
+        return _stage_dates(params, targets, stage)
 
     load = [r for r in rows if r["stage"] == "load"]
     schedule = next((r for r in load if r["table"] == "nbac_schedule"), None)

@@ -177,6 +177,8 @@ def test_the_run_executes_exactly_what_was_planned(small_demo, tmp_path):
         assert sorted(days) == plan.dates(table), table
     assert set(plan.targets) >= set(derived.table_dates)
     assert results["predict"].dates == plan.dates(PRED)
+    executed = [[c.first.isoformat(), c.last.isoformat(), len(c.dates)] for c in results["predict"].chunks]
+    assert executed == plan.chunks["predict"]  # the plan's chunks are the chunks the stage ran
     assert set(results["grade"].dates) <= set(plan.dates(ACC))
     assert plan.to_json()["targets"][PRED]  # what `runbook plan --json` and plan.json carry
 
