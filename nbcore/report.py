@@ -934,6 +934,34 @@ def plan_vs_outcome(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def by_hand(run: RunData) -> pd.DataFrame:
+    """Stages run by hand (``kind: interactive`` archives beside this run) since the previous
+    runbook run started, up to this run's start: they wrote to the warehouse under the lock and
+    their work is part of this run's before state, so the report credits them by name."""
+    cols = ["run_id", "stage", "status", "started_at", "rows_written", "reason"]
+    base = run.run_dir.parent
+    started = run.manifest.get("started_at") or ""
+    previous = ""
+    rows = []
+    for d in sorted(base.iterdir()) if base.is_dir() else []:
+        if d == run.run_dir or not (d / "manifest.json").is_file():
+            continue
+        try:
+            m = json.loads((d / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        at = m.get("started_at") or ""
+        if not at or (started and at >= started):
+            continue
+        if m.get("kind") != "interactive":
+            previous = max(previous, at)
+            continue
+        stage = (m.get("stages") or [{}])[0].get("stage")
+        rows.append({"run_id": m.get("run_id", d.name), "stage": stage, "status": m.get("status"), "started_at": at,
+                     "rows_written": int(sum((m.get("rows_written") or {}).values())), "reason": m.get("reason")})
+    return pd.DataFrame([r for r in rows if r["started_at"] >= previous], columns=cols)
+
+
 def _attempts(run: RunData, name: str) -> list[dict]:
     """A step's typed records over all its attempts in this run (a resume sets earlier ones
     aside in stages/attempts/), oldest first."""
@@ -1227,6 +1255,9 @@ def summary_markdown(run: RunData) -> str:
     steps = timeline_table(run)
     if not steps.empty:
         lines += ["", "## Stages", "", _md_table(steps, index=False)]
+    hand = by_hand(run)
+    if not hand.empty:
+        lines += ["", "## Stages run by hand before this run", "", _md_table(hand.fillna(""), index=False)]
     wv = dates_waived(run)
     if not wv.empty:
         lines += ["", "## Waived (reviewed, not open)", "", _md_table(wv[["table", "season", "dates", "ranges", "reason"]], index=False)]

@@ -359,6 +359,13 @@ def failures(run: report.RunData):
     return table(f, "", numeric=("attempt",), caption=cap)
 
 
+def by_hand(run: report.RunData):
+    """Stages run by hand between the previous run and this one (credited, not hidden)."""
+    f = report.by_hand(run)
+    return table(f.assign(reason=f.reason.fillna("")), "no stage was run by hand since the previous run",
+                 numeric=("rows_written",))
+
+
 def retries(run: report.RunData):
     f = report.retries(run)
     return table(f.assign(**{c: f[c].map(report.count_label) for c in ("retries", "recovered", "still failing")}),

@@ -175,3 +175,20 @@ def test_after_a_failure_the_next_attempt_runs_exactly_what_remains_of_the_plan(
         done_first, done_second = set(first.table_dates.get(table, [])), set(second.table_dates.get(table, []))
         assert done_first.isdisjoint(done_second), table
         assert sorted(done_first | done_second) == plan.dates(table), table
+
+
+def test_the_next_runs_report_credits_a_stage_run_by_hand(demo_copy):
+    from nbcore import report
+
+    params, _ = demo_copy
+    params = params.model_copy(update={"seasons": [2023], "chunk_days": 30, "backfill_mode": True})
+    derived = derive.run_derive(params, progress=False, skip_dates=derive.waived_skip_dates(params))
+    later = Path(params.archive_dir) / "29991231-000000-test"  # the next runbook run's archive
+    later.mkdir(parents=True)
+    (later / "manifest.json").write_text(json.dumps({"run_id": later.name, "started_at": "2999-12-31T00:00:00+00:00",
+                                                     "status": "succeeded", "stages": []}))
+    credited = report.by_hand(report.load_run(later))
+    assert credited.to_dict("records") == [{
+        "run_id": derived.run_id, "stage": "derive", "status": "succeeded",
+        "started_at": credited.started_at[0], "rows_written": sum(derived.rows_written.values()), "reason": None}]
+    assert "## Stages run by hand before this run" in report.summary_markdown(report.load_run(later))
