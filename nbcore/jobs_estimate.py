@@ -34,8 +34,11 @@ from .chunks import make_chunks
 BATCH_DATES = 40              # nbcore.load.BATCH_DATES
 STAGING_ROWS = 2_000          # rows of a load batch above which it goes through a staging table (~2 MB)
 # reads each stage makes once per run, whatever its dates (counted on the demo's from-empty backfill)
-FIXED = {"load": 12, "gate": 20, "derive": 6, "predict": 3, "grade": 4}
+FIXED = {"load": 12, "gate": 20, "derive": 6, "predict": 4, "grade": 5}
 PREDICT_PER_CHUNK = 6
+# every chunk transaction records its session id in the lease the stage holds (a resume after a
+# crash aborts that session first): one small UPDATE per chunk of derive, predict and grade
+LEASE_PER_CHUNK = 1
 
 
 def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[str, int],
@@ -60,18 +63,18 @@ def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[
         out["gate"] = FIXED["gate"]
     if "derive" in stages:
         chunks = make_chunks(derive_dates, chunk_days)
-        out["derive"] = FIXED["derive"] + len(chunks) * (2 + bool(checks))
+        out["derive"] = FIXED["derive"] + len(chunks) * (2 + bool(checks) + LEASE_PER_CHUNK)
     if "predict" in stages:
         chunks = make_chunks(predict_dates, chunk_days)
         # + one training read per chunk (the walk-forward models extend their rows; measured 35 of 35 at full scale)
-        out["predict"] = FIXED["predict"] + len(chunks) * (PREDICT_PER_CHUNK + 1)
+        out["predict"] = FIXED["predict"] + len(chunks) * (PREDICT_PER_CHUNK + 1 + LEASE_PER_CHUNK)
     if "grade" in stages:
         chunks = make_chunks(grade_dates, chunk_days)
-        out["grade"] = FIXED["grade"] + 2 * len(chunks)
+        out["grade"] = FIXED["grade"] + len(chunks) * (2 + LEASE_PER_CHUNK)
     return out
 
 
 RULE = ("jobs: load 1 per 40-date batch of a source (+1 staging load for a big batch), 1 per season (+1 when its "
-        "schedule is missing); derive 2 per chunk (+1 for the defensive checks); predict 7 per chunk (with its training "
-        "read); grade 2 per chunk; plus each stage's fixed reads (load 12, gate 20, derive 6, "
-        "predict 3, grade 4)")
+        "schedule is missing); derive 3 per chunk (+1 for the defensive checks); predict 8 per chunk (with its training "
+        "read); grade 3 per chunk (each chunk's transaction includes 1 lease update recording its session); plus each "
+        "stage's fixed reads (load 12, gate 20, derive 6, predict 4, grade 5)")
