@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bqserver import BigQueryLoopback
 from nbcore import lock as locks
 from nbcore.cli import main
 from nbcore.errors import UsageError
@@ -206,10 +207,12 @@ def test_secret_env_reaches_kernel_but_not_the_archive(tmp_path, nbdir):
                          "print(params)\n"
                          "assert params.bigquery.credentials_path.get_secret_value() == os.environ['RUNBOOK_CREDENTIALS_PATH']\n"
                          "print('secret seen by the kernel:', len(os.environ['RUNBOOK_CREDENTIALS_PATH']), 'chars')")
-    params = _params(tmp_path, ["load"], backend="bigquery",
-                     bigquery={"project": "demo-project", "credentials_path": secret})
     before = os.environ.get("RUNBOOK_CREDENTIALS_PATH")
-    out = run_runbook(params, notebooks_dir=nbdir, echo=None)
+    # the driver takes the warehouse lease on BigQuery: a loopback server stands in for the project
+    with BigQueryLoopback(min_bytes_per_table=0) as srv:
+        params = _params(tmp_path, ["load"], backend="bigquery",
+                         bigquery={"project": "demo-project", "credentials_path": secret, "api_endpoint": srv.endpoint})
+        out = run_runbook(params, notebooks_dir=nbdir, echo=None)
     assert out.status == "succeeded", out.reason
     assert os.environ.get("RUNBOOK_CREDENTIALS_PATH") == before
     for f in out.run_dir.rglob("*"):
