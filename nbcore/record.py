@@ -93,34 +93,34 @@ class DeriveRecord(StageRecord):
     errors: list[str] = Field(default_factory=list)
 
 
-class PredictRecord(StageRecord):
-    stage: Literal["predict"] = "predict"
-    repredict: bool = False
+class DatesRecord(StageRecord):
+    """A stage over whole game dates (predict, grade): how many, their span, where it stopped."""
+
     dates: int = 0
     first_date: Optional[date] = None
     last_date: Optional[date] = None
+    error: Optional[str] = None
+    failed_chunk: Optional[dict[str, str]] = None
+
+
+class PredictRecord(DatesRecord):
+    stage: Literal["predict"] = "predict"
+    repredict: bool = False
     player_games: int = 0
     rows_by_system: dict[str, int] = Field(default_factory=dict)
     stale_dates: list[date] = Field(default_factory=list)
     frozen_stale_dates: list[date] = Field(default_factory=list)
     models_fitted: int = 0
-    error: Optional[str] = None
-    failed_chunk: Optional[dict[str, str]] = None
 
 
-class GradeRecord(StageRecord):
+class GradeRecord(DatesRecord):
     stage: Literal["grade"] = "grade"
     regrade: bool = False
-    dates: int = 0
-    first_date: Optional[date] = None
-    last_date: Optional[date] = None
     graded: int = 0
     voided: int = 0
     not_eligible: dict[str, int] = Field(default_factory=dict)
     completeness_pct: dict[str, Optional[float]] = Field(default_factory=dict)
     metrics_by_system: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    error: Optional[str] = None
-    failed_chunk: Optional[dict[str, str]] = None
 
 
 class LoadRecord(StageRecord):
