@@ -64,7 +64,7 @@ def run(ctx) -> dict:
             t = time.perf_counter()
             regraded = run_grade(p.model_copy(update={"regrade": True}), wh=wh, progress=False, metrics=False)
             out["grade_s"] = round(time.perf_counter() - t, 2)
-            out["grade_rows"] = sum(c["rows"] for c in regraded.chunks)
+            out["grade_rows"] = sum(c.rows for c in regraded.chunks)
 
             m = accuracy_metrics(wh, p, by=["system_id"]).set_index("system_id")
             out["predict_mae"] = {s: round(float(v), 4) for s, v in m.mae.items()}
