@@ -229,24 +229,21 @@ def stage_session(params: RunParams, stage: str, archive: Optional[RunArchive]) 
     if archive is not None or in_driver_kernel():
         yield archive
         return
-    from .lock import WarehouseLock, read_lock
+    from .lock import WarehouseLock, lock_path, read_lock
 
-    own = read_lock(WarehouseLock(params, "-").path)
-    if own is not None and own.pid == os.getpid():  # this process already holds it (e.g. a CLI command)
-        run_id = unique_run_id(params.archive_dir, params.run_name, stage)
-        archive = RunArchive.create(params, run_id)
-        with _interactive_manifest(archive, params, stage):
-            yield archive
-        return
     run_id = unique_run_id(params.archive_dir, params.run_name, stage)
-    lock = WarehouseLock(params, run_id)
-    lock.acquire()
+    held = read_lock(lock_path(params))
+    # this process may hold it already (a CLI command takes it around the stage): no second acquire
+    lock = None if held is not None and held.pid == os.getpid() else WarehouseLock(params, run_id)
+    if lock is not None:
+        lock.acquire()
     try:
         archive = RunArchive.create(params, run_id)
         with _interactive_manifest(archive, params, stage):
             yield archive
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 @contextmanager
@@ -276,5 +273,5 @@ def _interactive_manifest(archive: RunArchive, params: RunParams, stage: str) ->
                 status = "skipped"
         entry.update(status=status, error=error, ended_at=utcnow(), seconds=round(time.perf_counter() - t, 3))
         manifest.update(status=status, exit_code=0 if status != "failed" else 1, ended_at=entry["ended_at"],
-                        reason=error, rows_written=dict((rec or {}).get("rows_written") or {}) if isinstance(rec, dict) else {})
+                        reason=error, rows_written=dict(entry["record"]["rows_written"]) if entry["record"] else {})
         archive.write_manifest(manifest)
