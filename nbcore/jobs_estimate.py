@@ -31,7 +31,7 @@ from typing import Iterable, Mapping
 
 from .chunks import make_chunks
 
-BATCH_DATES = 40              # nbcore.load.BATCH_DATES
+BATCH_DATES = 400             # BigQueryWarehouse.load_batch_dates (tests/test_bigquery_plan_jobs.py checks)
 STAGING_ROWS = 2_000          # rows of a load batch above which it goes through a staging table (~2 MB)
 # reads each stage makes once per run, whatever its dates (counted on the demo's from-empty backfill)
 FIXED = {"load": 12, "gate": 20, "derive": 6, "predict": 4, "grade": 5}

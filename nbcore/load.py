@@ -482,9 +482,6 @@ class _Loader:
         record_runs(self.wh, records)
 
 
-BATCH_DATES = 40  # dates of one source written per transaction
-
-
 def run_load(
     params: RunParams,
     wh: Warehouse | None = None,
@@ -526,7 +523,7 @@ def _run_load(params: RunParams, wh: Warehouse | None, archive: RunArchive | Non
         batch: list[tuple[Outcome, pd.DataFrame]] = []
         for source, day in bar:
             bar.set_postfix_str(f"{source} {day}", refresh=False)
-            if batch and (batch[0][0].source != source or len(batch) >= BATCH_DATES):
+            if batch and (batch[0][0].source != source or len(batch) >= wh.load_batch_dates):
                 loader.write(batch)
                 batch = []
             out, rows = loader.prepare(source, day, waivers.get((source, day)))

@@ -37,7 +37,7 @@ from .params import RunParams
 from .progress import RUN_ENV, tqdm
 from .record import ChunkRecord
 from .warehouse import Warehouse
-from .warehouse.base import WriteCount
+from .warehouse.base import CommitFailed, WriteCount
 
 
 class ChunkedOutcome(Protocol):
@@ -148,52 +148,103 @@ def run_chunks(
     ``rows_written`` / ``rows_deleted`` summed; on failure its ``status`` is ``failed`` and
     ``reason`` says where. ``processor``/``phase`` name what a failure is attributed to until the
     body says otherwise (``ctx.at``). Returns the failure, or None when every chunk succeeded.
+
+    Commits are pipelined (``Warehouse.pipelined``): on BigQuery a chunk's COMMIT rides with the
+    next chunk's first job, so a chunk is *settled* (its counts read, ``on_commit`` run, its
+    record written) once the backend confirmed it; a carried commit that fails is that chunk's
+    failure (``CommitFailed``), and the chunks after it are ``not_run``. On DuckDB every commit
+    is confirmed at once.
     """
     attempts = existing_attempts(wh, run_id)
     bar = tqdm(chunks, desc=stage, unit="chunk", disable=not progress or not chunks)
-    try:
-        for i, chunk in enumerate(bar):
-            bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
-            ctx = ChunkContext(list(chunk), processor, phase)
-            t = time.perf_counter()
-            try:
-                with wh.transaction():
-                    work = body(ctx)
-                    ctx.at("(run history)")
-                    finished = datetime.now(timezone.utc)
-                    seconds = time.perf_counter() - t
-                    record_runs(wh, [
-                        RunRecord(run_id=run_id, stage=stage, phase=ph, processor=proc, data_date=d, success=True,
-                                  rows_written=int(rows), attempt=attempts.get((proc, d), 0) + 1,
-                                  started_at=ctx.started, finished_at=finished,
-                                  seconds=seconds / max(1, len(chunk)))
-                        for proc, ph, d, rows in work.history
-                    ])
-            except Exception as e:  # noqa: BLE001 - any failure stops the stage; the chunk rolled back
-                message = describe_failure(ctx, e) if describe_failure else f"{type(e).__name__}: {e}"
-                _record_failure(wh, stage, run_id, ctx, message, attempts, t)
-                record.status = "failed"
-                record.reason = f"{stage} stopped at {chunk[0]}..{chunk[-1]} in {ctx.processor}: {message}"
-                record.chunks.append(ChunkRecord(first=chunk[0], last=chunk[-1], dates=list(chunk), status="failed",
-                                                 seconds=round(time.perf_counter() - t, 3), error=message))
-                for later in chunks[i + 1:]:
-                    record.chunks.append(ChunkRecord(first=later[0], last=later[-1], dates=list(later),
-                                                     status="not_run"))
-                return ChunkFailure(list(chunk), ctx.processor, message, e)
-            if work.on_commit is not None:
-                work.on_commit()
-            for proc, _, d, _ in work.history:
-                attempts[(proc, d)] = attempts.get((proc, d), 0) + 1
-            inserted = {table: int(w.inserted) for table, w in work.written.items()}
-            for table, w in work.written.items():
-                record.rows_written[table] = record.rows_written.get(table, 0) + inserted[table]
-                record.rows_deleted[table] = record.rows_deleted.get(table, 0) + int(w.deleted)
-            record.chunks.append(ChunkRecord(first=chunk[0], last=chunk[-1], dates=list(chunk), status="succeeded",
-                                             rows=sum(inserted.values()),
-                                             seconds=round(time.perf_counter() - t, 3), detail=dict(work.detail)))
+    waiting: list[_Committed] = []  # committed in Python, not confirmed by the backend yet
+
+    def settle(n: int) -> None:
+        for done in waiting[:n]:
+            _settled(done, record, attempts)
+        del waiting[:n]
+
+    def stop(i: int, ctx: ChunkContext, e: BaseException, t: float) -> ChunkFailure:
+        """Chunk ``ctx`` failed; the chunks waiting after it and ``chunks[i:]`` did not run."""
+        message = describe_failure(ctx, e) if describe_failure else f"{type(e).__name__}: {e}"
+        _record_failure(wh, stage, run_id, ctx, message, attempts, t)
+        chunk = ctx.dates
+        record.status = "failed"
+        record.reason = f"{stage} stopped at {chunk[0]}..{chunk[-1]} in {ctx.processor}: {message}"
+        record.chunks.append(ChunkRecord(first=chunk[0], last=chunk[-1], dates=list(chunk), status="failed",
+                                         seconds=round(time.perf_counter() - t, 3), error=message))
+        for later in [w.ctx.dates for w in waiting] + [list(c) for c in chunks[i:]]:
+            record.chunks.append(ChunkRecord(first=later[0], last=later[-1], dates=list(later), status="not_run"))
+        waiting.clear()
+        return ChunkFailure(list(chunk), ctx.processor, message, e)
+
+    def confirm(i: int) -> Optional[ChunkFailure]:
+        """Send what is carried; a carried commit that fails stops the stage at its chunk."""
+        try:
+            wh.flush_commits()
+        except CommitFailed as cf:
+            settle(cf.committed)
+            failed = waiting.pop(0)
+            return stop(i, failed.ctx, cf, failed.started)
+        settle(len(waiting))
         return None
+
+    try:
+        with wh.pipelined():
+            for i, chunk in enumerate(bar):
+                bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
+                ctx = ChunkContext(list(chunk), processor, phase)
+                t = time.perf_counter()
+                try:
+                    with wh.transaction():
+                        work = body(ctx)
+                        ctx.at("(run history)")
+                        finished = datetime.now(timezone.utc)
+                        seconds = time.perf_counter() - t
+                        record_runs(wh, [
+                            RunRecord(run_id=run_id, stage=stage, phase=ph, processor=proc, data_date=d, success=True,
+                                      rows_written=int(rows), attempt=attempts.get((proc, d), 0) + 1,
+                                      started_at=ctx.started, finished_at=finished,
+                                      seconds=seconds / max(1, len(chunk)))
+                            for proc, ph, d, rows in work.history
+                        ])
+                except CommitFailed as cf:  # an earlier chunk's commit, carried by this chunk's first job
+                    settle(cf.committed)
+                    failed = waiting.pop(0)
+                    return stop(i, failed.ctx, cf, failed.started)
+                except Exception as e:  # noqa: BLE001 - any failure stops the stage; the chunk rolled back
+                    return confirm(i) or stop(i + 1, ctx, e, t)
+                waiting.append(_Committed(ctx, work, t, time.perf_counter() - t))
+                settle(len(waiting) - wh.pending_commits())
+            return confirm(len(chunks))
     finally:
         bar.close()
+
+
+@dataclass
+class _Committed:
+    """A chunk whose transaction committed in Python (``ctx``, what ``body`` did, when it began)."""
+
+    ctx: ChunkContext
+    work: ChunkWork
+    started: float
+    seconds: float
+
+
+def _settled(done: _Committed, record: ChunkedOutcome, attempts: dict) -> None:
+    """A chunk's commit is confirmed: its callback, attempts, row counts and record."""
+    work, chunk = done.work, done.ctx.dates
+    if work.on_commit is not None:
+        work.on_commit()
+    for proc, _, d, _ in work.history:
+        attempts[(proc, d)] = attempts.get((proc, d), 0) + 1
+    inserted = {table: int(w.inserted) for table, w in work.written.items()}
+    for table, w in work.written.items():
+        record.rows_written[table] = record.rows_written.get(table, 0) + inserted[table]
+        record.rows_deleted[table] = record.rows_deleted.get(table, 0) + int(w.deleted)
+    record.chunks.append(ChunkRecord(first=chunk[0], last=chunk[-1], dates=list(chunk), status="succeeded",
+                                     rows=sum(inserted.values()),
+                                     seconds=round(done.seconds, 3), detail=dict(work.detail)))
 
 
 def _record_failure(wh: Warehouse, stage: str, run_id: str, ctx: ChunkContext, message: str,

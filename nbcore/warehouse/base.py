@@ -27,10 +27,22 @@ class WarehouseError(RuntimeError):
     """A query or write failed; the message names the table or SQL file involved."""
 
 
+class CommitFailed(WarehouseError):
+    """A transaction committed in Python but carried to a later job (``Warehouse.pipelined``)
+    failed there. ``committed``: how many of the carried transactions before it did commit."""
+
+    def __init__(self, message: str, committed: int = 0):
+        super().__init__(message)
+        self.committed = committed
+
+
 class Warehouse(ABC):
     """A place that holds the pipeline's datasets."""
 
     name: str = "abstract"
+    # dates of one raw source the load stage writes per transaction: a transaction is cheap on
+    # an embedded database, and a failed batch is retried date by date, so small batches there
+    load_batch_dates: int = 40
 
     # -- queries -----------------------------------------------------------
     @abstractmethod
@@ -66,6 +78,19 @@ class Warehouse(ABC):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Everything written inside commits together or not at all."""
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """A block in which a committed transaction may be sent later, with the backend's next job
+        (BigQuery: a round trip saved per transaction). Here every commit is immediate."""
+        yield
+
+    def pending_commits(self) -> int:
+        """Transactions committed in Python but not confirmed by the backend yet (see ``pipelined``)."""
+        return 0
+
+    def flush_commits(self) -> None:
+        """Send what ``pipelined`` carried; raises ``CommitFailed`` if one of them fails."""
 
     @abstractmethod
     def replace_range(

@@ -63,7 +63,7 @@ from sqlglot import exp
 
 from .. import schema
 from ..sqlfiles import parameter_names, qualify_tables
-from .base import Warehouse, WarehouseError, WriteCount, change_statements, conform_frame
+from .base import CommitFailed, Warehouse, WarehouseError, WriteCount, change_statements, conform_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..params import RunParams
@@ -194,7 +194,6 @@ class _Tx:
     written: set[str] = field(default_factory=set)
     journal: list[dict] = field(default_factory=list)  # statements run in the session, for a replay
     pending: list[_Pending] = field(default_factory=list)  # deferred writes, sent with the next job
-    seq: int = 0  # deferred statement groups so far (their parameters are renamed ``<name>__d<seq>``)
     stage: Optional[str] = None  # the stage of its first write, for its BEGIN/COMMIT jobs' labels
 
     @property
@@ -202,8 +201,30 @@ class _Tx:
         return self.session_id is not None
 
 
+@dataclass
+class _Carried:
+    """A transaction committed in Python whose last statements and ``COMMIT`` are not sent yet
+    (``pipelined()``): they ride at the head of the warehouse's next job. ``script``: the whole
+    transaction is still unsent (``BEGIN`` .. ``COMMIT``, no session); otherwise its session
+    holds it open and only the tail is left."""
+
+    tx: _Tx
+    pending: list[_Pending]
+    script: bool
+
+    def texts(self) -> list[str]:
+        body = [pend.text for pend in self.pending] + ["COMMIT TRANSACTION"]
+        return (["BEGIN TRANSACTION"] + body) if self.script else body
+
+    def params(self) -> list:
+        return [q for pend in self.pending for q in pend.params]
+
+
 class BigQueryWarehouse(Warehouse):
     name = "bigquery"
+    # every transaction is a job or two (about a second each): a load writes a source's dates in
+    # batches this big (a staging load and one script each; a season is about 165 dates)
+    load_batch_dates = 400
 
     def __init__(
         self,
@@ -246,6 +267,11 @@ class BigQueryWarehouse(Warehouse):
             # a stage kernel of a run whose driver holds the lease: heartbeat it, record sessions
             self.lease = Lease.attached(self, os.environ[LEASE_ENV])
         self.aborted_sessions: list[str] = []
+        self._session: Optional[str] = None     # the session transactions begin in (see _open_transaction)
+        self._seq = 0                           # deferred statement groups so far (parameter renames)
+        self._pipelined = False                 # commits ride with the next job (see pipelined())
+        self._carry: list[_Carried] = []        # committed transactions not sent yet
+        self._failed_job = None                 # the last job that failed (its child jobs say how far it got)
 
     @classmethod
     def from_params(cls, params: "RunParams", **kwargs) -> "BigQueryWarehouse":
@@ -267,6 +293,8 @@ class BigQueryWarehouse(Warehouse):
         return self._client
 
     def close(self) -> None:
+        if self._carry:
+            self.flush_commits()
         if self._client is not None:
             try:
                 self._client.close()
@@ -364,7 +392,7 @@ class BigQueryWarehouse(Warehouse):
         return [to_query_parameter(k, params[k]) for k in sorted(wanted)]
 
     def _job_config(self, label: str, query_parameters: list, *, dry_run: bool = False, session: bool = True,
-                    create_session: bool = False):
+                    create_session: bool = False, session_id: Optional[str] = None):
         from google.cloud import bigquery
 
         cfg = bigquery.QueryJobConfig(
@@ -376,13 +404,15 @@ class BigQueryWarehouse(Warehouse):
             cfg.maximum_bytes_billed = int(self.maximum_bytes_billed)
         if create_session:
             cfg.create_session = True
+        elif session_id is not None:
+            cfg.connection_properties = [bigquery.ConnectionProperty("session_id", session_id)]
         elif session and self._tx is not None and self._tx.began:
             cfg.connection_properties = [bigquery.ConnectionProperty("session_id", self._tx.session_id)]
         return cfg
 
     def _run(self, sql: str, params: Optional[Mapping[str, Any]], label: str, *, qualified: bool = False,
              extra_params: Optional[list] = None, create_session: bool = False, session: bool = True,
-             flush: bool = True):
+             flush: bool = True, session_id: Optional[str] = None, retry: bool = True):
         """Run one query job (text already in BigQuery SQL) to completion: (job, RowIterator).
 
         A transient failure (rate limit, a transaction aborted by a concurrent update, a
@@ -391,6 +421,8 @@ class BigQueryWarehouse(Warehouse):
         transaction the failed job took the transaction with it, so the retry opens a new
         session and replays the transaction's statements so far (the journal), then the job.
         """
+        if flush and self._carry:  # committed transactions go first, in order (one job)
+            self.flush_commits()
         in_session = session and not create_session and self._tx is not None and self._tx.began
         if session and not create_session and flush and self._tx is not None and self._tx.pending:
             self._send("insert rows")
@@ -398,8 +430,10 @@ class BigQueryWarehouse(Warehouse):
         for attempt in range(len(self.retry_delays) + 1):
             try:
                 out = self._run_once(sql, params, label, qualified=qualified, extra_params=extra_params,
-                                     create_session=create_session, session=session)
+                                     create_session=create_session, session=session, session_id=session_id)
             except _TransientError as e:
+                if not retry:
+                    raise
                 if attempt == len(self.retry_delays):
                     raise WarehouseError(f"{label or 'query'} failed on BigQuery after {attempt + 1} attempts "
                                          f"({e.reason}): {e}") from None
@@ -426,8 +460,8 @@ class BigQueryWarehouse(Warehouse):
         sql = ";\n".join(statements)
         extra = list(extra_params or [])
         qp = self._params(sql, params, label, frozenset(p.name for p in extra)) + extra
-        tx.seq += 1
-        renames = {q.name: f"{q.name}__d{tx.seq}" for q in qp}
+        self._seq += 1  # per warehouse: a carried transaction's statements share a job with the next one's
+        renames = {q.name: f"{q.name}__d{self._seq}" for q in qp}
         text = _rename_parameters(self.qualify(sql), renames)
         for q in qp:
             q.name = renames[q.name]
@@ -440,6 +474,9 @@ class BigQueryWarehouse(Warehouse):
     def _resolve(self) -> None:
         """A deferred count was read: send the queued statements now."""
         with self._lock:
+            if self._carry:  # a committed transaction's counts: send it (and what is carried with it)
+                self.flush_commits()
+                return
             if self._tx is None or not self._tx.pending:
                 raise WarehouseError("a deferred write's row counts were read outside its transaction")
             self._send(self._tx.pending[0].label)
@@ -466,9 +503,9 @@ class BigQueryWarehouse(Warehouse):
                 job, rows = self._run("BEGIN TRANSACTION;\n" + body, None, label, qualified=True,
                                       extra_params=params, session=False, flush=False)
             else:
-                job, rows = self._run("BEGIN TRANSACTION;\n" + body, None, label, qualified=True,
-                                      extra_params=params, create_session=True, flush=False)
-                self._opened(job)
+                carried, self._carry = self._carry, []
+                job, rows = self._open_with(carried, body, label, params)
+                pending = [pend for c in carried for pend in c.pending] + pending
                 tx.journal.append(dict(sql=body, params=None, label=label, qualified=True, extra_params=params))
         except WarehouseError as e:
             for pend in pending:
@@ -496,7 +533,7 @@ class BigQueryWarehouse(Warehouse):
         tx = self._tx
         old = tx.session_id
         self._quiet(lambda: self._run_once("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True))
-        tx.session_id = None
+        tx.session_id = self._session = None  # the replay begins in a new session (recorded in the lease)
         self._replaying = True
         try:
             self._begin()
@@ -508,7 +545,8 @@ class BigQueryWarehouse(Warehouse):
         self.replayed_sessions.append(old)
 
     def _run_once(self, sql: str, params: Optional[Mapping[str, Any]], label: str, *, qualified: bool = False,
-                  extra_params: Optional[list] = None, create_session: bool = False, session: bool = True):
+                  extra_params: Optional[list] = None, create_session: bool = False, session: bool = True,
+                  session_id: Optional[str] = None):
         from google.api_core import exceptions as gexc
 
         text = sql if qualified else self.qualify(sql)
@@ -517,7 +555,7 @@ class BigQueryWarehouse(Warehouse):
             qp = extra
         else:
             qp = self._params(sql, params, label, frozenset(p.name for p in extra)) + extra
-        cfg = self._job_config(label, qp, create_session=create_session, session=session)
+        cfg = self._job_config(label, qp, create_session=create_session, session=session, session_id=session_id)
         job = None
         try:
             job = self.client.query(text, job_config=cfg, job_id_prefix=f"runbook_{label_value(self._stage_for(label))}_",
@@ -527,6 +565,7 @@ class BigQueryWarehouse(Warehouse):
             reason = _reason(e)
             if job is not None:
                 self._record(job, "query", label, error=f"{reason}: {_message(e)}")
+            self._failed_job = job
             if is_transient(reason, _message(e)):
                 raise _TransientError(reason, _message(e)) from None
             if reason == "bytesBilledLimitExceeded":
@@ -561,6 +600,10 @@ class BigQueryWarehouse(Warehouse):
             if self._tx is not None and self._tx.pending:  # the queued writes ride with this read
                 qp = self._params(sql, params, label)
                 _, rows = self._send(label, (self.qualify(sql), qp))
+            elif self._carry and (self._tx is None or not self._tx.began):  # so do committed transactions
+                carried, self._carry = self._carry, []
+                qp = self._params(sql, params, label)
+                _, rows = self._open_with(carried, self.qualify(sql), label, qp, begin=False)
             else:
                 _, rows = self._run(sql, params, label)
             return arrow_to_frame(rows.to_arrow(create_bqstorage_client=False))
@@ -742,8 +785,161 @@ class BigQueryWarehouse(Warehouse):
         tx = self._tx
         if tx is None or tx.began:
             return
-        job, _ = self._run("BEGIN TRANSACTION", None, "begin transaction", create_session=True)
+        if self._carry:
+            self.flush_commits()
+        self._open_transaction("BEGIN TRANSACTION", "begin transaction", [])
+
+    def _open_transaction(self, text: str, label: str, params: list, retry: bool = True):
+        """The transaction's first job (``BEGIN TRANSACTION`` and what rides with it): in the
+        session this warehouse already holds, if it has one, else in a new session, whose id is
+        recorded in the lease. One session per warehouse (a stage) rather than per transaction:
+        a lease update per chunk would cost a job each; a committed session holds nothing, and a
+        resume after a crash aborts the one the lease names."""
+        if self._session is not None:
+            try:
+                job, rows = self._run(text, None, label, qualified=True, extra_params=params, flush=False,
+                                      session_id=self._session, retry=retry)
+            except WarehouseError as e:
+                if "session" not in str(e).lower():
+                    raise
+                self._session = None  # it expired or was aborted: open a new one below
+            else:
+                self._tx.session_id = self._session
+                return job, rows
+        job, rows = self._run(text, None, label, qualified=True, extra_params=params, create_session=True,
+                              flush=False, retry=retry)
         self._opened(job)
+        return job, rows
+
+    # -- pipelined commits ----------------------------------------------------------------------
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Within: a transaction's COMMIT (with its last queued statements, or the whole
+        transaction when it read nothing) is not a job of its own but rides at the head of the
+        warehouse's next job: the next transaction's first job, in the same session. A chunked
+        stage's N chunks then cost N jobs, not 2N. ``pending_commits`` says how many committed
+        transactions are not confirmed yet; a carried transaction that fails raises
+        ``CommitFailed`` (from the job that carried it, or from ``flush_commits``), saying how
+        many before it committed. Leaving the block sends what is still carried."""
+        before = self._pipelined
+        self._pipelined = True
+        try:
+            yield
+        finally:
+            self._pipelined = before
+        if not before and self._carry:
+            self.flush_commits()
+
+    def pending_commits(self) -> int:
+        return len(self._carry)
+
+    def flush_commits(self) -> None:
+        """Send the carried transactions now, in one job."""
+        with self._lock:
+            if not self._carry:
+                return
+            carried, self._carry = self._carry, []
+            self._open_with(carried, None, "commit transaction", [])
+
+    def _open_with(self, carried: list[_Carried], body: Optional[str], label: str, params: list,
+                   begin: bool = True):
+        """One job: the carried transactions' tails (oldest first), then ``body``: the next
+        transaction's first statements (after ``BEGIN TRANSACTION``), or a read (``begin=False``:
+        its rows are the job's result), or nothing (None). Carried transactions that committed
+        are settled; one whose part failed raises ``CommitFailed``."""
+        texts = [t for c in carried for t in c.texts()]
+        cparams = [q for c in carried for q in c.params()]
+        own = None if body is None else (f"BEGIN TRANSACTION;\n{body}" if begin else body)
+        if own is not None:
+            texts.append(own)
+        text = ";\n".join(texts)
+        if not carried:
+            return self._open_transaction(text, label, params) if begin else \
+                self._run(text, None, label, qualified=True, extra_params=params, flush=False)
+        in_session = any(not c.script for c in carried)
+        self._failed_job = None
+        try:
+            if own is not None and begin:
+                job, rows = self._open_transaction(text, label, cparams + params, retry=False)
+            else:
+                job, rows = self._run(text, None, label, qualified=True, extra_params=cparams + params, flush=False,
+                                      session=in_session, session_id=self._session if in_session else None,
+                                      retry=False)
+        except (WarehouseError, _TransientError) as e:
+            done = _commits_in(self.client, self._failed_job)
+            self._settle_carried(carried[:done], self._failed_job)
+            rest = carried[done:]
+            if isinstance(e, _TransientError):  # nothing is lost: commit the rest on their own, then go on
+                self.retries.append({"step": label, "reason": e.reason, "attempt": 1, "delay_s": 0.0,
+                                     "replayed": len(rest)})
+                self._commit_each(rest, done)
+                return self._open_with([], body, label, params, begin) if body is not None else (None, None)
+            if rest:
+                self._abandon(rest)
+                raise CommitFailed(str(e), committed=done) from None
+            raise
+        self._settle_carried(carried, job)
+        return job, rows
+
+    def _settle_carried(self, carried: list[_Carried], job) -> None:
+        """Row counts of committed carried transactions, from the job's child statements."""
+        if not carried:
+            return
+        if any(pend.count is not None for c in carried for pend in c.pending) and job is not None:
+            children = _dml_children(self.client, job)
+            i = 0
+            for c in carried:
+                for pend in c.pending:
+                    mine, i = children[i:i + pend.dml], i + pend.dml
+                    if pend.count is not None:
+                        counts: dict[str, int] = {}
+                        for kind, n in mine:
+                            counts[kind] = counts.get(kind, 0) + n
+                        pend.count._settle(counts)
+        for c in carried:
+            self._drop_staging(c.tx)
+
+    def _commit_each(self, carried: list[_Carried], offset: int) -> None:
+        """Commit carried transactions one job each, after a transient error hit the job that
+        carried them: a whole script is sent again; a session transaction is replayed in a new
+        session (its journal) and committed, as ``_run`` does after a transient error."""
+        for k, c in enumerate(carried):
+            try:
+                if c.script:
+                    job, _ = self._run(";\n".join(c.texts()), None, "commit transaction", qualified=True,
+                                       extra_params=c.params(), session=False, flush=False)
+                    self._settle_carried([c], job)
+                else:
+                    self._tx = c.tx
+                    c.tx.pending = c.pending
+                    try:
+                        self._replay()
+                        self._send("commit transaction", tail="COMMIT TRANSACTION")
+                        self._session = c.tx.session_id
+                    finally:
+                        self._tx = None
+                    self._drop_staging(c.tx)
+            except WarehouseError as e:
+                self._abandon(carried[k:])
+                raise CommitFailed(str(e), committed=offset + k) from None
+
+    def _abandon(self, carried: list[_Carried]) -> None:
+        """Carried transactions that will not commit: their counts say so, their session ends."""
+        for c in carried:
+            _drop(c.tx)
+            for pend in c.pending:
+                if pend.count is not None:
+                    pend.count._dropped = True
+            self._drop_staging(c.tx)
+        if any(not c.script for c in carried) and self._session is not None:
+            sid, self._session = self._session, None
+            self._quiet(lambda: self._run_once("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True,
+                                               session_id=sid))
+
+    def _drop_staging(self, tx: _Tx) -> None:
+        for table_id in tx.staging:
+            self._quiet(lambda t=table_id: self.client.delete_table(t, not_found_ok=True))
+        tx.staging = []
 
     def _opened(self, job) -> None:
         """Keep the session a BEGIN job opened; record it in the lease (a resume aborts it)."""
@@ -774,6 +970,13 @@ class BigQueryWarehouse(Warehouse):
         return True
 
     def _finish(self, tx: _Tx, commit: bool) -> None:
+        if commit and self._pipelined and (tx.began or tx.pending):
+            # committed here; its COMMIT rides with the next job (its staging tables live until then)
+            self._carry.append(_Carried(tx, tx.pending, script=not tx.began))
+            tx.pending = []
+            if tx.began:
+                self._session = tx.session_id
+            return
         try:
             if not tx.began:
                 if commit and tx.pending:  # every write was deferred: the whole transaction is one script
@@ -792,6 +995,7 @@ class BigQueryWarehouse(Warehouse):
                         try:
                             self._send("commit transaction", tail="COMMIT TRANSACTION")
                             committed = True
+                            self._session = tx.session_id  # the next transaction begins in it
                         except WarehouseError:
                             self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction",
                                                           flush=False))
@@ -801,13 +1005,13 @@ class BigQueryWarehouse(Warehouse):
                         self._quiet(lambda: self._run("ROLLBACK TRANSACTION", None, "rollback transaction",
                                                       flush=False))
                 finally:
-                    if not committed:  # a committed session holds nothing; BigQuery ends it when idle
+                    if not committed:  # a committed session holds nothing and is kept for the next one
+                        self._session = None
                         self._quiet(lambda: self._run("CALL BQ.ABORT_SESSION()", None, "end session", qualified=True,
                                                       flush=False))
                     self._tx = None
         finally:
-            for table_id in tx.staging:
-                self._quiet(lambda t=table_id: self.client.delete_table(t, not_found_ok=True))
+            self._drop_staging(tx)
 
     @staticmethod
     def _quiet(fn) -> None:
@@ -907,6 +1111,8 @@ class BigQueryWarehouse(Warehouse):
         label = f"append {t.fqn}"
         with self._lock:
             if self._tx is None:  # a load job is atomic on its own
+                if self._carry:  # after the transactions committed before it
+                    self.flush_commits()
                 self._load_frame(t, data, self.table_id(t.fqn), label)
                 return len(data)
             cols = ", ".join(t.columns)
@@ -1141,6 +1347,17 @@ def _dml_children(client, job) -> list[tuple[str, int]]:
             out.append(((int(m.group(1)) if m else 0, created.timestamp() if created else 0.0), kind,
                         int(child.num_dml_affected_rows or 0)))
     return [(kind, n) for _, kind, n in sorted(out, key=lambda x: x[0])]
+
+
+def _commits_in(client, job) -> int:
+    """How many ``COMMIT TRANSACTION`` statements of a (failed) script ran: its child jobs."""
+    if job is None:
+        return 0
+    try:
+        return sum(1 for child in client.list_jobs(parent_job=job)
+                   if getattr(child, "statement_type", None) == "COMMIT_TRANSACTION" and not child.error_result)
+    except Exception:  # noqa: BLE001 - unknown: assume nothing committed (the runner then checks history)
+        return 0
 
 
 def _inserted_rows(client, job) -> int:

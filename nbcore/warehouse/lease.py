@@ -10,9 +10,11 @@ Taking it is one multi-statement transaction (``nbcore/sql/lease/take.sql``): th
 deleted if it expired or is already ours, and inserted only if no row is left. BigQuery
 serializes DML on a table, so of two runners racing, one inserts and the other sees the
 row; a concurrent-update abort is retried by the backend, then finds the row too. The
-runner then reads the row back: its own run id means it holds the lease, anything else is
-refused with the holder's name. A heartbeat (one UPDATE, at each transaction begin) pushes
-the expiry on; a holder that stops heartbeating (crash, lost machine) loses the lease at
+same script then reads the row back: its own run id means the runner holds the lease,
+anything else is refused with the holder's name. So taking it costs two jobs (the row
+before, for a takeover; the take), and the table is created only when a read finds none. A
+heartbeat (one UPDATE, when a stage opens its session) records the session id and pushes
+the expiry on, and the holder's heartbeat thread extends it; a holder that stops heartbeating (crash, lost machine) loses the lease at
 expiry, and the next runner takes it over, aborting the session the dead holder left open.
 
 Times are the runner's clock (``@now``), so runners' clocks must agree to well within the
@@ -95,7 +97,10 @@ class Lease:
 
     def current(self) -> Optional[LeaseInfo]:
         """The lease row, held or expired, or None."""
-        df = self.wh.query_standalone(read_sql("lease/read"), {"name": self.name}, label="lease read")
+        return self._info(self.wh.query_standalone(read_sql("lease/read"), {"name": self.name}, label="lease read"))
+
+    @staticmethod
+    def _info(df) -> Optional[LeaseInfo]:
         if df.empty:
             return None
         r = df.iloc[0]
@@ -109,10 +114,14 @@ class Lease:
         """Take the lease, or raise ``LeaseHeldError`` naming the holder. An expired lease (or
         this run's own, on a resume) is taken over, and the session its holder left open with
         a transaction in it is aborted before anything is written."""
-        self.ensure_table()
-        before = self.current()
-        self.wh.execute_standalone(read_sql("lease/take"), self._p(), label="lease take")
-        now = self.current()
+        try:
+            before = self.current()
+        except WarehouseError as e:  # a warehouse no runner has locked yet: the table comes first
+            if "not found" not in str(e).lower():
+                raise
+            self.ensure_table()
+            before = self.current()
+        now = self._info(self.wh.query_standalone(read_sql("lease/take"), self._p(), label="lease take"))
         if now is None or now.run_id != self.run_id or now.host != self.host or now.holder != self.holder:
             held = now or before
             raise LeaseHeldError(

@@ -1,5 +1,5 @@
 -- Take the lease atomically: drop it if expired or already ours, insert ours if none is left.
--- Whoever holds the row afterwards holds the lease (the caller reads it back).
+-- Whoever holds the row afterwards holds the lease: the script's result is that row (one job).
 BEGIN TRANSACTION;
 DELETE FROM nba_reference.runbook_lease
 WHERE lock_name = @name
@@ -10,3 +10,6 @@ SELECT @name, @holder, @host, @run_id, @now, @now, @expires, CAST(NULL AS STRING
 FROM (SELECT 1 AS one) AS _one
 WHERE NOT EXISTS (SELECT 1 FROM nba_reference.runbook_lease WHERE lock_name = @name);
 COMMIT TRANSACTION;
+SELECT holder, host, run_id, acquired_at, heartbeat_at, expires_at, session_id
+FROM nba_reference.runbook_lease
+WHERE lock_name = @name;
