@@ -267,7 +267,8 @@ def check_chunk(schedule: Schedule, processors: list[Processor], chunk: list[dat
         for up in proc.upstreams:
             n += 1
             missing = plan.required[(proc.name, up)] - inputs.games.get(up, set())
-            missing -= schedule.games_on(sorted(written_before.get(up, ())))
+            if missing and written_before.get(up):  # games on dates earlier chunks write are there by now
+                missing = {g for g in missing if schedule.date_of_game[g] not in written_before[up]}
             if missing:
                 dates = sorted({schedule.date_of_game[g] for g in missing})
                 in_window = [d for d in dates if d < first]
