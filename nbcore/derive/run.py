@@ -7,7 +7,8 @@ a date inside its span that was not requested (already complete, waived) is neit
 written (the SQL's ``@dates`` and ``replace_range``'s ``where`` both name the chunk's dates).
 For each chunk, in order:
 
-1. defensive checks (unless ``backfill_mode`` or ``strict_mode: false``, both announced);
+1. defensive checks (unless ``backfill_mode`` or ``strict_mode: false``, both announced), made
+   from one read for the whole stage taken before the first chunk (``checks.read_check_inputs``);
 2. one transaction: every processor replaces the chunk's date range of its table, in processor
    order, and one ``processor_run_history`` row per processor per date is written. A crash
    anywhere inside rolls the whole chunk back: no partial chunk is ever visible;
@@ -36,7 +37,7 @@ from ..stage_run import ChunkContext, ChunkWork, run_chunks, stage_session
 from ..warehouse import Warehouse, open_warehouse
 from ..warehouse.base import WriteCount
 from ..waivers import waived_by_table
-from .checks import DependencyError, Schedule, run_checks
+from .checks import CheckInputs, DependencyError, Schedule, check_chunk, read_check_inputs
 from .processors import PROCESSORS, Processor, selected_processors
 from .result import DeriveResult
 
@@ -187,8 +188,11 @@ def _run_derive(params: RunParams, wh: Optional[Warehouse], archive: Optional[Ru
             windows=windows_for(schedule), run_id=run_id,
             waived=waived_by_table(params, wh) if checks else {},  # a raw source's own waived dates are no gap
         )
+        chunks = make_chunks(result.requested_dates, params.chunk_days)
+        if checks:
+            work.read_checks(chunks)
         failure = run_chunks(
-            wh, stage=STAGE, run_id=run_id, chunks=make_chunks(result.requested_dates, params.chunk_days),
+            wh, stage=STAGE, run_id=run_id, chunks=chunks,
             body=work.run, record=result, processor=procs[0].name if procs else "",
             phase=procs[0].phase if procs else "", progress=progress, describe_failure=_describe_failure,
         )
@@ -238,6 +242,41 @@ class _ChunkPlan:
     windows: lineage.WindowFn
     run_id: str
     waived: dict
+    check_inputs: Optional[CheckInputs] = None
+    check_read_error: Optional[BaseException] = None
+
+    def read_checks(self, chunks: list[list[date]]) -> None:
+        """Read what every chunk's defensive checks need, once, before the first chunk runs.
+
+        A read that fails is not a failed check: it is kept, and the first chunk fails with it
+        (as a per-chunk read failing would), so the stage stops there and records why."""
+        t = time.perf_counter()
+        try:
+            self.check_inputs = read_check_inputs(self.wh, self.schedule, self.procs, chunks, self.produced,
+                                                  self.excused, self.waived)
+        except Exception as e:  # noqa: BLE001 - reported by the first chunk
+            self.check_read_error = e
+        finally:
+            self.result.check_seconds += time.perf_counter() - t
+
+    def written_before(self, chunk: list[date]) -> dict[str, set[date]]:
+        """Per table, the dates earlier chunks of this run write: chunks are in date order, so
+        they are the table's targets before this chunk's first date."""
+        return {t: {d for d in days if d < chunk[0]} for t, days in self.per_table.items()}
+
+    def check(self, chunk: list[date]) -> int:
+        """This chunk's defensive checks, from the stage's one read; returns the checks made."""
+        if self.check_read_error is not None:
+            e = self.check_read_error
+            raise _ChecksCouldNotRun(f"defensive checks could not run: {type(e).__name__}: {e}") from e
+        try:
+            return check_chunk(self.schedule, self.procs, chunk, self.produced, self.check_inputs or CheckInputs(),
+                               self.excused, self.params_file, waived=self.waived,
+                               written_before=self.written_before(chunk))
+        except DependencyError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a check that cannot run is a failed chunk too
+            raise _ChecksCouldNotRun(f"defensive checks could not run: {type(e).__name__}: {e}") from e
 
     def run(self, ctx: ChunkContext) -> ChunkWork:
         """Defensive checks, then each processor's change-only write in processor order, and
@@ -248,13 +287,10 @@ class _ChunkPlan:
         if self.checks:
             t = time.perf_counter()
             try:
-                result.checks_made += run_checks(wh, self.schedule, self.procs, chunk, self.produced, self.excused,
-                                                  self.params_file, waived=self.waived)
+                result.checks_made += self.check(chunk)
             except DependencyError as e:
                 ctx.at(e.processor, next((p.phase for p in PROCESSORS if p.name == e.processor), ctx.phase))
                 raise
-            except Exception as e:  # noqa: BLE001 - a check that cannot run is a failed chunk too
-                raise _ChecksCouldNotRun(f"defensive checks could not run: {type(e).__name__}: {e}") from e
             finally:
                 result.check_seconds += time.perf_counter() - t
 
