@@ -141,3 +141,24 @@ def test_current_rows_keep_only_date_signature_and_key(league):
     assert list(current.rows.columns) == ["day", "sig", "key"] and len(current.rows) == 3 * 24 * 4
     assert len(current.on([dates[1]])) == 24 * 4 and current.on([date(1999, 1, 1)]).empty
     assert current.rows.key.str.count(r"\|").eq(2).all()  # game_id|player_lookup|system_id
+
+
+def test_a_failed_read_stops_the_stage_at_its_first_chunk(league, monkeypatch):
+    """The inputs are read before the first chunk; a read that fails fails that chunk as a read
+    inside it did: the error recorded for its dates, nothing written, later chunks not run."""
+    params, wh, dates = league
+
+    def unreadable(*a, **k):
+        raise RuntimeError("feature store unreadable")
+
+    monkeypatch.setattr(predict_stage, "read_inputs", unreadable)
+    with pytest.raises(predict_stage.PredictError, match="feature store unreadable") as err:
+        run_predict(params, wh=wh, progress=False)
+    statuses = [c.status for c in err.value.result.chunks]
+    assert statuses[0] == "failed" and set(statuses[1:]) == {"not_run"} and len(statuses) == 7
+    assert wh.row_count(PRED) == 0
+    hist = wh.query("SELECT data_date, success, error FROM nba_reference.processor_run_history "
+                    "WHERE processor = 'player_prop_predictions'")
+    first = predict_stage.chunk_dates(dates, params.chunk_days)[0]
+    assert sorted(pd.to_datetime(hist.data_date).dt.date) == first and not hist.success.any()
+    assert hist.error.str.contains("feature store unreadable").all()

@@ -334,11 +334,17 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
         result.stale_dates = sorted(stale.loc[stale.todo, "game_date"])
         result.frozen_stale_dates = sorted(stale.loc[~stale.todo, "game_date"])
         windows = lineage.Windows.from_dates(_season_of(wh, params), model_window_start(params))
+        unread: Exception | None = None
         if result.dates:  # every input of every chunk, one query each, before the first chunk
-            inputs = read_inputs(wh, params, result.dates)
-            models.load(sorted({regression.refit_date(d, params.refit_days) for d in result.dates}))
+            try:
+                inputs = read_inputs(wh, params, result.dates)
+                models.load(sorted({regression.refit_date(d, params.refit_days) for d in result.dates}))
+            except Exception as e:  # noqa: BLE001 - raised in the first chunk, as when it read there
+                unread = e
 
         def body(ctx: ChunkContext) -> ChunkWork:
+            if unread is not None:  # the stage stops at its first chunk: recorded, nothing written
+                raise unread
             frame = predict_frame(wh, params, ctx.dates, models, run_id, inputs)
             written, per_date = _write_chunk(wh, params, ctx.dates, frame, windows, run_id, inputs.current)
             by_system = frame.system_id.value_counts().to_dict() if len(frame) else {}
