@@ -6,7 +6,8 @@
 * ``ensemble``   (``ensemble``): a fixed weighted average of the three.
 
 ``calls`` turns a number into OVER / UNDER / PASS with a confidence; ``stage`` runs it all
-chunk by chunk (``run_predict``).
+chunk by chunk (``run_predict``), on inputs ``inputs`` reads once per stage, writing through
+``changes`` (change-only writes against the current rows read before the first chunk).
 """
 from .stage import (PROCESSOR, SYSTEM_IDS, SYSTEM_VERSIONS, TABLE, PredictError, PredictResult, chunk_dates, plan,
                     predict_frame, prediction_mix, run_predict)

@@ -17,5 +17,5 @@ SQL = "predict/moving_average"
 
 
 def predict(wh: Warehouse, dates: list[date]) -> pd.DataFrame:
-    """``game_id, player_lookup, predicted_points, sigma`` for every feature row on ``dates``."""
+    """``game_id, game_date, player_lookup, predicted_points, sigma`` for every feature row on ``dates``."""
     return wh.query_file(SQL, {"dates": list(dates)})

@@ -23,5 +23,5 @@ PACE_SHRINK = 0.0
 
 
 def predict(wh: Warehouse, dates: list[date]) -> pd.DataFrame:
-    """``game_id, player_lookup, predicted_points, sigma`` for every feature row on ``dates``."""
+    """``game_id, game_date, player_lookup, predicted_points, sigma`` for every feature row on ``dates``."""
     return wh.query_file(SQL, {"dates": list(dates), "matchup_shrink": MATCHUP_SHRINK, "pace_shrink": PACE_SHRINK})

@@ -5,7 +5,10 @@ Execution follows derive's rules: the dates to do are cut into chunks of ``chunk
 calendar days; each chunk is computed, then written in one transaction (the chunk's rows of
 ``nba_predictions.player_prop_predictions`` are replaced and one ``processor_run_history``
 row per date is appended), and the first failing chunk stops the stage: nothing after it
-runs, and the error names the dates. Re-running changes nothing: without ``repredict`` there
+runs, and the error names the dates. The stage's inputs are read once, for all its dates,
+before the first chunk (``inputs.PredictInputs``, the walk-forward training rows, the current
+predictions): a chunk reads nothing, so on BigQuery its transaction is one script (plus a
+staging load when its rows are many). Re-running changes nothing: without ``repredict`` there
 is nothing left to do, and with it every value is recomputed from the same inputs (the
 walk-forward models depend only on the date predicted, never on the chunking).
 """
@@ -14,8 +17,9 @@ from __future__ import annotations
 import html
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
+import numpy as np
 import pandas as pd
 
 from .. import lineage
@@ -28,6 +32,8 @@ from ..warehouse import Warehouse, open_warehouse
 from ..warehouse.base import WriteCount
 from . import baseline, ensemble, matchup, regression
 from .calls import make_calls
+from .changes import CurrentRows, write_changes
+from .inputs import PredictInputs, days64, game_dates
 
 TABLE = "nba_predictions.player_prop_predictions"
 PROCESSOR = "player_prop_predictions"
@@ -119,9 +125,7 @@ class PredictResult(ChunkedResult):
 chunk_dates = make_chunks  # one chunking for every stage (``nbcore.chunks``)
 
 
-def _dates(col: pd.Series) -> pd.Series:
-    """A DATE column as python dates (object dtype), also when empty."""
-    return pd.to_datetime(col).dt.date.astype(object)
+_dates = game_dates
 
 
 def plan(wh: Warehouse, params: RunParams, dates: list[date] | None = None) -> pd.DataFrame:
@@ -160,21 +164,28 @@ def restates(params: RunParams) -> bool:
     return params.repredict or not params.freeze_predictions
 
 
+def read_inputs(wh: Warehouse, params: RunParams, dates: list[date]) -> PredictInputs:
+    """The targets, baselines and (when restating) current predictions of ``dates``: one query each."""
+    return PredictInputs.read(wh, dates, SYSTEM_IDS, restate=restates(params))
+
+
 def predict_frame(
-    wh: Warehouse, params: RunParams, dates: list[date], models: "WalkForwardModels", run_id: str
+    wh: Warehouse, params: RunParams, dates: list[date], models: "WalkForwardModels", run_id: str,
+    inputs: PredictInputs | None = None,
 ) -> pd.DataFrame:
-    """Every system's prediction rows for the player-games to do on ``dates`` (nothing written)."""
-    targets = wh.query_file("predict/targets", {
-        "dates": list(dates), "system_ids": SYSTEM_IDS, "repredict": restates(params),
-    })
+    """Every system's prediction rows for the player-games to do on ``dates`` (nothing written).
+
+    ``inputs``: the stage's inputs read beforehand for a span holding ``dates`` (then nothing is
+    read here, the models' training rows aside when ``models`` was not loaded); read now if None."""
+    inputs = inputs if inputs is not None else read_inputs(wh, params, dates)
+    targets = inputs.targets_on(dates)
     if targets.empty:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
-    targets["game_date"] = _dates(targets["game_date"])
-    targets = targets.reset_index(drop=True)
 
     members: dict[str, pd.DataFrame] = {}
     for system in (baseline, matchup):
-        out = targets[KEY].merge(system.predict(wh, dates), on=KEY, how="left", validate="one_to_one")
+        out = targets[KEY].merge(inputs.baseline_on(system.SYSTEM_ID, dates), on=KEY, how="left",
+                                 validate="one_to_one")
         if out["predicted_points"].isna().any():
             raise RuntimeError(f"{system.SYSTEM_ID}: no prediction for {int(out.predicted_points.isna().sum())} rows")
         members[system.SYSTEM_ID] = out[["predicted_points", "sigma"]].set_axis(targets.index)
@@ -216,10 +227,12 @@ def predict_frame(
 class WalkForwardModels:
     """The regression's models of one run, by refit date, and the training rows behind them.
 
-    Chunks move forward in time, so the training rows are kept and extended with one query for
-    just the new days instead of re-reading a whole window per chunk. Rows are kept sorted by
-    (game_date, game_id, player_lookup), exactly as a fresh read would be, so a model never
-    depends on what was read before it.
+    The stage loads the training rows of every model it will need with one query before its
+    first chunk (``load``); a model is fitted when a chunk first needs it, on its window's slice
+    of those rows. Rows are kept sorted by (game_date, game_id, player_lookup), exactly as a read
+    of just that window would be, so a model never depends on the span read with it, nor on the
+    chunking. Asked for a model whose window the rows do not cover (``predict_frame`` used on
+    its own), ``ensure`` reads that span first.
     """
 
     def __init__(self, wh: Warehouse, train_window_days: int):
@@ -227,38 +240,39 @@ class WalkForwardModels:
         self.train_window_days = train_window_days
         self.models: dict[date, regression.Model] = {}
         self._rows: pd.DataFrame | None = None
+        self._days: np.ndarray | None = None  # the rows' game_date as datetime64 (sorted)
         self._span: tuple[date, date] | None = None
 
     def __getitem__(self, refit: date) -> regression.Model:
         return self.models[refit]
+
+    def span(self, refits: list[date]) -> tuple[date, date]:
+        """The game dates the models of ``refits`` train on, all together."""
+        return (regression.training_window(min(refits), self.train_window_days)[0],
+                regression.training_window(max(refits), self.train_window_days)[1])
+
+    def load(self, refits: list[date]) -> None:
+        """Read the training rows of every model in ``refits`` (one query)."""
+        if not refits:
+            return
+        lo, hi = self.span(refits)
+        rows = self.wh.query_file("predict/training_rows", {"train_start": lo, "train_end": hi})
+        rows["game_date"] = _dates(rows["game_date"])
+        rows = rows.sort_values(["game_date", "game_id", "player_lookup"], kind="mergesort").reset_index(drop=True)
+        self._rows, self._days, self._span = rows, days64(rows["game_date"]), (lo, hi)
 
     def ensure(self, refits: list[date]) -> None:
         """Fit the models for ``refits`` not fitted yet."""
         todo = sorted(set(refits) - set(self.models))
         if not todo:
             return
-        lo = regression.training_window(todo[0], self.train_window_days)[0]
-        hi = regression.training_window(todo[-1], self.train_window_days)[1]
-        rows = self._training_rows(lo, hi)
+        lo, hi = self.span(todo)
+        if self._span is None or lo < self._span[0] or hi > self._span[1]:
+            self.load(todo)
         for refit in todo:
-            w0, w1 = regression.training_window(refit, self.train_window_days)
-            self.models[refit] = regression.fit(rows[(rows.game_date >= w0) & (rows.game_date <= w1)], refit)
-
-    def _read(self, lo: date, hi: date) -> pd.DataFrame:
-        rows = self.wh.query_file("predict/training_rows", {"train_start": lo, "train_end": hi})
-        rows["game_date"] = _dates(rows["game_date"])
-        return rows
-
-    def _training_rows(self, lo: date, hi: date) -> pd.DataFrame:
-        if self._span and self._span[0] <= lo <= self._span[1] + timedelta(days=1) and hi >= self._span[1]:
-            rows = self._rows[self._rows.game_date >= lo]
-            if hi > self._span[1]:
-                rows = pd.concat([rows, self._read(self._span[1] + timedelta(days=1), hi)], ignore_index=True)
-        else:
-            rows = self._read(lo, hi)
-        rows = rows.sort_values(["game_date", "game_id", "player_lookup"], kind="mergesort").reset_index(drop=True)
-        self._rows, self._span = rows, (lo, hi)
-        return rows
+            w0, w1 = days64(regression.training_window(refit, self.train_window_days))
+            first, last = np.searchsorted(self._days, w0, "left"), np.searchsorted(self._days, w1, "right")
+            self.models[refit] = regression.fit(self._rows.iloc[first:last], refit)
 
 
 def prediction_mix(params: RunParams, wh: Warehouse | None = None, dates: list[date] | None = None) -> pd.DataFrame:
@@ -309,6 +323,7 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
     run_id = archive.run_id if archive else new_run_id(params.run_name, "predict")
     result = PredictResult(run_id=run_id, repredict=params.repredict)
     models = WalkForwardModels(wh, params.train_window_days)
+    inputs: PredictInputs | None = None
     try:
         if not params.table_selected(PROCESSOR):  # ``tables`` limits the run to other tables
             result.status = "skipped"
@@ -319,10 +334,19 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
         result.stale_dates = sorted(stale.loc[stale.todo, "game_date"])
         result.frozen_stale_dates = sorted(stale.loc[~stale.todo, "game_date"])
         windows = lineage.Windows.from_dates(_season_of(wh, params), model_window_start(params))
+        unread: Exception | None = None
+        if result.dates:  # every input of every chunk, one query each, before the first chunk
+            try:
+                inputs = read_inputs(wh, params, result.dates)
+                models.load(sorted({regression.refit_date(d, params.refit_days) for d in result.dates}))
+            except Exception as e:  # noqa: BLE001 - raised in the first chunk, as when it read there
+                unread = e
 
         def body(ctx: ChunkContext) -> ChunkWork:
-            frame = predict_frame(wh, params, ctx.dates, models, run_id)
-            written, per_date = _write_chunk(wh, params, ctx.dates, frame, windows, run_id)
+            if unread is not None:  # the stage stops at its first chunk: recorded, nothing written
+                raise unread
+            frame = predict_frame(wh, params, ctx.dates, models, run_id, inputs)
+            written, per_date = _write_chunk(wh, params, ctx.dates, frame, windows, run_id, inputs.current)
             by_system = frame.system_id.value_counts().to_dict() if len(frame) else {}
 
             def committed() -> None:
@@ -354,17 +378,19 @@ def _season_of(wh: Warehouse, params: RunParams) -> dict[date, int]:
 
 
 def _write_chunk(wh: Warehouse, params: RunParams, chunk: list[date], frame: pd.DataFrame,
-                 windows: lineage.WindowFn, run_id: str) -> tuple[WriteCount, dict[date, int]]:
+                 windows: lineage.WindowFn, run_id: str,
+                 current: CurrentRows | None = None) -> tuple[WriteCount, dict[date, int]]:
     """Write the chunk's predictions and their lineage (inside the chunk's transaction); the
     write counts and the rows per date (for the run history the runner records).
 
     Restating (the default): the chunk's dates become exactly ``frame``, touching only rows whose
-    value changed. With ``freeze_predictions``: only the player-games predicted now are written;
+    value changed, compared with ``current`` (the rows read before the stage's first chunk; read
+    now when None). With ``freeze_predictions``: only the player-games predicted now are written;
     issued predictions are left alone."""
     per_date = frame.groupby("game_date").size().to_dict() if len(frame) else {}
     stamp = lineage.now()
     if restates(params):
-        written = wh.write_frame_changes(TABLE, chunk, frame)
+        written = write_changes(wh, TABLE, chunk, frame, current if current is not None else CurrentRows.read(wh, chunk))
     else:
         keys = sorted(set(frame.game_id + "|" + frame.player_lookup))
         days = sorted(set(frame.game_date)) or list(chunk)

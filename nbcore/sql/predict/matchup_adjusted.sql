@@ -5,10 +5,12 @@
 --   pace_factor     the two teams' recent pace vs the league, shrunk by @pace_shrink (points
 --                   allowed already carry part of the pace);
 --   fatigue_score   1 = fresh, 0.95 on the second night of a back-to-back;
--- and home court (+/-1.5 %). A missing factor counts as 1.
+-- and home court (+/-1.5 %). A missing factor counts as 1. game_date lets the predict stage read
+-- all its dates at once and slice them per chunk.
 WITH base AS (
   SELECT
     f.game_id,
+    f.game_date,
     f.player_lookup,
     COALESCE(f.points_avg_last_10, f.points_avg_last_5, f.points_avg_season, f.points_line, 0.0) AS points,
     f.points_std_season,
@@ -23,6 +25,7 @@ WITH base AS (
 )
 SELECT
   game_id,
+  game_date,
   player_lookup,
   points
     * (1.0 + @matchup_shrink * (matchup_factor - 1.0))

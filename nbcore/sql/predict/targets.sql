@@ -1,6 +1,8 @@
 -- The player-games to predict on @dates: every feature row (with @repredict) or only those
 -- still missing a prediction from one of @system_ids. Composite factors are joined for the
 -- systems that use them. Everything here is known before tip-off (derive guarantees it).
+-- Only the columns the systems and the prediction rows use: the stage reads every date it
+-- predicts at once (a full backfill: ~800 dates of ~250 player-games) and keeps the frame.
 WITH have AS (
   SELECT game_id, player_lookup, COUNT(DISTINCT system_id) AS systems
   FROM nba_predictions.player_prop_predictions
@@ -10,11 +12,11 @@ WITH have AS (
 )
 SELECT
   f.game_id, f.game_date, f.season_year, f.game_type, f.player_lookup, f.team_abbr,
-  f.opponent_team_abbr, f.is_home, f.feature_version, f.features_present, f.data_quality_score,
-  f.points_avg_last_5, f.points_avg_last_10, f.points_avg_season, f.points_std_season,
-  f.minutes_avg_last_10, f.fatigue_score, f.matchup_factor, f.pace_factor, f.days_rest,
+  f.is_home, f.feature_version,
+  f.points_avg_last_5, f.points_avg_last_10, f.points_avg_season,
+  f.minutes_avg_last_10, f.fatigue_score, f.matchup_factor, f.pace_factor,
   f.is_back_to_back, f.points_line,
-  c.composite_adjustment, c.shot_zone_mismatch, c.games_used AS cf_games_used
+  c.composite_adjustment
 FROM nba_precompute.ml_feature_store_v2 AS f
 LEFT JOIN nba_precompute.player_composite_factors AS c
   ON c.game_id = f.game_id AND c.player_lookup = f.player_lookup AND c.game_date IN UNNEST(@dates)
