@@ -8,15 +8,18 @@ plan's dates with the same cutting and batching rules the stages and the backend
   each): the batch's rows go in through a staging table when they are too big to ride as
   query parameters (one load job), then one script (``BEGIN; DELETE; INSERT; history;
   COMMIT``); per season whose schedule is missing, one read and one script;
-* **derive**: the union of the derive tables' planned dates cut into chunks of ``chunk_days``
-  (``nbcore.chunks``); per chunk one query for all defensive checks (unless ``backfill_mode``
-  or ``strict_mode: false``), one script with every processor's writes and the present-games
-  read, and the ``COMMIT`` with the run-history and lineage rows (plus one lineage read when
-  a rebuilt partition does not change, which cannot be known before the run);
-* **predict**: per chunk the targets, the two baselines' reads, the current rows (change-only
-  write), a staging load and the ``COMMIT`` script; a training read (the walk-forward models
-  extend their rows);
-* **grade**: per chunk one script (the write and its counts read) and the ``COMMIT``;
+* **derive**: one read for every chunk's defensive checks (unless ``backfill_mode`` or
+  ``strict_mode: false``), then one job per chunk (``nbcore.chunks``): every processor's
+  writes and the present-games read, with the previous chunk's ``COMMIT`` (run history and
+  lineage) at its head (``Warehouse.pipelined``); the last ``COMMIT`` is one more job (plus one
+  lineage read when a rebuilt partition does not change, which cannot be known before the run);
+* **predict**: once per stage one read per input for all its dates (``PREDICT_PREFETCH``:
+  targets, the two baselines, training rows, current rows), then per chunk the staging load
+  of its rows; the chunks' transactions read nothing, so they ride together to the stage's
+  last job;
+* **grade**: one job per chunk (the write and its counts read, the previous ``COMMIT`` at
+  its head) and the last ``COMMIT``;
+* derive and grade open one session per stage and record it in the lease (one UPDATE);
 * plus each stage's fixed reads (``FIXED``: the schedule, pending dates, attempts, the
   staleness query, summaries), counted once per stage run.
 
@@ -35,10 +38,11 @@ BATCH_DATES = 400             # BigQueryWarehouse.load_batch_dates (tests/test_b
 STAGING_ROWS = 2_000          # rows of a load batch above which it goes through a staging table (~2 MB)
 # reads each stage makes once per run, whatever its dates (counted on the demo's from-empty backfill)
 FIXED = {"load": 12, "gate": 20, "derive": 6, "predict": 4, "grade": 5}
-PREDICT_PER_CHUNK = 6
-# every chunk transaction records its session id in the lease the stage holds (a resume after a
-# crash aborts that session first): one small UPDATE per chunk of derive, predict and grade
-LEASE_PER_CHUNK = 1
+PREDICT_PREFETCH = 5          # targets, moving_average, matchup_adjusted, training rows, current rows
+# a chunked stage that runs any chunk: its last COMMIT, and (derive, grade: a chunk reads in its
+# transaction, so the stage opens a session) the lease update recording that session
+LAST_COMMIT = 1
+SESSION = 1
 
 
 def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[str, int],
@@ -63,18 +67,18 @@ def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[
         out["gate"] = FIXED["gate"]
     if "derive" in stages:
         chunks = make_chunks(derive_dates, chunk_days)
-        out["derive"] = FIXED["derive"] + len(chunks) * (2 + bool(checks) + LEASE_PER_CHUNK)
+        out["derive"] = FIXED["derive"] + bool(checks) + (len(chunks) + LAST_COMMIT + SESSION if chunks else 0)
     if "predict" in stages:
         chunks = make_chunks(predict_dates, chunk_days)
-        # + one training read per chunk (the walk-forward models extend their rows; measured 35 of 35 at full scale)
-        out["predict"] = FIXED["predict"] + len(chunks) * (PREDICT_PER_CHUNK + 1 + LEASE_PER_CHUNK)
+        out["predict"] = FIXED["predict"] + (PREDICT_PREFETCH + len(chunks) + LAST_COMMIT if chunks else 0)
     if "grade" in stages:
         chunks = make_chunks(grade_dates, chunk_days)
-        out["grade"] = FIXED["grade"] + len(chunks) * (2 + LEASE_PER_CHUNK)
+        out["grade"] = FIXED["grade"] + (len(chunks) + LAST_COMMIT + SESSION if chunks else 0)
     return out
 
 
-RULE = ("jobs: load 1 per 40-date batch of a source (+1 staging load for a big batch), 1 per season (+1 when its "
-        "schedule is missing); derive 3 per chunk (+1 for the defensive checks); predict 8 per chunk (with its training "
-        "read); grade 3 per chunk (each chunk's transaction includes 1 lease update recording its session); plus each "
-        "stage's fixed reads (load 12, gate 20, derive 6, predict 4, grade 5)")
+RULE = ("jobs: load 1 per 400-date batch of a source (+1 staging load for a big batch), 1 per season (+1 when its "
+        "schedule is missing); derive 1 per chunk (+1 read for all the defensive checks); predict 1 per chunk (its "
+        "staging load) after 5 reads of all its inputs; grade 1 per chunk; each chunk's COMMIT rides with the next "
+        "job (+1 for the last, +1 lease update per stage); plus each stage's fixed reads (load 12, gate 20, derive 6, "
+        "predict 4, grade 5)")

@@ -145,7 +145,7 @@ class DeferredCount(WriteCount):
         if self._counts is None:
             if self._dropped:
                 raise WarehouseError(f"{self._label}: the write was rolled back, it has no row counts")
-            self._wh._resolve()
+            self._wh._resolve(self)
         if self._counts is None:  # pragma: no cover - _resolve always settles or raises
             raise WarehouseError(f"{self._label}: the deferred write was not sent")
         return self._counts
@@ -471,10 +471,12 @@ class BigQueryWarehouse(Warehouse):
             self._send("insert rows")  # request size: send what is queued
         return dc
 
-    def _resolve(self) -> None:
-        """A deferred count was read: send the queued statements now."""
+    def _resolve(self, count: Optional[DeferredCount] = None) -> None:
+        """A deferred count was read: send the queued statements now (a committed transaction's
+        carried ones, or the open transaction's, with the carried ones at their head)."""
         with self._lock:
-            if self._carry:  # a committed transaction's counts: send it (and what is carried with it)
+            mine = self._tx is not None and any(pend.count is count for pend in self._tx.pending)
+            if self._carry and not mine:
                 self.flush_commits()
                 return
             if self._tx is None or not self._tx.pending:
@@ -910,14 +912,14 @@ class BigQueryWarehouse(Warehouse):
                                        extra_params=c.params(), session=False, flush=False)
                     self._settle_carried([c], job)
                 else:
-                    self._tx = c.tx
+                    current, self._tx = self._tx, c.tx  # the transaction that was opening waits
                     c.tx.pending = c.pending
                     try:
                         self._replay()
                         self._send("commit transaction", tail="COMMIT TRANSACTION")
                         self._session = c.tx.session_id
                     finally:
-                        self._tx = None
+                        self._tx = current
                     self._drop_staging(c.tx)
             except WarehouseError as e:
                 self._abandon(carried[k:])

@@ -542,12 +542,14 @@ class Engine:
     def inject(self, reason: str, *, times: int = 1, match: str = "") -> None:
         """Make the next *times* query jobs whose text contains *match* fail as BigQuery's
         transient errors do: ``rateLimitExceeded`` (too many jobs or DML per table) or
-        ``concurrentUpdate`` (a transaction aborted by a concurrent writer). The job is
+        ``concurrentUpdate`` (a transaction aborted by a concurrent writer); or, to test what
+        is not retried, ``invalidQuery``. The job is
         created, fails without running, and reports the error, as on BigQuery."""
         messages = {
             "rateLimitExceeded": "Exceeded rate limits: too many table update operations for this table.",
             "concurrentUpdate": "Transaction is aborted due to concurrent update against table; "
                                 "please retry the transaction.",
+            "invalidQuery": "Query error: injected failure (not transient)",  # a failure that is not retried
         }
         if reason not in messages:
             raise ValueError(f"inject: reason must be one of {sorted(messages)}, not {reason!r}")
