@@ -156,3 +156,43 @@ def loaded(loaded_demo, tmp_path):
 # the derive tests' warehouses (built once per session, shared by test_derive, test_derive_values,
 # test_predict_grade_demo): see derive_fixtures.py
 from derive_fixtures import derived, raw_complete, rederived  # noqa: E402,F401
+
+
+# -- what ZetaSQL analyzed (issue 14: "the note says how many statements and how long") --------
+# Every loopback server of a test process shares one checker; each process (an xdist worker, or
+# pytest itself) writes its counts at the end, and the summary adds them up.
+_ZETA_DIR_ENV = "RUNBOOK_ZETASQL_STATS_DIR"
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        folder = Path(config.rootpath) / ".pytest_cache" / "zetasql-stats"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[_ZETA_DIR_ENV] = str(folder)
+
+
+def pytest_sessionfinish(session):
+    from bqserver import server as bqs
+
+    checker, folder = bqs._CHECKER, os.environ.get(_ZETA_DIR_ENV)
+    if checker is None or not folder:
+        return
+    stats = {"statements": checker.statements, "seconds": round(checker.seconds, 1),
+             "rejected": len(checker.rejections)}
+    (Path(folder) / f"{os.getpid()}.json").write_text(__import__("json").dumps(stats))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    import json
+
+    folder = os.environ.get(_ZETA_DIR_ENV)
+    files = sorted(Path(folder).glob("*.json")) if folder else []
+    if not files:
+        return
+    parts = [json.loads(f.read_text()) for f in files]
+    total = {k: sum(p[k] for p in parts) for k in ("statements", "seconds", "rejected")}
+    terminalreporter.write_line(
+        f"ZetaSQL analyzed {total['statements']} statements sent to the loopback BigQuery server "
+        f"({total['rejected']} rejected by a test on purpose or not), {total['seconds']:.1f} s of analysis "
+        f"across {len(parts)} test process(es)")

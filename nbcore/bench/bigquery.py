@@ -17,6 +17,9 @@ and not counted). Keys:
   (``nbcore.jobs_estimate``), to compare with ``bq_incremental_jobs_by_stage``;
 * ``bq_*_jobs_by_step``: the same jobs by ``stage/step`` label (which SQL file or table);
 * ``BENCH_BQ_RUNS=backfill`` (or ``incremental``) measures only that run;
+* ``bq_backfill_tables_match_duckdb``: the same stages from the same bucket on DuckDB give the
+  same tables (``bq_backfill_tables_differing`` lists any that differ; ``BENCH_BQ_COMPARE=0``
+  skips this);
 * ``bq_scale``: the demo scale measured (``BENCH_BQ_SCALE``, default ``full``), ``bq_chunk_days``.
 """
 from __future__ import annotations
@@ -88,6 +91,31 @@ def _by_step(server, since: int) -> dict[str, int]:
     return dict(sorted(keys.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _compare_with_duckdb(ctx, root, bq_params) -> dict:
+    """The same stages from the same bucket on DuckDB: do the two warehouses hold the same
+    tables (checksums of every pipeline table, audit columns aside)? ``BENCH_BQ_COMPARE=0`` skips."""
+    if os.environ.get("BENCH_BQ_COMPARE", "1") == "0":
+        return {}
+    from ..params import build_params
+    from ..warehouse import open_warehouse
+
+    data = ctx.params.public_dict()
+    data.update(backend="duckdb", duckdb_path=str(root / "compare.duckdb"), run_name="bench-bq-compare",
+                archive_dir=str(root / "runs_duckdb"), bucket=str(bq_params.bucket),
+                demo={"scale": bq_params.demo.scale, "seed": bq_params.demo.seed})
+    duck = build_params(data, "bench", root)
+    with open_warehouse(duck) as wh:
+        wh.ensure_schema()
+    _stages(duck)
+    with open_warehouse(duck) as wh:
+        want = wh.checksums()
+    with open_warehouse(bq_params) as wh:
+        got = wh.checksums(sorted(want))
+    differing = sorted(t for t in want if want[t] != got.get(t))
+    return {"bq_backfill_tables_match_duckdb": not differing, "bq_backfill_tables_differing": differing,
+            "bq_backfill_tables_compared": len(want)}
+
+
 def _count(server) -> int:
     c = server.job_counts()
     return c["query"] + c["load"]
@@ -140,6 +168,7 @@ def run(ctx) -> dict:
         _stages(full)
         measured = time.perf_counter() - t
         jobs = _count(srv) - n0
+        out.update(_compare_with_duckdb(ctx, root, full))
         out.update(
             bq_backfill_jobs=jobs,
             bq_backfill_jobs_by_stage=_by_stage(srv, k0),

@@ -15,7 +15,10 @@ DuckDB, which derive and grade rely on) or the ``COMMIT``. The first job opens a
 *session* with ``BEGIN TRANSACTION`` in the same script; a transaction that reads nothing is
 one script and needs no session. Row counts come from the script's child jobs
 (``DeferredCount``: reading one before its job ran sends the queue). ``ROLLBACK TRANSACTION``
-on an exception, so a failed chunk leaves nothing. Each job is about a second of latency on
+on an exception, so a failed chunk leaves nothing. The session is kept after a commit and the
+next transaction begins in it (one session per stage, recorded once in the lease). Inside
+``pipelined()`` (the chunk runner) a transaction's ``COMMIT`` is not sent at once: it rides at
+the head of the next job, and ``CommitFailed`` says when a carried commit failed there. Each job is about a second of latency on
 BigQuery whatever its size, which is why round trips, not bytes, are what this saves.
 
 **DataFrames in.** A frame is loaded with pandas-gbq (``to_gbq`` into a staging table that
@@ -272,6 +275,7 @@ class BigQueryWarehouse(Warehouse):
         self._pipelined = False                 # commits ride with the next job (see pipelined())
         self._carry: list[_Carried] = []        # committed transactions not sent yet
         self._failed_job = None                 # the last job that failed (its child jobs say how far it got)
+        self._carried_dml = 0                   # DML statements of carried transactions in the last _open_with job
 
     @classmethod
     def from_params(cls, params: "RunParams", **kwargs) -> "BigQueryWarehouse":
@@ -490,6 +494,7 @@ class BigQueryWarehouse(Warehouse):
         writes are read off the script's child jobs."""
         tx = self._tx
         pending, tx.pending = tx.pending, []
+        skip = 0
         texts = [pend.text for pend in pending]
         params = [q for pend in pending for q in pend.params]
         if query is not None:
@@ -507,7 +512,7 @@ class BigQueryWarehouse(Warehouse):
             else:
                 carried, self._carry = self._carry, []
                 job, rows = self._open_with(carried, body, label, params)
-                pending = [pend for c in carried for pend in c.pending] + pending
+                skip = self._carried_dml  # the carried statements' child jobs come first (settled already)
                 tx.journal.append(dict(sql=body, params=None, label=label, qualified=True, extra_params=params))
         except WarehouseError as e:
             for pend in pending:
@@ -518,7 +523,7 @@ class BigQueryWarehouse(Warehouse):
                 raise type(e)(f"{e} (the job also carried the deferred {', '.join(steps)})") from None
             raise
         if any(pend.count is not None for pend in pending):
-            children = _dml_children(self.client, job)
+            children = _dml_children(self.client, job)[skip:]
             i = 0
             for pend in pending:
                 mine, i = children[i:i + pend.dml], i + pend.dml
@@ -649,13 +654,13 @@ class BigQueryWarehouse(Warehouse):
         not commit or roll back with the stage's data); the DML rows it affected."""
         self._check_writable(label or "execute")
         with self._lock:
-            job, _ = self._run(sql, params, label, session=False)
+            job, _ = self._run(sql, params, label, session=False, flush=False)
             return int(job.num_dml_affected_rows or 0)
 
     def query_standalone(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> pd.DataFrame:
         """A read outside any open transaction (which would see only its snapshot): the lease."""
         with self._lock:
-            _, rows = self._run(sql, params, label, session=False)
+            _, rows = self._run(sql, params, label, session=False, flush=False)
             return arrow_to_frame(rows.to_arrow(create_bqstorage_client=False))
 
     def dry_run_bytes(self, sql: str, params: Optional[Mapping[str, Any]] = None, *, label: str = "") -> int:
@@ -855,6 +860,7 @@ class BigQueryWarehouse(Warehouse):
         if own is not None:
             texts.append(own)
         text = ";\n".join(texts)
+        self._carried_dml = 0
         if not carried:
             return self._open_transaction(text, label, params) if begin else \
                 self._run(text, None, label, qualified=True, extra_params=params, flush=False)
@@ -881,6 +887,7 @@ class BigQueryWarehouse(Warehouse):
                 raise CommitFailed(str(e), committed=done) from None
             raise
         self._settle_carried(carried, job)
+        self._carried_dml = sum(pend.dml for c in carried for pend in c.pending)
         return job, rows
 
     def _settle_carried(self, carried: list[_Carried], job) -> None:
