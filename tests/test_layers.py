@@ -43,7 +43,8 @@ STAGE_PACKAGES = {
     "derive": {"nbcore.derive", "nbcore.derive.checks", "nbcore.derive.processors", "nbcore.derive.result",
                "nbcore.derive.run"},
     "predict": {"nbcore.predict", "nbcore.predict.stage", "nbcore.predict.baseline", "nbcore.predict.calls",
-                "nbcore.predict.ensemble", "nbcore.predict.matchup", "nbcore.predict.regression"},
+                "nbcore.predict.ensemble", "nbcore.predict.matchup", "nbcore.predict.regression",
+                "nbcore.predict.inputs", "nbcore.predict.changes"},
     "grade": {"nbcore.grade"},
 }
 STAGE_MODULES = set().union(*STAGE_PACKAGES.values())
