@@ -208,8 +208,10 @@ def run_chunks(
                                       seconds=seconds / max(1, len(chunk)))
                             for proc, ph, d, rows in work.history
                         ])
-                except CommitFailed as cf:  # an earlier chunk's commit, carried by this chunk's first job
+                except CommitFailed as cf:  # a carried commit: an earlier chunk's, or this one's (sent at once)
                     settle(cf.committed)
+                    if not waiting:
+                        return stop(i + 1, ctx, cf, t)
                     failed = waiting.pop(0)
                     return stop(i, failed.ctx, cf, failed.started)
                 except Exception as e:  # noqa: BLE001 - any failure stops the stage; the chunk rolled back

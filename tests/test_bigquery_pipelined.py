@@ -157,3 +157,19 @@ def test_a_transient_error_on_a_carrying_job_commits_each_chunk_once(server, cle
         assert wh.checksums([BOX]) == clean
         n = wh.query(f"SELECT COUNT(*) AS n FROM {HIST} WHERE run_id = 'run-1' AND data_date >= @d", {"d": DAYS[0]})
         assert int(n.n[0]) == len(DAYS)  # no chunk's history written twice
+
+
+def test_carried_commits_past_the_request_size_are_sent_at_once(server, clean, monkeypatch):
+    monkeypatch.setattr(bqmod, "CARRY_PARAM_BYTES", 0)  # every commit is over it: sent as it is made
+    with make_wh(server, "_capped") as wh:
+        before = len(wh.jobs)
+        result = run(wh)
+        steps = [j["step"] for j in wh.jobs[before:]]
+        assert statuses(result) == ["succeeded"] * 4
+        assert steps.count("commit transaction") == len(DAYS)  # one COMMIT job per chunk, as without pipelining
+        assert wh.checksums([BOX]) == clean
+    server.inject("invalidQuery", times=1, match="COMMIT TRANSACTION")  # chunk 1's own COMMIT job
+    with make_wh(server, "_capfail") as wh:
+        result = run(wh)
+        assert statuses(result) == ["failed", "not_run", "not_run", "not_run"]
+        assert box_days(wh) == []

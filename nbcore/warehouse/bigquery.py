@@ -76,6 +76,9 @@ from ..stages import PHASE_STAGE, STAGE_NAMES as STAGES  # the registry
 STAGING_PREFIX = "_staging_"
 STAGING_TTL = timedelta(days=1)
 STRUCT_PARAM_BYTES = 2_000_000  # per INSERT job when rows travel as an ARRAY<STRUCT> parameter
+# parameters of committed transactions carried to the next job (pipelined()): past this they are
+# sent at once, so a job stays well under BigQuery's 10 MB request limit
+CARRY_PARAM_BYTES = 6_000_000
 _LABEL_BAD = re.compile(r"[^a-z0-9_-]+")
 _DML = (exp.Insert, exp.Delete, exp.Update, exp.Merge)
 
@@ -985,6 +988,8 @@ class BigQueryWarehouse(Warehouse):
             tx.pending = []
             if tx.began:
                 self._session = tx.session_id
+            if sum(_param_size(q) for c in self._carry for q in c.params()) > CARRY_PARAM_BYTES:
+                self.flush_commits()  # request size: send what is carried now
             return
         try:
             if not tx.began:
