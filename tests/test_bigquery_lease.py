@@ -11,16 +11,13 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
+import bq_chunks
+from bq_chunks import BOX, HIST, box_rows
 from bqserver import BigQueryLoopback
-from nbcore import schema
-from nbcore.params import build_params
-from nbcore.warehouse import open_warehouse
 from nbcore.warehouse import bigquery as bqmod
 from nbcore.warehouse.lease import Lease, LeaseHeldError, unlock
 
 PROJECT = "lease-proj"
-BOX = "nba_raw.bdl_player_boxscores"
-HIST = "nba_reference.processor_run_history"
 DAYS = [date(2024, 1, 2) + timedelta(days=2 * i) for i in range(4)]
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -37,23 +34,7 @@ def fast_retries(monkeypatch):
 
 
 def make_wh(server, suffix: str, run_id: str = "run-1"):
-    params = build_params({"backend": "bigquery", "bigquery": {
-        "project": PROJECT, "dataset_suffix": suffix, "api_endpoint": server.endpoint}})
-    wh = open_warehouse(params, run_id=run_id, stage="derive")
-    wh.ensure_schema()
-    return wh
-
-
-def box_rows(day: date, n: int) -> pd.DataFrame:
-    t = schema.table(BOX)
-    rows = []
-    for i in range(n):
-        r = {c: None for c in t.columns}
-        r.update(game_id=f"g{day:%m%d}", game_date=day, season_year=2023, player_id=i, player_lookup=f"p{i}",
-                 player_name=f"Player {i}", team_abbr="BOS", points=3 * i + day.day, minutes="30:00",
-                 loaded_at=datetime(2024, 5, 1, 12, 0))
-        rows.append(r)
-    return pd.DataFrame(rows)
+    return bq_chunks.make_wh(server, PROJECT, suffix, run_id)
 
 
 def backfill_chunk(wh, day: date, run_id: str = "run-1") -> None:
@@ -145,6 +126,7 @@ def test_a_crash_mid_transaction_then_resume_gives_the_clean_tables(server, clea
         assert wh.aborted_sessions == [left_open] and left_open not in server.engine.sessions
         assert backfill(wh, DAYS[1:]) == clean  # resumes at the chunk that did not commit
         wh.lease.release()
+    tx.gen.close()  # the dead process's transaction object, dropped now rather than by the garbage collector later
 
 
 def test_injected_transient_errors_are_retried_with_the_same_tables(server, clean):

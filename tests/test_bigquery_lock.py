@@ -120,6 +120,7 @@ def test_a_resume_after_a_crash_aborts_the_open_session_before_writing(server, t
         with open_warehouse(params, run_id="run-1", stage="load") as wh:
             assert wh.row_count(BOX) == 0  # the crashed chunk left nothing
     finally:
+        tx.gen.close()  # the killed kernel's transaction object, dropped now rather than by the garbage collector later
         resumed.release()
         lock._held = False
         lock.path.unlink(missing_ok=True)

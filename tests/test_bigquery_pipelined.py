@@ -11,16 +11,13 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
+import bq_chunks
+from bq_chunks import BOX, HIST, box_rows
 from bqserver import BigQueryLoopback
-from nbcore import schema
-from nbcore.params import build_params
 from nbcore.stage_run import ChunkContext, ChunkedResult, ChunkWork, run_chunks
-from nbcore.warehouse import open_warehouse
 from nbcore.warehouse import bigquery as bqmod
 
 PROJECT = "pipe-proj"
-BOX = "nba_raw.bdl_player_boxscores"
-HIST = "nba_reference.processor_run_history"
 DAYS = [date(2024, 1, 2) + timedelta(days=2 * i) for i in range(4)]
 CARRIED = "COMMIT TRANSACTION;\nBEGIN TRANSACTION"  # text of a job carrying an earlier chunk's COMMIT
 
@@ -36,24 +33,8 @@ def fast_retries(monkeypatch):
     monkeypatch.setattr(bqmod, "RETRY_DELAYS", (0.01, 0.02, 0.04))
 
 
-def make_wh(server, suffix: str):
-    params = build_params({"backend": "bigquery", "bigquery": {
-        "project": PROJECT, "dataset_suffix": suffix, "api_endpoint": server.endpoint}})
-    wh = open_warehouse(params, run_id="run-1", stage="derive")
-    wh.ensure_schema()
-    return wh
-
-
-def box_rows(day: date, n: int) -> pd.DataFrame:
-    t = schema.table(BOX)
-    rows = []
-    for i in range(n):
-        r = {c: None for c in t.columns}
-        r.update(game_id=f"g{day:%m%d}", game_date=day, season_year=2023, player_id=i, player_lookup=f"p{i}",
-                 player_name=f"Player {i}", team_abbr="BOS", points=3 * i + day.day, minutes="30:00",
-                 loaded_at=datetime(2024, 5, 1, 12, 0))
-        rows.append(r)
-    return pd.DataFrame(rows)
+def make_wh(server, suffix: str, run_id: str = "run-1"):
+    return bq_chunks.make_wh(server, PROJECT, suffix, run_id)
 
 
 def chunk_body(wh, broken_day: date | None = None):

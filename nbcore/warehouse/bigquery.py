@@ -118,6 +118,11 @@ _TX_LABELS = frozenset({"begin transaction", "commit transaction", "rollback tra
 TRANSIENT_REASONS = frozenset({"rateLimitExceeded", "concurrentUpdate", "backendError", "internalError",
                                "jobBackendError", "jobInternalError"})
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds; five retries, about half a minute at most
+# a ROLLBACK or a session's end is cleanup after a failure (or a transaction dropped by the
+# garbage collector): it gives up after this long instead of the client's 10 minute default,
+# and BigQuery ends an abandoned session on its own
+_CLEANUP_LABELS = frozenset({"rollback transaction", "end session"})
+CLEANUP_DEADLINE_S = 20.0
 
 
 def is_transient(reason: str, message: str) -> bool:
@@ -525,17 +530,23 @@ class BigQueryWarehouse(Warehouse):
             if steps:
                 raise type(e)(f"{e} (the job also carried the deferred {', '.join(steps)})") from None
             raise
-        if any(pend.count is not None for pend in pending):
-            children = _dml_children(self.client, job)[skip:]
-            i = 0
-            for pend in pending:
-                mine, i = children[i:i + pend.dml], i + pend.dml
-                if pend.count is not None:
-                    counts: dict[str, int] = {}
-                    for kind, n in mine:
-                        counts[kind] = counts.get(kind, 0) + n
-                    pend.count._settle(counts)
+        self._settle_counts(pending, job, skip)
         return job, rows
+
+    def _settle_counts(self, pending: list[_Pending], job, skip: int = 0) -> None:
+        """The row counts of a job's queued writes, from its child jobs (in statement order,
+        after the first ``skip`` DML statements, which belong to others)."""
+        if job is None or not any(pend.count is not None for pend in pending):
+            return
+        children = _dml_children(self.client, job)[skip:]
+        i = 0
+        for pend in pending:
+            mine, i = children[i:i + pend.dml], i + pend.dml
+            if pend.count is not None:
+                counts: dict[str, int] = {}
+                for kind, n in mine:
+                    counts[kind] = counts.get(kind, 0) + n
+                pend.count._settle(counts)
 
     def _replay(self) -> None:
         """A new session and transaction with the journal's statements run again (same text and
@@ -568,9 +579,17 @@ class BigQueryWarehouse(Warehouse):
         cfg = self._job_config(label, qp, create_session=create_session, session=session, session_id=session_id)
         job = None
         try:
-            job = self.client.query(text, job_config=cfg, job_id_prefix=f"runbook_{label_value(self._stage_for(label))}_",
-                                    job_retry=None)
-            rows = job.result(job_retry=None)
+            if label in _CLEANUP_LABELS:  # a rollback or session end gives up soon (see CLEANUP_DEADLINE_S)
+                from google.cloud.bigquery import DEFAULT_RETRY
+
+                job = self.client.query(text, job_config=cfg, job_id_prefix=f"runbook_{label_value(self._stage_for(label))}_", job_retry=None,
+                                        retry=DEFAULT_RETRY.with_deadline(CLEANUP_DEADLINE_S),
+                                        timeout=CLEANUP_DEADLINE_S)
+                rows = job.result(job_retry=None, timeout=CLEANUP_DEADLINE_S)
+            else:
+                job = self.client.query(text, job_config=cfg,
+                                        job_id_prefix=f"runbook_{label_value(self._stage_for(label))}_", job_retry=None)
+                rows = job.result(job_retry=None)
         except gexc.GoogleAPICallError as e:
             reason = _reason(e)
             if job is not None:
@@ -895,19 +914,7 @@ class BigQueryWarehouse(Warehouse):
 
     def _settle_carried(self, carried: list[_Carried], job) -> None:
         """Row counts of committed carried transactions, from the job's child statements."""
-        if not carried:
-            return
-        if any(pend.count is not None for c in carried for pend in c.pending) and job is not None:
-            children = _dml_children(self.client, job)
-            i = 0
-            for c in carried:
-                for pend in c.pending:
-                    mine, i = children[i:i + pend.dml], i + pend.dml
-                    if pend.count is not None:
-                        counts: dict[str, int] = {}
-                        for kind, n in mine:
-                            counts[kind] = counts.get(kind, 0) + n
-                        pend.count._settle(counts)
+        self._settle_counts([pend for c in carried for pend in c.pending], job)
         for c in carried:
             self._drop_staging(c.tx)
 
