@@ -195,4 +195,4 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.write_line(
         f"ZetaSQL analyzed {total['statements']} statements sent to the loopback BigQuery server in "
         f"{total['seconds']:.1f} s ({len(parts)} test processes); rejected: {total['rejected']} "
-        f"(tests/test_bigquery_analyzer.py sends one on purpose)")
+        f"(tests/test_bigquery_analyzer.py sends such statements on purpose; any other rejection fails its test)")
