@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import schema
 from ..warehouse import Warehouse
-from ..warehouse.base import WriteCount, conform_frame, key_strings, row_signatures, value_columns
+from ..warehouse.base import WriteCount, conform_frame, key_strings, replace_rows, row_signatures, value_columns
 
 CURRENT_SQL = "predict/current_rows"
 
@@ -72,12 +72,4 @@ def write_changes(wh: Warehouse, table: str, dates: list[date], frame: pd.DataFr
     new_sig = row_signatures(t, new)
     changed = new[~new_sig.isin(set(old["sig"]))]
     gone = old[~old["sig"].isin(set(new_sig))]
-    keys = sorted(set(gone["key"]) | set(key_strings(t, changed)))
-    if not keys:
-        return WriteCount()
-    key_expr = "CONCAT(" + ", '|', ".join(f"CAST({k} AS STRING)" for k in t.key) + ")"
-    with wh.transaction():
-        wh.replace_range(t.fqn, dates[0], dates[-1], frame=changed, params={"_dates": dates, "_keys": keys},
-                         where=f"{t.date_column} IN UNNEST(@_dates) AND {key_expr} IN UNNEST(@_keys)")
-    touched = set(pd.to_datetime(changed[t.date_column]).dt.date) | set(pd.to_datetime(gone["day"]).dt.date)
-    return WriteCount(inserted=len(changed), deleted=len(gone), changed_dates=frozenset(touched))
+    return replace_rows(wh, t, dates, changed, list(gone["key"]), gone["day"])

@@ -161,15 +161,7 @@ class Warehouse(ABC):
         old_sig, new_sig = row_signatures(t, old), row_signatures(t, new)
         changed = new[~new_sig.isin(set(old_sig))]
         gone = old[~old_sig.isin(set(new_sig))]
-        keys = sorted(set(key_strings(t, gone)) | set(key_strings(t, changed)))
-        if not keys:
-            return WriteCount()
-        key_expr = "CONCAT(" + ", '|', ".join(f"CAST({k} AS STRING)" for k in t.key) + ")"
-        with self.transaction():
-            self.replace_range(t.fqn, dates[0], dates[-1], frame=changed, params={"_dates": dates, "_keys": keys},
-                               where=f"{t.date_column} IN UNNEST(@_dates) AND {key_expr} IN UNNEST(@_keys)")
-        touched = set(pd.to_datetime(changed[t.date_column]).dt.date) | set(pd.to_datetime(gone[t.date_column]).dt.date)
-        return WriteCount(inserted=len(changed), deleted=len(gone), changed_dates=frozenset(touched))
+        return replace_rows(self, t, dates, changed, key_strings(t, gone), gone[t.date_column])
 
     def job_summary(self) -> dict | None:
         """Jobs run and bytes billed so far, for a stage record (BigQuery); None where nothing is billed."""
@@ -209,6 +201,21 @@ class Warehouse(ABC):
     def checksums(self, tables: list[str] | None = None) -> dict[str, str]:
         names = tables or [t.fqn for t in schema.all_tables() if t.phase != "ref"]
         return {name: self.checksum(name) for name in names}
+
+
+def replace_rows(wh: "Warehouse", t: schema.Table, dates: list[date], changed: pd.DataFrame, gone_keys: list[str],
+                 gone_dates) -> "WriteCount":
+    """The write of a change-only frame write: delete the rows of ``dates`` whose key is changed
+    or gone, insert ``changed``, in one transaction; the counts and the dates that changed."""
+    keys = sorted(set(gone_keys) | set(key_strings(t, changed)))
+    if not keys:
+        return WriteCount()
+    key_expr = "CONCAT(" + ", '|', ".join(f"CAST({k} AS STRING)" for k in t.key) + ")"
+    with wh.transaction():
+        wh.replace_range(t.fqn, dates[0], dates[-1], frame=changed, params={"_dates": dates, "_keys": keys},
+                         where=f"{t.date_column} IN UNNEST(@_dates) AND {key_expr} IN UNNEST(@_keys)")
+    touched = set(pd.to_datetime(changed[t.date_column]).dt.date) | set(pd.to_datetime(pd.Series(gone_dates)).dt.date)
+    return WriteCount(inserted=len(changed), deleted=len(gone_keys), changed_dates=frozenset(touched))
 
 
 @dataclass(frozen=True)
