@@ -150,6 +150,7 @@ class GateRecord(StageRecord):
     override_reason: Optional[str] = None
     checks: list[dict[str, Any]] = Field(default_factory=list)
     scope: dict[str, Any] = Field(default_factory=dict)
+    states: dict[str, dict[str, str]] = Field(default_factory=dict)  # raw table -> {date: state}, not present
 
 
 class ValidateRecord(StageRecord):
