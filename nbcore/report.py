@@ -1186,8 +1186,9 @@ def headline(run: RunData) -> str:
         parts.append(f"{plural(k['restated'], 'stale table-date')} rebuilt")
     if k["has_after"] and k["stale"]:
         parts.append(f"{plural(k['stale'], 'stale table-date')} (present but built from changed inputs)")
-    if k["has_after"] and k["waived"]:
-        parts.append(f"{count_label(k['waived'])} waived")
+    if k["has_after"] and k["waived"] > k["waived_in_run"]:  # waived during the run: counted above
+        more = " more" if k["waived_in_run"] else ""
+        parts.append(f"{count_label(k['waived'] - k['waived_in_run'])}{more} waived")
     if k["failures_recovered"]:
         parts.append(f"{plural(k['failures_recovered'], 'load failure')} recovered by retry")
     if k["failures_open"]:
