@@ -632,10 +632,11 @@ def dates_open(run: RunData, waived_only: bool = False) -> pd.DataFrame:
     ``dates_stale``.
     """
     cols = ["phase", "table", "season", "kind", "dates", "ranges", "reason"]
-    after = _missing_sets(run.after)
+    states = _state_sets(run.after)
+    after = {key: {d for d, st in m.items() if st in ("missing", "failed", "blocked", "waived")} for key, m in states.items()}
     if not after:
         return pd.DataFrame(columns=cols)
-    snap_waived = {(r.phase, r.table, r.season): set(r.waived_dates) for r in _snapshot_frame(run.after).itertuples()}
+    snap_waived = {key: {d for d, st in m.items() if st == "waived"} for key, m in states.items()}
     calendar = game_calendar(run.before, run.after)
     by_table: dict[str, set[date]] = {}
     for (phase, table, season), missing in after.items():
