@@ -58,6 +58,9 @@ class StageRecord(BaseModel):
     seconds: float = 0.0
     jobs: Optional[int] = None
     bytes_billed: Optional[int] = None
+    # the error that stopped the stage (its class name) and the exit code it maps to (nbcore.errors)
+    error_class: Optional[str] = None
+    exit_code: Optional[int] = None
 
     @property
     def ok(self) -> bool:

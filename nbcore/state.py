@@ -61,6 +61,8 @@ class PartitionStates:
 
     frame: pd.DataFrame
     expected: ExpectedGames = field(default_factory=lambda: ExpectedGames(pd.DataFrame()))
+    # per derived table (dataset.table): its stale dates and the changed upstream behind each (for the plan's closure)
+    stale_causes: dict[str, dict[date, lineage.Cause]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._index = {(r.table, r.game_date): i for i, r in enumerate(self.frame.itertuples(index=False))}
@@ -80,6 +82,12 @@ class PartitionStates:
         if states:
             f = f[f.state.isin(states)]
         return sorted(f.game_date)
+
+    def absent(self, table: str) -> list[date]:
+        """Expected dates on which ``table`` lacks rows for some game and no waiver covers it (what
+        a write must fill: missing, blocked, and failed without rows)."""
+        f = self.frame[(self.frame.table == schema.table(table).name) & (self.frame.state != "waived")]
+        return sorted(f.game_date[f.games_present < f.games_expected])
 
     def as_map(self) -> dict[tuple[str, date], str]:
         """(table, date) -> state, for every partition in scope."""
@@ -115,7 +123,7 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
     exp = expected if expected is not None else expected_games(wh, params)
     games = exp.games
     if games.empty:
-        return PartitionStates(pd.DataFrame(columns=COLUMNS), exp)
+        return PartitionStates(pd.DataFrame(columns=COLUMNS), exp, {})
     if waivers is None:
         from .waivers import waived
 
@@ -124,7 +132,8 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
     present = wh.query_file("validate/present_games", {"start_date": lo, "end_date": hi})
     coverage = _coverage(games, present)
     attempts = _latest_attempts(wh, lo, hi)
-    stale = _stale(wh, lo, hi)
+    stale_causes = _stale_causes(wh, lo, hi)
+    stale = {(schema.table(t).name, d): c.text(t) for t, causes in stale_causes.items() for d, c in causes.items()}
     required = set(params.required_sources)
     states: dict[tuple[str, date], str] = {}
     rows = []
@@ -162,7 +171,9 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
     wanted = {schema.table(x).name for x in tables} if tables is not None else None
     keep = frame.table.map(lambda n: (n in wanted) if wanted is not None else params.table_selected(n))
     frame = frame[keep].sort_values(["table", "game_date"]).reset_index(drop=True)
-    return PartitionStates(frame, exp)
+    in_scope = {(r.table, r.game_date) for r in frame[frame.state == "stale"].itertuples(index=False)}
+    return PartitionStates(frame, exp, {t: {d: c for d, c in causes.items() if (schema.table(t).name, d) in in_scope}
+                                        for t, causes in stale_causes.items()})
 
 
 def _in_dependency_order() -> list[schema.Table]:
@@ -207,11 +218,10 @@ def _latest_attempts(wh: Warehouse, lo: date, hi: date) -> dict[tuple[str, date]
             for r in f.itertuples(index=False)}
 
 
-def _stale(wh: Warehouse, lo: date, hi: date) -> dict[tuple[str, date], str]:
-    """(table, date) -> why it is stale (the latest changed upstream), from recorded lineage."""
+def _stale_causes(wh: Warehouse, lo: date, hi: date) -> dict[str, dict[date, lineage.Cause]]:
+    """Per derived table, its stale dates with the latest changed upstream behind each (recorded lineage)."""
     derived = [t.fqn for t in schema.tracked_tables() if t.phase != "2"]
-    seeds = lineage.stale_seeds(lineage.stale_partitions(wh, derived, lo, hi))
-    return {(schema.table(t).name, d): c.text(t) for t, causes in seeds.items() for d, c in causes.items()}
+    return lineage.stale_seeds(lineage.stale_partitions(wh, derived, lo, hi))
 
 
 def _waiver_for(t: schema.Table, day: date, lacking: list[str], index, required: set[str],

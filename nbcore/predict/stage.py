@@ -22,7 +22,7 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pandas as pd
 
-from .. import lineage
+from .. import lineage, program
 from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
 from ..record import PredictRecord
@@ -328,11 +328,12 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
         if not params.table_selected(PROCESSOR):  # ``tables`` limits the run to other tables
             result.status = "skipped"
             return result
-        todo = plan(wh, params, dates)
-        result.dates = sorted(todo.loc[todo.todo, "game_date"])
-        stale = todo[todo.stale]
-        result.stale_dates = sorted(stale.loc[stale.todo, "game_date"])
-        result.frozen_stale_dates = sorted(stale.loc[~stale.todo, "game_date"])
+        # the plan's chunks (plan.json inside a run; a one-stage plan by hand): never targets of its own
+        prog = program.for_stage(wh, params, STAGE, archive, dates)
+        chunks = prog.remaining
+        result.dates = sorted(d for c in chunks for d in c)
+        result.stale_dates = [d for d in prog.stale(TABLE) if d in set(result.dates)]
+        result.frozen_stale_dates = list(prog.frozen)
         windows = lineage.Windows.from_dates(_season_of(wh, params), model_window_start(params))
         unread: Exception | None = None
         if result.dates:  # every input of every chunk, one query each, before the first chunk
@@ -356,8 +357,9 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
             return ChunkWork(history=[(PROCESSOR, PHASE, d, int(per_date.get(d, 0))) for d in ctx.dates],
                              written={TABLE: written}, detail={"player_games": int(len(frame) // len(SYSTEM_IDS))}, on_commit=committed)
 
-        failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunk_dates(result.dates, params.chunk_days),
-                             body=body, record=result, processor=PROCESSOR, phase=PHASE, progress=progress)
+        failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunks, body=body, record=result,
+                             processor=PROCESSOR, phase=PHASE, progress=progress,
+                             on_outcome=program.outcome_recorder(archive, STAGE))
         if failure is not None:
             result.stopped(STAGE, PROCESSOR, failure)
     finally:
