@@ -32,7 +32,6 @@ from .archive import RunArchive, new_run_id
 from . import lineage, program
 from .record import GradeRecord
 from .params import RunParams
-from .chunks import make_chunks as chunk_dates
 from .sqlfiles import read_sql
 from .stage_run import ChunkContext, ChunkedResult, ChunkedStageFailed, ChunkWork, run_chunks, stage_session
 from .warehouse import Warehouse, open_warehouse
@@ -152,24 +151,6 @@ def _scope(params: RunParams) -> dict:
 
 
 # -- the stage -------------------------------------------------------------------------
-
-def plan(wh: Warehouse, params: RunParams, dates: Sequence[date] | None = None) -> pd.DataFrame:
-    """Per prediction date in scope: predictions, eligible, not final, awaiting analytics,
-    current grades, ungraded, orphan grades, and whether the stage will grade it (``todo``)."""
-    scope = _scope(params)
-    frame = wh.query_file("grade/pending_dates", scope)
-    frame["game_date"] = _dates(frame["game_date"])
-    if dates is not None:
-        frame = frame[frame.game_date.isin(set(dates))]
-    stale = lineage.stale_seeds(lineage.stale_partitions(wh, [TABLE], scope["start_date"], scope["end_date"]))
-    causes = stale.get(TABLE, {})
-    frame["stale"] = frame.game_date.map(lambda d: d in causes).astype(bool)
-    if params.regrade:
-        frame["todo"] = (frame.eligible > 0) | (frame.orphan_grades > 0)
-    else:
-        frame["todo"] = (frame.ungraded > 0) | (frame.orphan_grades > 0) | (frame.stale & (frame.eligible > 0))
-    return frame.reset_index(drop=True)
-
 
 def run_grade(
     params: RunParams,

@@ -158,7 +158,7 @@ def _dry_run_bytes(wh: Warehouse, stage: str, table: str, dates: list[date], par
         return None
 
 
-def plan_schedule(wh: Warehouse, states) -> "Schedule":
+def plan_schedule(wh: Warehouse, states):
     """Every completed game: the warehouse's schedule, plus the schedule files' games of the seasons
     it has none for yet (a first run plans from the files, before anything is loaded)."""
     from .derive.checks import Schedule
@@ -175,10 +175,11 @@ def planned_targets(wh: Warehouse, params: RunParams, states) -> tuple[lineage.T
     """Per derived table of the run's stages, the dates the run rebuilds and why: the one place
     targets are chosen (stages execute the chunks cut from them, ``nbcore.program``).
 
-    Seeds, from the partition states (``nbcore.state``): each table's missing, blocked and failed
-    dates, its stale dates (with the changed upstream), and, when the run loads, the raw dates load
-    will fill. The closure over the lineage graph then adds every partition whose window holds a
-    date rebuilt upstream, in dependency order. ``repredict`` / ``regrade`` request every date.
+    Seeds, from the partition states (``nbcore.state``): each table's missing and failed dates,
+    its stale dates (with the changed upstream), and, when the run loads, the raw dates load will
+    fill. The closure over the lineage graph then adds every partition whose window holds a date
+    rebuilt upstream, in dependency order, so a blocked partition is a target exactly when the
+    run rebuilds what blocks it. ``repredict`` / ``regrade`` request every date.
     Dates a required source is waived on (and absent) are never targets: they are returned apart
     (``skipped``). Returns the targets, the stale predictions kept under ``freeze_predictions``,
     and the skipped dates."""
@@ -198,16 +199,17 @@ def planned_targets(wh: Warehouse, params: RunParams, states) -> tuple[lineage.T
         for t in schema.tracked_tables():
             if t.phase == "2" and params.table_selected(t.name):
                 seeds[t.fqn] = {d: lineage.Cause("missing") for d in states.absent(t.name) if d in scope_set}
-    for t in tables:
+    for t in tables:  # a blocked partition is no seed: it joins below when the run rebuilds its upstream
         mine = seeds.setdefault(t, {})
-        for st in ("missing", "blocked", "failed"):
+        for st in ("missing", "failed"):
             mine.update({d: lineage.Cause(st) for d in states.dates(t, st) if d in scope_set})
         for d, c in states.stale_causes.get(t, {}).items():
             if d in scope_set:
                 mine.setdefault(d, c)
         for flag, table in ((params.repredict, lineage.PREDICTIONS), (params.regrade, lineage.ACCURACY)):
             if flag and t == table:
-                mine.update({d: lineage.Cause("requested") for d in candidates if d not in mine})
+                held = set(states.dates(t, "blocked", "waived"))
+                mine.update({d: lineage.Cause("requested") for d in candidates if d not in mine and d not in held})
     windows = lineage.Windows.from_dates(schedule.season_of, model_window_start(params))
     frozen_tables = [lineage.PREDICTIONS] if params.freeze_predictions and not params.repredict else []
     frozen: dict = {}
@@ -219,7 +221,22 @@ def planned_targets(wh: Warehouse, params: RunParams, states) -> tuple[lineage.T
         seeds[lineage.PREDICTIONS] = {d: c for d, c in preds.items() if c.kind != "stale"}
     full = lineage.closure(seeds, {t: candidates for t in tables}, windows, tables=tables, frozen=frozen_tables)
     out = {t: {d: c for d, c in full.of(t).items() if d in scope_set and d not in set(skipped)} for t in tables}
+    if lineage.PREDICTIONS in out:  # games not final yet are predicted too (the product's upcoming games)
+        out[lineage.PREDICTIONS].update({d: lineage.Cause("upcoming") for d in _upcoming(wh, params, set(schedule.dates))})
     return lineage.Targets(out), frozen, skipped
+
+
+def _upcoming(wh: Warehouse, params: RunParams, final_dates: set[date]) -> list[date]:
+    """Dates in scope with feature rows for games not final yet and a prediction still to make (all
+    of them with ``repredict``): no schedule state covers them, since only completed games are expected."""
+    from .predict.stage import SYSTEM_IDS
+
+    start, end = params.date_bounds()
+    f = wh.query_file("predict/pending_dates", {"start_date": start, "end_date": end, "seasons": params.season_list,
+                                                 "system_ids": SYSTEM_IDS})
+    f["game_date"] = pd.to_datetime(f.game_date).dt.date
+    todo = f.feature_rows > 0 if params.repredict else f.player_games_missing > 0
+    return sorted(d for d in f.game_date[todo] if d not in final_dates)
 
 
 def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:

@@ -20,8 +20,8 @@ Precedence, for one (table, date): a partition with rows for every game is ``fai
 latest attempt failed, else ``stale`` when lineage says so, else ``present``. One without is
 ``waived`` when a waiver covers it (a raw table: its own source's waiver, for the whole date or
 for every game it lacks; a derived table: a required source waived on that date and absent),
-else ``failed`` when its latest attempt failed, else ``blocked`` when a table it reads (its SQL's
-upstreams, same date) is missing, failed or blocked, else ``missing``.
+else ``failed`` when its latest attempt failed, else ``blocked`` when a table it needs (its declared
+upstreams, optional raw sources aside, same date) is missing, failed or blocked, else ``missing``.
 
 The reads are three queries, the same SQL on DuckDB and BigQuery: the generated
 ``validate/present_games`` (rows per table and game), ``lineage/stale_partitions`` and
@@ -138,7 +138,7 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
     states: dict[tuple[str, date], str] = {}
     rows = []
     for t in _in_dependency_order():
-        ups = [schema.table(u).name for u in lineage.upstreams(t.fqn)] if t.phase != "2" else []
+        ups = _blocking_upstreams(t, required)
         for (day, season), cov in coverage.get(t.name, {}).items():
             n, got, nrows, lacking = cov
             complete = got == n
@@ -176,11 +176,26 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
                                         for t, causes in stale_causes.items()})
 
 
+def _blocking_upstreams(t: schema.Table, required: set[str]) -> list[str]:
+    """The tables whose absence blocks ``t`` on a date: its declared upstreams (``schema``), the
+    schedule and optional raw sources left out (a table is built without an optional source)."""
+    out = []
+    for u in t.upstream if t.phase != "2" else ():
+        up = schema.table(u)
+        if up.name == "nbac_schedule" or (up.phase == "2" and up.name not in required):
+            continue
+        out.append(up.name)
+    return out
+
+
 def _in_dependency_order() -> list[schema.Table]:
-    """Raw tables first, then the derived ones in lineage's order (a table after what it reads)."""
-    tracked = {t.fqn: t for t in schema.tracked_tables()}
-    raw = [t for t in tracked.values() if t.phase == "2"]
-    return raw + [tracked[f] for f in lineage.ordered_tables() if f in tracked]
+    """Raw tables first, then phase 3 and 4 in the platform's processor order, then predictions and
+    grades: every table after the tables it needs (so ``blocked`` can look upstream)."""
+    from .derive.processors import PROCESSOR_ORDER
+
+    tracked = schema.tracked_tables()
+    rank = {name: i for i, name in enumerate(PROCESSOR_ORDER)}
+    return sorted(tracked, key=lambda t: (schema.PHASES.index(t.phase), rank.get(t.name, 0)))
 
 
 def _coverage(games: pd.DataFrame, present: pd.DataFrame) -> dict[str, dict[tuple[date, int], tuple]]:

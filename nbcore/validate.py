@@ -22,7 +22,6 @@ from . import sanity, schema
 from .errors import StageFailed
 from .expected import expected_games
 from .params import RunParams
-from .sqlfiles import render_template
 if TYPE_CHECKING:
     from .state import PartitionStates
 from .warehouse import Warehouse, open_for_reading

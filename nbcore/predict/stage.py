@@ -128,29 +128,6 @@ chunk_dates = make_chunks  # one chunking for every stage (``nbcore.chunks``)
 _dates = game_dates
 
 
-def plan(wh: Warehouse, params: RunParams, dates: list[date] | None = None) -> pd.DataFrame:
-    """Per game date in scope: feature rows, player-games still missing a prediction, and
-    whether the stage will predict the date (``todo``)."""
-    start, end = params.date_bounds()
-    frame = wh.query_file("predict/pending_dates", {
-        "start_date": start, "end_date": end, "seasons": params.season_list, "system_ids": SYSTEM_IDS,
-    })
-    frame["game_date"] = _dates(frame["game_date"])
-    if dates is not None:
-        frame = frame[frame.game_date.isin(set(dates))]
-    stale = lineage.stale_partitions(wh, [TABLE], start, end)
-    causes = lineage.stale_seeds(stale).get(TABLE, {})
-    frame["stale"] = frame.game_date.map(lambda d: d in causes).astype(bool)
-    frame["stale_cause"] = frame.game_date.map(lambda d: causes[d].text(TABLE) if d in causes else "")
-    if params.repredict:
-        frame["todo"] = frame.feature_rows > 0
-    elif params.freeze_predictions:  # issued predictions stay as they were; stale ones are only listed
-        frame["todo"] = frame.player_games_missing > 0
-    else:
-        frame["todo"] = (frame.player_games_missing > 0) | (frame.stale & (frame.feature_rows > 0))
-    return frame.reset_index(drop=True)
-
-
 def model_window_start(params: RunParams):
     """The first date the walk-forward model for a game date may learn from (lineage's window)."""
     def start(day: date) -> date:
