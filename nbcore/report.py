@@ -617,8 +617,10 @@ def dates_waived(run: RunData) -> pd.DataFrame:
             rows.append({"phase": str(t["phase"]), "table": t["table"], "season": int(t["season_year"]), "dates": len(ds),
                          "ranges": "; ".join(range_label(*g) for g in group_dates(sorted(ds))), "reason": reason})
     frame = pd.DataFrame(rows, columns=cols)
-    legacy = dates_open(run, waived_only=True)
-    return _sort(pd.concat([frame, legacy], ignore_index=True)) if len(legacy) else _sort(frame)
+    listed = {(r.table, r.season) for r in frame.itertuples(index=False)}
+    legacy = dates_open(run, waived_only=True)  # dates waived by the run's waivers, not marked in the snapshot
+    legacy = legacy[[(t, s) not in listed for t, s in zip(legacy.table, legacy.season)]] if len(legacy) else legacy
+    return _sort(pd.concat([frame, legacy[cols]], ignore_index=True)) if len(legacy) else _sort(frame)
 
 
 def dates_open(run: RunData, waived_only: bool = False) -> pd.DataFrame:
@@ -716,9 +718,10 @@ def findings_open(run: RunData) -> pd.DataFrame:
 
 
 def dates_open_grouped(run: RunData) -> pd.DataFrame:
-    """Still open (missing, waived, stale), one row per (kind, season, ranges, reason) with its tables."""
+    """Still open (missing, failed, blocked, stale), one row per (kind, season, ranges, reason) with
+    its tables. Waived dates are reviewed, never open: ``dates_waived`` lists them."""
     cols = ["kind", "season", "ranges", "dates", "reason", "tables"]
-    frames = [dates_open(run), dates_open(run, waived_only=True)]
+    frames = [dates_open(run)]
     stale = dates_stale(run)
     if not stale.empty:
         frames.append(stale.assign(kind="stale", reason="present, but computed before an input changed"))

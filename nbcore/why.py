@@ -217,6 +217,7 @@ def why(
         whole_season = None
         if t.fqn == lineage.ACCURACY and season is not None and states.state(t.fqn, day) in ("missing", "blocked"):
             whole_season = _season_states(wh, params, t, season)
+        stale_detail = _stale_detail(wh, t, day) if states.state(t.fqn, day) == "stale" else []
         history = wh.query_file("runbook/history_for_date", {"day": day})
         relevant = set(names)
         if not history.empty:
@@ -254,7 +255,7 @@ def why(
     upstream = pd.DataFrame(up_rows, columns=["table", "phase", "depth", "status", "games", "missing_games", "lookback_missing"])
 
     notes, command = [], None
-    stale = [str(row.get("cause"))] if status == "stale" else []
+    stale = (stale_detail or [str(row.get("cause"))]) if status == "stale" else []
     waived = str(row.get("cause")) if status == "waived" else _waiver(params, t, tree, day, archive_dir or Path(params.archive_dir))
     if status == "no games scheduled":
         notes.append("the schedule has no completed game on this date: nothing is expected here")
@@ -288,6 +289,17 @@ def why(
         rows=int(row.get("rows") or 0), upstream=upstream, history=history, waived=waived, command=command,
         notes=notes, stale=stale, cause=str(row.get("cause") or ""),
     )
+
+
+def _stale_detail(wh: Warehouse, t: schema.Table, day: date) -> list[str]:
+    """Each changed input of a stale partition: which upstream, on which dates, when, after what."""
+    out = []
+    for r in lineage.stale_partitions(wh, [t.fqn], day, day).itertuples():
+        span = (str(r.upstream_first_date) if r.upstream_first_date == r.upstream_last_date
+                else f"{r.upstream_first_date} → {r.upstream_last_date}")
+        out.append(f"{r.upstream_table} changed on {span} ({int(r.upstream_dates)} date(s)) after this partition was "
+                   f"computed ({pd.Timestamp(r.computed_at):%Y-%m-%d %H:%M} UTC), inside its {lineage.window_text(t.fqn)}")
+    return out
 
 
 def _season_states(wh: Warehouse, params: RunParams, t: schema.Table, season: int) -> Optional[tuple[int, int]]:

@@ -91,7 +91,8 @@ def test_headline_and_sections_name_stale_waived_and_missing_apart(tmp_path):
     assert report.headline(run) == ("1 closed, 1 waived of 3 missing table-dates in 2 tables; 1 open in 1 table; "
                                     "1 stale table-date (present but built from changed inputs).")
     open_ = report.dates_open_grouped(run)
-    assert sorted(open_.kind) == ["missing", "stale", "waived"]
+    assert sorted(open_.kind) == ["missing", "stale"]  # waived is reviewed, never open
+    assert report.dates_waived(run).table.tolist() == ["bdl_player_boxscores"]
     cells = report.cell_status(run.after).set_index("table")
     assert charts.category(cells.loc["bdl_player_boxscores"].pct, cells.loc["bdl_player_boxscores"].missing,
                            cells.loc["bdl_player_boxscores"].waived).key == "waived"
