@@ -43,6 +43,7 @@ from .sources.checks import join_reasons
 from .sources.parse import POSITION_COLUMNS, now_utc, parse_document
 from .warehouse import Warehouse, WarehouseError, open_warehouse
 from .waivers import Waiver, waived
+from .shell import runbook as runbook_command
 
 STAGE = "load"
 PHASE = "2"
@@ -192,7 +193,7 @@ class LoadResult:
     def retry_command(self, params_file: str = "PARAMS.yaml") -> str:
         if self.failure_log:
             params_file = str(Path(self.failure_log).parent / "params.yaml")
-        return f"runbook load --params {params_file} --retry-failed {self.run_id}"
+        return runbook_command("load", "--params", params_file, "--retry-failed", self.run_id)
 
     def _repr_html_(self) -> str:
         head = (f"<p><b>load</b> ({self.mode}) run {self.run_id}: {len(self.by_state('loaded'))} loaded, "

@@ -27,6 +27,7 @@ from .warehouse import Warehouse, open_warehouse
 
 from . import lineage
 from .stages import PHASE_STAGE, STAGE_NAMES
+from .shell import runbook as runbook_command
 
 STAGE_ORDER = list(STAGE_NAMES)
 
@@ -179,8 +180,8 @@ def fill_command(params_file: str, table: schema.Table, missing_upstream: list[s
     last = max(STAGE_ORDER.index(s) for s in stages)
     chosen = ["validate", *STAGE_ORDER[first:last + 1], "report"]
     names = ",".join(dict.fromkeys(t.name for t in sorted(tables, key=lambda t: schema.PHASES.index(t.phase))))
-    return (f"runbook run --params {params_file} --start-date {start} --end-date {end} "
-            f"--stages {','.join(dict.fromkeys(chosen))} --tables {names}")
+    return runbook_command("run", "--params", params_file, "--start-date", start, "--end-date", end,
+                           "--stages", ",".join(dict.fromkeys(chosen)), "--tables", names)
 
 
 def why(
