@@ -21,6 +21,7 @@ Every (source, date) ends ``loaded``, ``failed`` (retry later with ``retry_faile
 from __future__ import annotations
 
 import csv
+import html
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -201,7 +202,7 @@ class LoadResult:
                 f"{len(self.by_state('waived'))} waived in {self.seconds:.1f} s</p>")
         out = head + self.summary_table().to_html(index=False)
         if self.failed:
-            out += "<p><b>Failed</b> (retry with <code>" + self.retry_command() + "</code>)</p>"
+            out += "<p><b>Failed</b> (retry with <code>" + html.escape(self.retry_command()) + "</code>)</p>"
             out += self.outcomes_frame().query("state == 'failed'")[["date", "source", "stage", "reason"]].to_html(index=False)
         return out
 

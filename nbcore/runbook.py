@@ -458,7 +458,7 @@ def run_runbook(
                     archive.write_manifest(manifest)
                     secs = f"{entry['seconds']:.1f} s" if entry["seconds"] is not None else ""
                     say(f"  [{i + 1}/{len(steps)}] {step.name:<15} {entry['status']:<9} {secs}"
-                        + (f"  — {entry['error']}" if entry["error"] and entry["status"] != "skipped" else "")
+                        + (f"  — {show(entry['error'])}" if entry["error"] and entry["status"] != "skipped" else "")
                         + ("  (notebook not written yet)" if entry["status"] == "skipped" else ""))
                     if entry["status"] in ("failed", "blocked"):
                         status = entry["status"]
