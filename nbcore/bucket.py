@@ -10,6 +10,8 @@ marker, so the retry succeeds. Real buckets simply have no ``_faults`` folder.
 """
 from __future__ import annotations
 
+from .errors import RunbookError
+
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -23,15 +25,15 @@ from .sources import DATED_SOURCES, FAULTS_DIR, SCHEDULE
 _DATED = re.compile(r"^(?P<source>[a-z0-9_]+)/(?P<day>\d{4}-\d{2}-\d{2})\.json$")
 
 
-class BucketError(IOError):
+class BucketError(RunbookError, IOError):
     """The bucket cannot be reached at all (wrong URL, missing gcsfs, no permission)."""
 
 
-class TransientReadError(IOError):
+class TransientReadError(RunbookError, IOError):
     """A read that failed for a reason that may go away on retry (network, fault marker)."""
 
 
-class FileMissing(FileNotFoundError):
+class FileMissing(RunbookError, FileNotFoundError):
     """The file is not in the bucket."""
 
 

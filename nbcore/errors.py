@@ -48,6 +48,39 @@ class WarehouseLockedError(RunbookError):
 EXIT_SUCCEEDED = 0
 
 
+#: the modules that define RunbookError subclasses, imported before a class is looked up by name
+_ERROR_MODULES = ("nbcore.gate", "nbcore.lock", "nbcore.validate", "nbcore.derive.run", "nbcore.predict.stage",
+                  "nbcore.grade", "nbcore.load", "nbcore.warehouse.lease", "nbcore.bucket", "nbcore.sqlfiles")
+
+
+def error_class(name: str) -> type[BaseException] | None:
+    """The RunbookError subclass called ``name`` (what papermill reports of an exception raised
+    inside a stage notebook: its class name), or None."""
+    import importlib
+
+    for module in _ERROR_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # pragma: no cover - an optional backend's module
+            continue
+    todo, seen = [RunbookError], set()
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ == name:
+            return cls
+        for sub in cls.__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+    return None
+
+
+def exit_code_for_name(name: str) -> int:
+    """The exit code of an error known only by its class name (raised in a notebook's kernel)."""
+    cls = error_class(name)
+    return int(cls.exit_code) if cls is not None else 1
+
+
 def exit_code_for(exc: BaseException) -> int:
     """The process exit code for an exception: its class's ``exit_code``; 1 for anything else."""
     return int(getattr(exc, "exit_code", 1)) if isinstance(exc, RunbookError) else 1

@@ -85,6 +85,8 @@ class GateResult:
     scope: dict = field(default_factory=dict)
     seconds: float = 0.0
     warnings: list[Problem] = field(default_factory=list)  # unusual but possible (calibrated checks): never block
+    # raw table -> {date: state} for every expected date not present (nbcore.state, the gate's verdict's basis)
+    states: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -133,6 +135,7 @@ class GateResult:
             "override_reason": self.override_reason,
             "checks": self.checks.to_dict("records"),
             "scope": self.scope,
+            "states": self.states,
             "seconds": round(self.seconds, 3),
         }
 
@@ -206,47 +209,50 @@ def run_gate(
     wh = wh or open_warehouse(params)
     try:
         # phase 3 is read only to reconcile it with phase 2 (reported, never blocking: derive rebuilds it)
-        result = run_validate(params.model_copy(update={"tables": sources + [RECONCILED]}), wh, progress=False,
-                              apply_waivers=False)  # applied below, game by game
+        result = run_validate(params.model_copy(update={"tables": sources + [RECONCILED]}), wh, progress=False)
         index = waived(params, wh)
-        expected_all = sorted({d for s in sources for d in result.expected_dates(s)})
-        last_errors = _last_errors(wh, sources, expected_all)
+        # the one partition state (nbcore.state) of every raw table on every expected date
+        raw = result.states.frame[result.states.frame.table.isin(sources)]
+        expected_all = sorted(set(raw.game_date))
 
         # 1. the schedule: loaded, and its latest load succeeded
         sched_problems = _schedule_problems(params, wh, expected_all)
         problems += sched_problems
         checks.append(_check_row("schedule loaded", SCHEDULE, True, sched_problems))
 
-        # 2. every completed game has rows (waived dates and games excepted)
+        # 2. every completed game has rows: a raw partition in state missing, blocked or failed
+        # without its rows blocks (a required source); a waived one is listed with its waiver
         reported: set[tuple[str, date]] = set()
         for s in sources:
             blocking = s in required
-            missing = set(result.missing_dates(s))
-            partial = result.partial_dates(s)
-            expected_s = set(result.expected_dates(s))
+            mine = raw[raw.table == s]
             found = []
-            for d in sorted(missing):
-                if index.for_date(s, d) is not None:
+            for r in mine.itertuples(index=False):
+                d, absent = r.game_date, r.games_present < r.games_expected
+                lacking = r.missing_games.split(", ") if r.missing_games else []
+                if r.state == "waived":
+                    if lacking and index.for_date(s, d) is None:
+                        waived_rows += [_waived_row(s, d, index.for_game(s, g, d), False, game_id=g) for g in lacking]
                     continue
-                if d in partial:
-                    games = [g for g in partial[d] if index.for_game(s, g, d) is None]
-                    for g in partial[d]:
-                        if (w := index.for_game(s, g, d)) is not None:
-                            waived_rows.append(_waived_row(s, d, w, False, game_id=g))
-                    if not games:
-                        continue
-                    detail = f"{len(games)} game(s) without rows: {', '.join(games)}"
-                else:
-                    detail = "no rows for this date"
-                if (s, d) in last_errors:
-                    detail += f" (last load failed: {last_errors[(s, d)]})"
+                if not absent or r.state == "present":
+                    continue
+                games = [g for g in lacking if index.for_game(s, g, d) is None]
+                for g in lacking:
+                    if (w := index.for_game(s, g, d)) is not None:
+                        waived_rows.append(_waived_row(s, d, w, False, game_id=g))
+                detail = f"{len(games)} game(s) without rows: {', '.join(games)}" if games else "no rows for this date"
+                if r.state == "failed":
+                    detail += f" (last load failed: {r.last_error})"
+                elif r.state == "blocked":
+                    detail += f" ({r.cause})"
                 found.append(Problem("complete against the schedule", s, detail, d, blocking))
                 reported.add((s, d))
             problems += found
             checks.append(_check_row("complete against the schedule", s, blocking, found))
+            waived_days = set(mine.game_date[mine.state == "waived"])
             for (ws, d), w in sorted(index.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-                if ws == s and d in expected_s:
-                    waived_rows.append(_waived_row(s, d, w, d not in missing))
+                if ws == s and d in set(mine.game_date):
+                    waived_rows.append(_waived_row(s, d, w, d not in waived_days))
 
         # 3. sanity checks: plausibility (calibrated; warn or block) and reconciliation, per finding
         f = result.findings
@@ -272,11 +278,12 @@ def run_gate(
         stray_reasons = {p.detail for p in stray_problems}
         for s in sources:
             blocking = s in required
+            failed = raw[(raw.table == s) & (raw.state == "failed")]
             found = [
-                Problem("latest load succeeded", s, f"latest load failed: {err}", d, blocking)
-                for (src, d), err in sorted(last_errors.items())
+                Problem("latest load succeeded", s, f"latest load failed: {r.last_error}", r.game_date, blocking)
+                for r in failed.itertuples(index=False)
                 # each problem once: missing dates above already carry their last error, strays come below
-                if src == s and index.for_date(s, d) is None and (s, d) not in reported and err not in stray_reasons
+                if (s, r.game_date) not in reported and r.last_error not in stray_reasons
             ]
             problems += found
             checks.append(_check_row("latest load succeeded", s, blocking, found))
@@ -302,6 +309,8 @@ def run_gate(
         scope={"seasons": params.season_list, "start_date": str(params.start_date or ""),
                "end_date": str(params.end_date or ""), "expected_dates": len(expected_all)},
         seconds=time.perf_counter() - t0,
+        states={s: {r.game_date.isoformat(): r.state for r in raw[(raw.table == s) & (raw.state != "present")].itertuples()}
+                for s in sources},
     )
     if archive is not None:
         archive.record_stage(STAGE, typed_record(STAGE, gate.summary()))
@@ -317,20 +326,6 @@ def _waived_row(source: str, day: date, w, present: bool, game_id: str | None = 
 
 def _check_row(check: str, source: str, blocking: bool, found: list[Problem]) -> dict:
     return {"check": check, "source": source, "blocking": blocking, "passed": not found, "problems": len(found)}
-
-
-def _last_errors(wh: Warehouse, sources: list[str], expected: list[date]) -> dict[tuple[str, date], str]:
-    """(processor, date) -> error, where the latest phase 2 run for that date failed."""
-    if not expected:
-        return {}
-    runs = wh.query_file("gate/latest_phase2_runs", {"processors": sources, "start_date": min(expected),
-                                                       "end_date": max(expected)})
-    out = {}
-    for r in runs.itertuples(index=False):
-        if not bool(r.success):
-            d = pd.Timestamp(r.data_date).date()
-            out[(r.processor, d)] = str(r.error or "unknown error")
-    return out
 
 
 def _schedule_problems(params: RunParams, wh: Warehouse, expected: list[date]) -> list[Problem]:

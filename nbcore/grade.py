@@ -29,10 +29,9 @@ from typing import Sequence
 import pandas as pd
 
 from .archive import RunArchive, new_run_id
-from . import lineage
+from . import lineage, program
 from .record import GradeRecord
 from .params import RunParams
-from .chunks import make_chunks as chunk_dates
 from .sqlfiles import read_sql
 from .stage_run import ChunkContext, ChunkedResult, ChunkedStageFailed, ChunkWork, run_chunks, stage_session
 from .warehouse import Warehouse, open_warehouse
@@ -153,24 +152,6 @@ def _scope(params: RunParams) -> dict:
 
 # -- the stage -------------------------------------------------------------------------
 
-def plan(wh: Warehouse, params: RunParams, dates: Sequence[date] | None = None) -> pd.DataFrame:
-    """Per prediction date in scope: predictions, eligible, not final, awaiting analytics,
-    current grades, ungraded, orphan grades, and whether the stage will grade it (``todo``)."""
-    scope = _scope(params)
-    frame = wh.query_file("grade/pending_dates", scope)
-    frame["game_date"] = _dates(frame["game_date"])
-    if dates is not None:
-        frame = frame[frame.game_date.isin(set(dates))]
-    stale = lineage.stale_seeds(lineage.stale_partitions(wh, [TABLE], scope["start_date"], scope["end_date"]))
-    causes = stale.get(TABLE, {})
-    frame["stale"] = frame.game_date.map(lambda d: d in causes).astype(bool)
-    if params.regrade:
-        frame["todo"] = (frame.eligible > 0) | (frame.orphan_grades > 0)
-    else:
-        frame["todo"] = (frame.ungraded > 0) | (frame.orphan_grades > 0) | (frame.stale & (frame.eligible > 0))
-    return frame.reset_index(drop=True)
-
-
 def run_grade(
     params: RunParams,
     wh: Warehouse | None = None,
@@ -201,12 +182,15 @@ def _run_grade(params: RunParams, wh: Warehouse | None, archive: RunArchive | No
         if not params.table_selected(PROCESSOR):  # ``tables`` limits the run to other tables
             result.status = "skipped"
             return result
-        todo = plan(wh, params, dates)
+        pending = wh.query_file("grade/pending_dates", _scope(params))  # counts for the record, not targets
         result.not_eligible = {
-            "not_final": int(todo.not_final.sum()),
-            "awaiting_analytics": int(todo.awaiting_analytics.sum()),
+            "not_final": int(pending.not_final.sum()),
+            "awaiting_analytics": int(pending.awaiting_analytics.sum()),
         }
-        result.dates = sorted(todo.loc[todo.todo, "game_date"])
+        # the plan's chunks (plan.json inside a run; a one-stage plan by hand): never targets of its own
+        prog = program.for_stage(wh, params, STAGE, archive, dates)
+        chunks = prog.remaining
+        result.dates = sorted(d for c in chunks for d in c)
 
         def body(ctx: ChunkContext) -> ChunkWork:
             written, counts = _grade_chunk(wh, ctx.dates, run_id)
@@ -215,8 +199,9 @@ def _run_grade(params: RunParams, wh: Warehouse | None, archive: RunArchive | No
                              written={TABLE: written},
                              detail={"graded": int(counts.graded.sum()), "voided": int(counts.voided.sum())})
 
-        failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunk_dates(result.dates, params.chunk_days),
-                             body=body, record=result, processor=PROCESSOR, phase=PHASE, progress=progress)
+        failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunks, body=body, record=result,
+                             processor=PROCESSOR, phase=PHASE, progress=progress,
+                             on_outcome=program.outcome_recorder(archive, STAGE))
         if failure is not None:
             result.stopped(STAGE, PROCESSOR, failure)
         if metrics and failure is None:

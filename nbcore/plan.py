@@ -11,7 +11,10 @@ Per derived table (phases 3-5B), missing and **stale** dates are planned separat
 cause ("2023-04-18 stale: player_game_summary is rebuilt by this run on 2023-04-15, inside its
 10-game / season-to-date window"): the closure of ``nbcore.lineage`` over the missing raw dates,
 the missing derived dates and the stale partitions found from lineage, computed by the same
-functions the stages execute (``derive_targets``, ``lineage.closure``).
+partition states (``nbcore.state``) by ``planned_targets``, the one place targets are chosen. Per
+chunked stage the plan also holds its *program* (``stage_program``): the exact chunks the stage
+executes. ``runbook run`` saves this plan as ``plan.json`` and the stages run its chunks
+(``nbcore.program``); a stage run by hand makes a one-stage plan the same way.
 
 Writes nothing: DuckDB is opened read-only, the bucket is only listed.
 """
@@ -48,6 +51,10 @@ class PlanResult:
     jobs: dict[str, int] = field(default_factory=dict)  # BigQuery: estimated jobs per stage (nbcore.jobs_estimate)
     # per chunked stage: its chunks as [first, last, dates], cut as the stage cuts them (nbcore.chunks)
     chunks: dict[str, list[list]] = field(default_factory=dict)
+    # per chunked stage: what it executes (``stage_program``): its chunks' dates, targets, skipped dates
+    program: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # {table: {date: {state, cause}}} for every partition in scope that is not present (nbcore.state)
+    states: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def dates(self, table: str) -> list[date]:
         """The planned dates of a table (``dataset.table`` or bare name)."""
@@ -73,6 +80,7 @@ class PlanResult:
         return {"tables": json.loads(self.frame.to_json(orient="records", date_format="iso")),
                 "total_expected_rows": self.total_rows, "gate": self.gate, "notes": self.notes,
                 "targets": self.targets, "frozen_stale": self.frozen, "chunks": self.chunks,
+                "program": self.program, "states": self.states,
                 **({"jobs_by_stage": self.jobs, "jobs_total": sum(self.jobs.values()), "jobs_rule": JOBS_RULE}
                    if self.jobs else {})}
 
@@ -150,48 +158,85 @@ def _dry_run_bytes(wh: Warehouse, stage: str, table: str, dates: list[date], par
         return None
 
 
-def planned_targets(wh: Warehouse, params: RunParams, validated) -> tuple[lineage.Targets, dict]:
-    """Per derived table, the dates the run will rebuild and why: missing (validate's answer),
-    stale (lineage), and the closure over both from the raw dates load will fill. The derive stage
-    computes its own part with the same ``derive_targets``; predict and grade with the same
-    lineage query and windows. Returns the targets and, under ``freeze_predictions``, the stale
-    predictions that stay as issued."""
+def plan_schedule(wh: Warehouse, states):
+    """Every completed game: the warehouse's schedule, plus the schedule files' games of the seasons
+    it has none for yet (a first run plans from the files, before anything is loaded)."""
     from .derive.checks import Schedule
-    from .derive.processors import selected_processors
-    from .derive.run import derive_targets, scope_dates
+
+    games = wh.query_file("derive/final_games")
+    from_files = states.expected.from_files
+    if from_files:
+        extra = states.expected.games[states.expected.games.season_year.isin(from_files)]
+        games = pd.concat([games, extra[[c for c in games.columns if c in extra.columns]]], ignore_index=True)
+    return Schedule(games)
+
+
+def planned_targets(wh: Warehouse, params: RunParams, states) -> tuple[lineage.Targets, dict, list[date]]:
+    """Per derived table of the run's stages, the dates the run rebuilds and why: the one place
+    targets are chosen (stages execute the chunks cut from them, ``nbcore.program``).
+
+    Seeds, from the partition states (``nbcore.state``): each table's missing and failed dates,
+    its stale dates (with the changed upstream), and, when the run loads, the raw dates load will
+    fill. The closure over the lineage graph then adds every partition whose window holds a date
+    rebuilt upstream, in dependency order, so a blocked partition is a target exactly when the
+    run rebuilds what blocks it. ``repredict`` / ``regrade`` request every date.
+    Dates a required source is waived on (and absent) are never targets: they are returned apart
+    (``skipped``). Returns the targets, the stale predictions kept under ``freeze_predictions``,
+    and the skipped dates."""
+    from .derive.run import scope_dates
     from .predict.stage import model_window_start
 
-    schedule = Schedule(wh.query_file("derive/final_games"))
+    schedule = plan_schedule(wh, states)
     scope = scope_dates(params, schedule)
     scope_set = set(scope)
-    raw_seeds = {t.fqn: {d: lineage.Cause("missing") for d in validated.missing_dates(t.name) if d in scope_set}
-                 for t in schema.tracked_tables() if t.phase == "2"}
-    procs = selected_processors(params) if "derive" in params.stages else []
-    derived = derive_targets(wh, params, schedule, procs, scope, upstream_seeds=raw_seeds) if procs else lineage.Targets()
-    seeds = {**raw_seeds, **derived.dates}
-    later = [t for t in (lineage.PREDICTIONS, lineage.ACCURACY)
-             if lineage.stage_of(t) in params.stages and params.table_selected(t)]
-    for t in later:
+    skipped = sorted({d for s in params.required_sources
+                      for d in states.dates(s, "waived")} & scope_set) if "derive" in params.stages else []
+    candidates = [d for d in scope if d not in set(skipped)]
+    tables = [t for t in lineage.ordered_tables()
+              if lineage.stage_of(t) in params.stages and params.table_selected(t)]
+    seeds: dict[str, dict[date, lineage.Cause]] = {}
+    if "load" in params.stages:  # raw dates load will fill: what reads them is rebuilt after
+        for t in schema.tracked_tables():
+            if t.phase == "2" and params.table_selected(t.name):
+                seeds[t.fqn] = {d: lineage.Cause("missing") for d in states.absent(t.name) if d in scope_set}
+    for t in tables:  # a blocked partition is no seed: it joins below when the run rebuilds its upstream
         mine = seeds.setdefault(t, {})
-        mine.update({d: lineage.Cause("missing") for d in validated.missing_dates(t) if d in scope_set})
-    stale_now = lineage.stale_seeds(lineage.stale_partitions(wh, later or [lineage.ACCURACY], min(scope, default=None),
-                                                             max(scope, default=None))) if later else {}
-    for t, causes in stale_now.items():
-        for d, c in causes.items():
+        for st in ("missing", "failed"):
+            mine.update({d: lineage.Cause(st) for d in states.dates(t, st) if d in scope_set})
+        for d, c in states.stale_causes.get(t, {}).items():
             if d in scope_set:
-                seeds.setdefault(t, {}).setdefault(d, c)
+                mine.setdefault(d, c)
+        for flag, table in ((params.repredict, lineage.PREDICTIONS), (params.regrade, lineage.ACCURACY)):
+            if flag and t == table:
+                held = set(states.dates(t, "blocked", "waived"))
+                mine.update({d: lineage.Cause("requested") for d in candidates if d not in mine and d not in held})
     windows = lineage.Windows.from_dates(schedule.season_of, model_window_start(params))
-    full = lineage.closure(seeds, {t: scope for t in later}, windows, tables=later)
+    frozen_tables = [lineage.PREDICTIONS] if params.freeze_predictions and not params.repredict else []
     frozen: dict = {}
-    if params.freeze_predictions and not params.repredict and lineage.PREDICTIONS in later:
-        # issued predictions stay: their stale dates are listed, and grades follow only what
-        # predict really writes (the missing predictions) and what derive changes
-        preds = full.of(lineage.PREDICTIONS)
+    if frozen_tables and lineage.PREDICTIONS in seeds:
+        # issued predictions stay: their stale dates are listed, and grades follow only what predict
+        # really writes (the missing predictions) and what derive changes
+        preds = seeds[lineage.PREDICTIONS]
         frozen[lineage.PREDICTIONS] = {d: c for d, c in preds.items() if c.kind == "stale"}
         seeds[lineage.PREDICTIONS] = {d: c for d, c in preds.items() if c.kind != "stale"}
-        full = lineage.closure(seeds, {lineage.ACCURACY: scope}, windows, tables=[lineage.ACCURACY])
-    out = {t: {d: c for d, c in full.of(t).items() if d in scope_set} for t in full.dates}
-    return lineage.Targets(out), frozen
+    full = lineage.closure(seeds, {t: candidates for t in tables}, windows, tables=tables, frozen=frozen_tables)
+    out = {t: {d: c for d, c in full.of(t).items() if d in scope_set and d not in set(skipped)} for t in tables}
+    if lineage.PREDICTIONS in out:  # games not final yet are predicted too (the product's upcoming games)
+        out[lineage.PREDICTIONS].update({d: lineage.Cause("upcoming") for d in _upcoming(wh, params, set(schedule.dates))})
+    return lineage.Targets(out), frozen, skipped
+
+
+def _upcoming(wh: Warehouse, params: RunParams, final_dates: set[date]) -> list[date]:
+    """Dates in scope with feature rows for games not final yet and a prediction still to make (all
+    of them with ``repredict``): no schedule state covers them, since only completed games are expected."""
+    from .predict.stage import SYSTEM_IDS
+
+    start, end = params.date_bounds()
+    f = wh.query_file("predict/pending_dates", {"start_date": start, "end_date": end, "seasons": params.season_list,
+                                                 "system_ids": SYSTEM_IDS})
+    f["game_date"] = pd.to_datetime(f.game_date).dt.date
+    todo = f.feature_rows > 0 if params.repredict else f.player_games_missing > 0
+    return sorted(d for d in f.game_date[todo] if d not in final_dates)
 
 
 def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
@@ -215,14 +260,14 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
                 bucket = Bucket(params.bucket)
             except Exception:
                 bucket = None
-        targets, frozen = planned_targets(wh, params, result)
+        targets, frozen, skipped = planned_targets(wh, params, result.states)
         rows, notes = [], []
         for t in schema.tracked_tables():
             stage = PHASE_STAGE.get(t.phase)
             if stage not in params.stages or not params.table_selected(t.name):
                 continue
             causes = targets.of(t.fqn) if t.phase != "2" else {d: lineage.Cause("missing")
-                                                                for d in result.missing_dates(t.name)}
+                                                                for d in result.states.absent(t.name)}
             missing = sorted(causes)
             if not missing:
                 continue
@@ -240,7 +285,7 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
                     files = None
             rows.append({
                 "stage": stage, "phase": t.phase, "table": t.name, "dates": len(missing),
-                "missing": sum(c.kind == "missing" for c in causes.values()),
+                "missing": sum(c.kind != "stale" for c in causes.values()),  # missing, blocked, failed, requested
                 "stale": sum(c.kind == "stale" for c in causes.values()),
                 "first": min(missing), "last": max(missing),
                 "ranges": "; ".join(range_label(*g) for g in group_dates(missing, [d for s in statuses for d in s.expected])),
@@ -275,15 +320,34 @@ def plan_run(params: RunParams, wh: Optional[Warehouse] = None) -> PlanResult:
         jobs = _estimate_jobs(params, rows, targets) if params.backend == "bigquery" else {}
         as_json = {t: {d.isoformat(): c.text(t) for d, c in sorted(targets.of(t).items())}
                    for t in targets.dates if targets.of(t) and schema.table(t).phase != "2"}
-        chunks = {stage: [[c[0].isoformat(), c[-1].isoformat(), len(c)]
-                          for c in make_chunks(_stage_dates(params, targets, stage), params.chunk_days)]
-                  for stage in ("derive", "predict", "grade") if stage in params.stages}
+        program = {stage: stage_program(params, targets, stage, frozen, skipped)
+                   for stage in CHUNKED_STAGES if stage in params.stages}
+        chunks = {stage: [[c[0], c[-1], len(c)] for c in p["chunks"]] for stage, p in program.items()}
         return PlanResult(frame=frame, notes=notes, gate=gate, targets=as_json, jobs=jobs, chunks=chunks,
                           frozen={t: {d.isoformat(): c.text(t) for d, c in sorted(cs.items())}
-                                  for t, cs in frozen.items() if cs})
+                                  for t, cs in frozen.items() if cs},
+                          program=program, states=result.states.to_json())
     finally:
         if own:
             wh.close()
+
+
+CHUNKED_STAGES = ("derive", "predict", "grade")
+
+
+def stage_program(params: RunParams, targets: lineage.Targets, stage: str, frozen: Optional[dict] = None,
+                  skipped: Optional[list[date]] = None) -> dict[str, Any]:
+    """What one chunked stage executes, as ``plan.json`` holds it: its chunks (the union of its
+    tables' target dates, cut by ``make_chunks``), each table's dates with their causes, and the
+    dates it leaves out on purpose (``skipped``: waived; ``frozen``: stale predictions kept)."""
+    tables = {t.fqn: t for t in schema.tracked_tables() if PHASE_STAGE.get(t.phase) == stage
+              and params.table_selected(t.name)}
+    return {
+        "chunks": [[d.isoformat() for d in c] for c in make_chunks(_stage_dates(params, targets, stage), params.chunk_days)],
+        "targets": {fqn: {d.isoformat(): c.text(fqn) for d, c in sorted(targets.of(fqn).items())} for fqn in tables},
+        "skipped": [d.isoformat() for d in (skipped or [])] if stage == "derive" else [],
+        "frozen": [d.isoformat() for t, cs in (frozen or {}).items() if t in tables for d in sorted(cs)],
+    }
 
 
 def _stage_dates(params: RunParams, targets: lineage.Targets, stage: str) -> list[date]:

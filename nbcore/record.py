@@ -58,6 +58,9 @@ class StageRecord(BaseModel):
     seconds: float = 0.0
     jobs: Optional[int] = None
     bytes_billed: Optional[int] = None
+    # the error that stopped the stage (its class name) and the exit code it maps to (nbcore.errors)
+    error_class: Optional[str] = None
+    exit_code: Optional[int] = None
 
     @property
     def ok(self) -> bool:
@@ -150,6 +153,7 @@ class GateRecord(StageRecord):
     override_reason: Optional[str] = None
     checks: list[dict[str, Any]] = Field(default_factory=list)
     scope: dict[str, Any] = Field(default_factory=dict)
+    states: dict[str, dict[str, str]] = Field(default_factory=dict)  # raw table -> {date: state}, not present
 
 
 class ValidateRecord(StageRecord):

@@ -259,7 +259,7 @@ def _snapshot_frame(snapshot: Optional[dict]) -> pd.DataFrame:
     ``stale_dates`` (present, but computed from inputs that changed since) and ``waived_dates``
     (missing, and accepted with a reason) are optional keys: absent means none."""
     cols = ["phase", "table", "season", "expected", "present", "missing", "rows", "missing_dates",
-            "stale_dates", "waived_dates", "missing_ranges"]
+            "stale_dates", "waived_dates", "missing_ranges", "states"]
     if not snapshot:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -271,9 +271,52 @@ def _snapshot_frame(snapshot: Optional[dict]) -> pd.DataFrame:
             "expected": int(t["expected_dates"]), "present": int(t["present_dates"]),
             "missing": len(missing), "rows": int(t.get("rows") or 0), "missing_dates": missing,
             "stale_dates": _dates(t.get("stale_dates")), "waived_dates": waived,
-            "missing_ranges": list(t.get("missing_ranges") or []),
+            "missing_ranges": list(t.get("missing_ranges") or []), "states": _states_of(t),
         })
     return pd.DataFrame(rows, columns=cols)
+
+
+def _states_of(entry: dict) -> dict[date, str]:
+    """date -> state for every expected date of a snapshot entry that is not present (``nbcore.state``).
+    A snapshot written before states were recorded: its missing, waived and stale dates."""
+    if isinstance(entry.get("states"), dict):
+        return {date.fromisoformat(d): str(st) for d, st in entry["states"].items()}
+    out = {d: "missing" for d in _dates(entry.get("missing_dates"))}
+    out.update({d: "waived" for d in _dates(entry.get("waived_dates"))})
+    out.update({d: "stale" for d in _dates(entry.get("stale_dates"))})
+    return out
+
+
+def _state_sets(snapshot: Optional[dict]) -> dict[tuple[str, str, int], dict[date, str]]:
+    """(phase, table, season) -> {date: state} of the dates not present."""
+    return {(r.phase, r.table, r.season): r.states for r in _snapshot_frame(snapshot).itertuples(index=False)}
+
+
+def _closed(run: RunData, kinds: Optional[set[str]] = None) -> dict[tuple[str, str, int], list[date]]:
+    """Per (phase, table, season): the dates open before the run (missing, stale, failed, blocked;
+    or only ``kinds``) and present after it (``nbcore.state.closed``). A date that became waived
+    is not closed."""
+    from .state import closed
+
+    before, after = _state_sets(run.before), _state_sets(run.after)
+    out = {}
+    for key, states in before.items():
+        if key not in after:
+            continue
+        done = sorted(d for d, st in states.items() if closed(st, after[key].get(d, "present"))
+                      and (kinds is None or st in kinds))
+        if done:
+            out[key] = done
+    return out
+
+
+def _waived_in_run(run: RunData) -> int:
+    """Table-dates open before the run and waived after it: reviewed, never counted as closed."""
+    from .state import OPEN_STATES
+
+    before, after = _state_sets(run.before), _state_sets(run.after)
+    return sum(1 for key, states in before.items() if key in after
+               for d, st in states.items() if st in OPEN_STATES and after[key].get(d) == "waived")
 
 
 def _table_order(frame: pd.DataFrame) -> list[tuple[str, str]]:
@@ -445,23 +488,18 @@ def range_label(first: date, last: date, n: int) -> str:
 
 
 def _missing_sets(snapshot: Optional[dict]) -> dict[tuple[str, str, int], set[date]]:
-    f = _snapshot_frame(snapshot)
-    return {(r.phase, r.table, r.season): set(r.missing_dates) for r in f.itertuples(index=False)}
+    """(phase, table, season) -> the dates without rows and not waived (missing, failed, blocked)."""
+    return {key: {d for d, st in states.items() if st in ("missing", "failed", "blocked")}
+            for key, states in _state_sets(snapshot).items()}
 
 
 # -- dates closed / still open ------------------------------------------------------------------
 def dates_closed(run: RunData) -> pd.DataFrame:
     """Per table and season: dates missing before the run and present after, grouped into ranges."""
     cols = ["stage", "phase", "table", "season", "dates closed", "ranges"]
-    before, after = _missing_sets(run.before), _missing_sets(run.after)
     calendar = game_calendar(run.before, run.after)
     rows = []
-    for key, missing in before.items():
-        if key not in after:
-            continue
-        closed = sorted(missing - after[key])
-        if not closed:
-            continue
+    for key, closed in _closed(run).items():
         phase, table, season = key
         rows.append({"stage": PHASE_STAGE.get(phase, "?"), "phase": phase, "table": table, "season": season,
                      "dates closed": len(closed), "ranges": ranges_text(closed, calendar.get(season))})
@@ -493,14 +531,9 @@ def dates_closed_grouped(run: RunData) -> pd.DataFrame:
 
 def closed_by_stage(run: RunData) -> pd.DataFrame:
     """How many table-dates each stage closed, and over which game dates."""
-    before, after = _missing_sets(run.before), _missing_sets(run.after)
     per_stage: dict[str, dict[str, Any]] = {}
-    for key, missing in before.items():
-        if key not in after:
-            continue
-        closed = missing - after[key]
-        if not closed:
-            continue
+    for key, done in _closed(run).items():
+        closed = set(done)
         s = per_stage.setdefault(PHASE_STAGE.get(key[0], "?"), {"tables": set(), "table-dates": 0, "dates": set()})
         s["tables"].add(key[1])
         s["table-dates"] += len(closed)
@@ -600,10 +633,11 @@ def dates_open(run: RunData, waived_only: bool = False) -> pd.DataFrame:
     ``dates_stale``.
     """
     cols = ["phase", "table", "season", "kind", "dates", "ranges", "reason"]
-    after = _missing_sets(run.after)
+    states = _state_sets(run.after)
+    after = {key: {d for d, st in m.items() if st in ("missing", "failed", "blocked", "waived")} for key, m in states.items()}
     if not after:
         return pd.DataFrame(columns=cols)
-    snap_waived = {(r.phase, r.table, r.season): set(r.waived_dates) for r in _snapshot_frame(run.after).itertuples()}
+    snap_waived = {key: {d for d, st in m.items() if st == "waived"} for key, m in states.items()}
     calendar = game_calendar(run.before, run.after)
     by_table: dict[str, set[date]] = {}
     for (phase, table, season), missing in after.items():
@@ -1090,30 +1124,25 @@ def timeline_alt(run: RunData) -> str:
 
 # -- headline -------------------------------------------------------------------------------------
 def _table_dates(snapshot: Optional[dict]) -> tuple[int, int, int, int]:
-    """(missing table-dates, tables with a gap, waived, stale) of a snapshot."""
+    """(open table-dates: missing, failed or blocked; tables with one; waived; stale) of a snapshot."""
     f = _snapshot_frame(snapshot)
     if f.empty:
         return 0, 0, 0, 0
-    open_ = f.missing - f.waived_dates.map(len)
-    waived = int(f.waived_dates.map(len).sum())
-    stale = int(f.stale_dates.map(len).sum())
-    return int(open_.sum()), int(f[open_ > 0].table.nunique()), waived, stale
+    count = lambda *states: f.states.map(lambda m: sum(st in states for st in m.values()))  # noqa: E731
+    open_ = count("missing", "failed", "blocked")
+    return int(open_.sum()), int(f[open_ > 0].table.nunique()), int(count("waived").sum()), int(count("stale").sum())
 
 
 def _restated(run: RunData) -> int:
-    """Table-dates stale before the run and neither stale nor missing after it (rebuilt)."""
-    after = {(r.table, r.season): set(r.stale_dates) | set(r.missing_dates) for r in _snapshot_frame(run.after).itertuples()}
-    if not after:
-        return 0
-    return sum(len(set(r.stale_dates) - after.get((r.table, r.season), set()))
-               for r in _snapshot_frame(run.before).itertuples())
+    """Table-dates stale before the run and present after it (rebuilt from the current inputs)."""
+    return sum(len(v) for v in _closed(run, {"stale"}).values())
 
 
 def key_figures(run: RunData) -> dict[str, Any]:
     """The numbers the headline is made of (plain ints; None when the run has no such stage)."""
     before_missing, before_tables, _, before_stale = _table_dates(run.before)
     after_missing, after_tables, waived, stale = _table_dates(run.after)
-    closed = dates_closed(run)
+    closed = _closed(run, {"missing", "failed", "blocked"})  # stale -> present is "restated", below
     fl = run.failures
     recovered = int(fl["resolved"].map(_resolved).sum()) if not fl.empty and "resolved" in fl else 0
     still = len(_failed_dates(run))
@@ -1121,9 +1150,10 @@ def key_figures(run: RunData) -> dict[str, Any]:
     return {
         "status": _status(run), "has_before": run.before is not None, "has_after": run.after is not None,
         "missing_before": before_missing, "tables_before": before_tables, "restated": _restated(run),
-        "closed": int(closed["dates closed"].sum()) if not closed.empty else 0,
-        "tables_closed": int(closed.table.nunique()) if not closed.empty else 0,
+        "closed": sum(len(v) for v in closed.values()),
+        "tables_closed": len({table for _, table, _ in closed}),
         "open": after_missing, "tables_open": after_tables, "waived": waived, "stale": stale,
+        "waived_in_run": _waived_in_run(run) if run.after is not None else 0,
         "failures_recovered": recovered, "failures_open": still,
         "findings_open": int(findings_open(run)["count"].sum()) if run.after else 0,
         "graded": grade.get("graded") if isinstance(grade.get("graded"), int) else None,
@@ -1148,17 +1178,19 @@ def headline(run: RunData) -> str:
     elif k["missing_before"] == 0 and k["open"] == 0:
         parts.append("Nothing was missing: every expected table-date was already present" if not (k["stale"] or k["restated"])
                      else "No table-date was missing")
-    elif k["open"] == 0 and k["stale"] == 0:
+    elif k["open"] == 0 and k["stale"] == 0 and not k["waived_in_run"]:
         parts.append(f"All {plural(k['closed'], 'missing table-date')} closed in {plural(k['tables_closed'], 'table')}; 0 open")
-    else:
-        parts.append(f"{count_label(k['closed'])} of {plural(k['missing_before'], 'missing table-date')} closed in "
-                     f"{plural(k['tables_closed'], 'table')}; {count_label(k['open'])} open in {plural(k['tables_open'], 'table')}")
+    else:  # a date waived during the run is reviewed, not closed: it is counted apart
+        waived = f", {count_label(k['waived_in_run'])} waived" if k["waived_in_run"] else ""
+        parts.append(f"{count_label(k['closed'])} closed{waived} of {plural(k['missing_before'], 'missing table-date')} in "
+                     f"{plural(k['tables_before'], 'table')}; {count_label(k['open'])} open in {plural(k['tables_open'], 'table')}")
     if k["restated"]:
         parts.append(f"{plural(k['restated'], 'stale table-date')} rebuilt")
     if k["has_after"] and k["stale"]:
         parts.append(f"{plural(k['stale'], 'stale table-date')} (present but built from changed inputs)")
-    if k["has_after"] and k["waived"]:
-        parts.append(f"{count_label(k['waived'])} waived")
+    if k["has_after"] and k["waived"] > k["waived_in_run"]:  # waived during the run: counted above
+        more = " more" if k["waived_in_run"] else ""
+        parts.append(f"{count_label(k['waived'] - k['waived_in_run'])}{more} waived")
     if k["failures_recovered"]:
         parts.append(f"{plural(k['failures_recovered'], 'load failure')} recovered by retry")
     if k["failures_open"]:

@@ -36,7 +36,7 @@ import pandas as pd
 import yaml
 
 from .archive import ArchiveWriteError, RunArchive, unique_run_id, utcnow, write_atomic
-from .errors import EXIT_SUCCEEDED, GateBlockedError, StageFailed, UsageError
+from .errors import EXIT_SUCCEEDED, GateBlockedError, StageFailed, UsageError, exit_code_for, exit_code_for_name
 from .kernels import LocalKernelManager
 from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
@@ -250,7 +250,7 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
 
     src = nb_dir / step.notebook
     entry.update(started_at=utcnow(), ended_at=None, seconds=None, error=None, failed_cell=None, record=None,
-                 kernel_overhead_s=None)
+                 kernel_overhead_s=None, error_class=None, exit_code=None)
     for stale in ("bigquery", "job_ids", "bytes_billed", "html_error"):  # from an earlier attempt
         entry.pop(stale, None)
     _set_aside_record(archive, step)
@@ -274,11 +274,16 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     except PapermillExecutionError as e:
         status, error = "failed", f"{e.ename}: {e.evalue}"
         entry["failed_cell"] = e.exec_count
+        # the error's class crosses the notebook boundary by name: its exit code is the run's
+        entry.update(error_class=e.ename, exit_code=exit_code_for_name(e.ename))
     except Exception as e:  # the kernel died, could not start, or the notebook is unreadable
         status, error = "failed", f"{type(e).__name__}: {e}"
+        entry.update(error_class=type(e).__name__, exit_code=exit_code_for(e))
     entry["seconds"] = round(time.perf_counter() - t0, 3)
     record = _stage_record(archive, step)
     if record is not None:
+        if entry.get("error_class") and record.status != "blocked":  # the record names what stopped the stage
+            record = record.model_copy(update={"error_class": entry["error_class"], "exit_code": entry["exit_code"]})
         entry["record"] = record.to_json()
         if record.status == "blocked":
             status = "blocked"
@@ -336,17 +341,25 @@ def _unique_run_id(params: RunParams, run_id: Optional[str]) -> str:
 
 
 def _save_plan(archive: RunArchive, params: RunParams) -> dict:
-    """``plan.json``: what this run is about to do, per stage and table (missing and stale dates with
-    their causes), computed by the functions the stages execute. A plan that cannot be made (an
-    empty warehouse, say) is recorded, never fatal: the stages decide for themselves."""
+    """``plan.json``: what this run does, per stage and table (missing and stale dates with their
+    causes) and, per chunked stage, the exact chunks it executes (``nbcore.program``). A plan that
+    cannot be made is recorded with its error; the chunked stages then make one-stage plans of
+    their own, and the manifest says so."""
+    import uuid
+
     from .plan import plan_run
 
+    previous = archive.file("plan.json")
+    if previous.exists():  # a re-plan keeps the plan it replaces, and its outcomes keep their plan_id
+        n = 1 + sum(1 for _ in archive.path.glob("plan.*.json"))
+        previous.rename(archive.file(f"plan.{n}.json"))
+    meta = {"plan_id": uuid.uuid4().hex[:12], "made_at": utcnow()}
     try:
         plan = plan_run(params)
-    except Exception as e:  # noqa: BLE001 - advice, not a requirement
-        archive.write_json("plan.json", {"error": f"{type(e).__name__}: {e}"})
+    except Exception as e:  # noqa: BLE001 - recorded; the stages fall back to one-stage plans
+        archive.write_json("plan.json", {**meta, "error": f"{type(e).__name__}: {e}"})
         return {"error": f"{type(e).__name__}: {e}"}
-    data = plan.to_json()
+    data = {**meta, **plan.to_json()}
     archive.write_json("plan.json", data)
     summary: dict[str, dict] = {}
     for row in data["tables"]:
@@ -355,7 +368,34 @@ def _save_plan(archive: RunArchive, params: RunParams) -> dict:
         s["table_dates"] += int(row["dates"])
         s["missing"] += int(row.get("missing") or 0)
         s["stale"] += int(row.get("stale") or 0)
+    for stage, prog in (data.get("program") or {}).items():
+        summary.setdefault(stage, {})["chunks"] = len(prog.get("chunks") or [])
     return summary
+
+
+def _changed_since_plan(archive: RunArchive, params: RunParams) -> Optional[str]:
+    """Why the run's plan no longer describes the warehouse, or None: history rows other runs (or
+    stages run by hand) recorded after the plan was made. A resume re-plans only then."""
+    try:
+        made_at = json.loads(archive.file("plan.json").read_text()).get("made_at")
+    except (OSError, ValueError, AttributeError):
+        return "the run has no plan.json"
+    if not made_at:
+        return "plan.json has no made_at"
+    from .warehouse import open_for_reading
+
+    try:
+        with open_for_reading(params) as wh:
+            if not wh.table_exists("nba_reference.processor_run_history"):
+                return None
+            since = datetime.fromisoformat(made_at).astimezone(timezone.utc).replace(tzinfo=None)
+            r = wh.query_file("history/other_writes", {"run_id": archive.run_id, "since": since}).iloc[0]
+    except Exception as e:  # noqa: BLE001 - cannot tell: keep the plan, the stages' checks still guard
+        log.warning("could not compare the warehouse with the plan: %s", e)
+        return None
+    if int(r.history_rows):
+        return f"{int(r.history_rows)} run-history row(s) by {int(r.runs)} other run(s) since the plan was made"
+    return None
 
 
 def run_runbook(
@@ -427,7 +467,7 @@ def run_runbook(
             run_id=run_id, run_name=params.run_name, run_dir=str(run_dir), status="running", exit_code=None,
             started_at=manifest.get("started_at", now), ended_at=None, params=public, backend=params.backend,
             warehouse=warehouse_label(params), host=socket.gethostname(), pid=os.getpid(),
-            stages=entries, stopped_at=None, reason=None, resume_command=None, notification=None,
+            stages=entries, stopped_at=None, reason=None, resume_command=None, notification=None, stop_exit_code=None,
         )
         manifest.setdefault("resumes", [])
         if resuming or adopting:
@@ -438,6 +478,15 @@ def run_runbook(
         archive.write_manifest(manifest)
         if not resuming and start < len(steps):
             manifest["plan"] = _save_plan(archive, params)
+            archive.write_manifest(manifest)
+        elif start < len(steps):  # a resume executes the saved plan, unless the warehouse changed under it
+            changed = (_changed_since_plan(archive, params) if not manifest.get("param_changes_pending")
+                       else "parameters changed with --set")
+            manifest.pop("param_changes_pending", None)
+            if changed:
+                say(f"re-planning: {changed}")
+                manifest["plan"] = _save_plan(archive, params)
+                manifest.setdefault("replans", []).append({"at": utcnow(), "why": changed})
             archive.write_manifest(manifest)
         say(f"run {show(run_id)} → {show(run_dir)}"
             + (f" (resuming at {steps[start].name})" if (resuming or adopting) and start < len(steps) else ""))
@@ -463,7 +512,8 @@ def run_runbook(
                     if entry["status"] in ("failed", "blocked"):
                         status = entry["status"]
                         manifest.update(stopped_at=step.name, reason=entry["error"],
-                                        resume_command=resume_command(run_dir))
+                                        resume_command=resume_command(run_dir),
+                                        stop_exit_code=entry.get("exit_code") if status == "failed" else None)
                         break
         except BaseException as e:  # Ctrl-C or a driver bug: the manifest still says what happened
             status = "failed"
@@ -484,7 +534,7 @@ def run_runbook(
 
     report = archive.file(REPORT_HTML)
     outcome = RunOutcome(
-        run_id=run_id, run_dir=run_dir, status=status, exit_code=EXIT_CODES[status],
+        run_id=run_id, run_dir=run_dir, status=status, exit_code=int(manifest.get("exit_code", EXIT_CODES[status])),
         report_path=report if report.exists() else None, stopped_at=manifest.get("stopped_at"),
         reason=manifest.get("reason"), resume_command=manifest.get("resume_command"), manifest=manifest,
     )
@@ -499,7 +549,8 @@ def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams)
     its report step still runs (the run stays *failed*), so ``report.html`` lists those
     findings as open instead of the archive having no report at all.
     """
-    manifest.update(status=status, exit_code=EXIT_CODES[status], ended_at=utcnow())
+    # the run exits with the code of the error that stopped it (2 usage, 4 lock, ...), else its status's
+    manifest.update(status=status, exit_code=run_exit_code(status, manifest.get("stop_exit_code")), ended_at=utcnow())
     try:
         t0 = datetime.fromisoformat(manifest["started_at"])
         manifest["seconds"] = round((datetime.fromisoformat(manifest["ended_at"]) - t0).total_seconds(), 1)
@@ -523,6 +574,13 @@ def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams)
         write_summary(archive.path)
     except Exception as e:  # the summary is a convenience; the manifest is the record
         log.warning("summary.md not written: %s", e)
+
+
+def run_exit_code(status: str, stopped_by: Optional[int] = None) -> int:
+    """A run's exit code: the stopping error's own (``stop_exit_code``) for a failed run, else its status's."""
+    if status == "failed" and stopped_by:
+        return int(stopped_by)
+    return EXIT_CODES[status]
 
 
 def _notify(archive: RunArchive, manifest: dict, params: RunParams) -> None:
@@ -645,6 +703,7 @@ def resume_run(
             m = archive.manifest()
             m.setdefault("param_changes", []).append(
                 {"at": utcnow(), "changes": {k: str(v) for k, v in changes.items()}, "previous": f"params.resume-{n}.yaml"})
+            m["param_changes_pending"] = True  # the resume re-plans with the new parameters
             archive.write_manifest(m)
     return run_runbook(params, run_id=run_dir.name, from_stage=from_stage, notebooks_dir=notebooks_dir, echo=echo)
 

@@ -8,6 +8,8 @@ from the schema instead of written by hand (``GENERATED``: one ``UNION ALL`` bra
 """
 from __future__ import annotations
 
+from .errors import RunbookError
+
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +21,7 @@ SQL_DIR = Path(__file__).parent / "sql"
 _PARAM = re.compile(r"(?<![@\w])@(\w+)")
 
 
-class SqlFileError(ValueError):
+class SqlFileError(RunbookError, ValueError):
     """A .sql file is missing or cannot be translated."""
 
 

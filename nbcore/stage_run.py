@@ -141,6 +141,7 @@ def run_chunks(
     phase: str,
     progress: bool = True,
     describe_failure: Callable[[ChunkContext, BaseException], str] | None = None,
+    on_outcome: Callable[[list[date], str], None] | None = None,
 ) -> Optional[ChunkFailure]:
     """Run ``body`` for each chunk, in order, one transaction each; stop at the first failure.
 
@@ -154,6 +155,9 @@ def run_chunks(
     record written) once the backend confirmed it; a carried commit that fails is that chunk's
     failure (``CommitFailed``), and the chunks after it are ``not_run``. On DuckDB every commit
     is confirmed at once.
+
+    ``on_outcome(chunk, status)`` is called as each chunk settles (``succeeded``) or fails
+    (``failed``): the run archive's ``chunks.jsonl`` (``nbcore.program.record_outcome``).
     """
     attempts = existing_attempts(wh, run_id)
     bar = tqdm(chunks, desc=stage, unit="chunk", disable=not progress or not chunks)
@@ -162,6 +166,8 @@ def run_chunks(
     def settle(n: int) -> None:
         for done in waiting[:n]:
             _settled(done, record, attempts)
+            if on_outcome is not None:
+                on_outcome(done.ctx.dates, "succeeded")
         del waiting[:n]
 
     def stop(i: int, ctx: ChunkContext, e: BaseException, t: float) -> ChunkFailure:
@@ -169,6 +175,8 @@ def run_chunks(
         message = describe_failure(ctx, e) if describe_failure else f"{type(e).__name__}: {e}"
         _record_failure(wh, stage, run_id, ctx, message, attempts, t)
         chunk = ctx.dates
+        if on_outcome is not None:
+            on_outcome(list(chunk), "failed")
         record.status = "failed"
         record.reason = f"{stage} stopped at {chunk[0]}..{chunk[-1]} in {ctx.processor}: {message}"
         record.chunks.append(ChunkRecord(first=chunk[0], last=chunk[-1], dates=list(chunk), status="failed",

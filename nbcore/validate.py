@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import pandas as pd
 
@@ -22,7 +22,8 @@ from . import sanity, schema
 from .errors import StageFailed
 from .expected import expected_games
 from .params import RunParams
-from .sqlfiles import render_template
+if TYPE_CHECKING:
+    from .state import PartitionStates
 from .warehouse import Warehouse, open_for_reading
 from .shell import runbook as runbook_command
 
@@ -47,6 +48,9 @@ class TableStatus:
     waived: dict[date, str] = field(default_factory=dict)
     # present dates computed before one of their inputs changed (nbcore.lineage): present, not complete
     stale: list[date] = field(default_factory=list)
+    # every expected date that is not ``present``, with its state (nbcore.state: the one source of states)
+    states: dict[date, str] = field(default_factory=dict)
+    causes: dict[date, str] = field(default_factory=dict)  # why each of those dates is in its state
 
     @property
     def complete_pct(self) -> float:
@@ -67,7 +71,18 @@ class TableStatus:
             "missing_ranges": [r.label() for r in date_ranges(self.missing, self.expected)],
             "waived_dates": {d.isoformat(): why for d, why in sorted(self.waived.items())},
             "stale_dates": [d.isoformat() for d in self.stale],
+            # the one state of every expected date that is not present (nbcore.state), with its cause
+            "states": {d.isoformat(): st for d, st in sorted(self.states.items())},
+            "causes": {d.isoformat(): c for d, c in sorted(self.causes.items())},
+            "state_counts": self.state_counts(),
         }
+
+    def state_counts(self) -> dict[str, int]:
+        """How many expected dates are in each state (waived dates included, unlike ``expected``)."""
+        out = {"present": len(set(self.present) - set(self.states))}
+        for st in self.states.values():
+            out[st] = out.get(st, 0) + 1
+        return out
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,7 @@ class ValidateResult:
     scope: dict = field(default_factory=dict)
     grading: pd.DataFrame = field(default_factory=pd.DataFrame)  # graded / eligible per season
     findings: pd.DataFrame = field(default_factory=sanity.empty_findings)  # one row per game/date a check found
+    states: Optional["PartitionStates"] = None  # every (table, expected date)'s one state (nbcore.state)
 
     # -- lookups used by later stages -------------------------------------------
     def _for(self, table: str) -> list[TableStatus]:
@@ -278,20 +294,16 @@ def run_validate(
             p["start_date"], p["end_date"] = min(expected.game_date), max(expected.game_date)
             p["start_date"] = _as_date(p["start_date"])
             p["end_date"] = _as_date(p["end_date"])
-        present = wh.query_file("validate/present_games", p) if not expected.empty else pd.DataFrame(
-            columns=["table_name", "game_date", "game_id", "row_count"])
-        tables = _completeness(params, expected, present)
-        if apply_waivers and not expected.empty:
-            from .waivers import waived as _waived
+        from .state import partition_states
+        from .waivers import waived
 
-            _apply_waivers(tables, _waived(params, wh, games=expected), params)
+        index = waived(params, wh, games=expected) if not expected.empty else None
+        states = partition_states(wh, params, expected=exp, waivers=index)
+        tables = table_statuses(states, apply_waivers=apply_waivers)
         if expected.empty:
             checks, findings = sanity.empty_checks(), sanity.empty_findings()
         else:
-            from .waivers import waived
-
-            checks, findings = run_sanity_checks(wh, params, p, expected, waived(params, wh, games=expected))
-        _mark_stale(wh, tables)
+            checks, findings = run_sanity_checks(wh, params, p, expected, index)
         grading = _grading(wh, params)
     finally:
         if own:
@@ -304,6 +316,7 @@ def run_validate(
         snapshot=snapshot,
         grading=grading,
         findings=findings,
+        states=states,
         scope={"seasons": params.season_list, "start_date": str(params.start_date or ""), "end_date": str(params.end_date or ""),
                "backend": params.backend, "expected_from": {str(k): v for k, v in sorted(exp.origin.items())}},
     )
@@ -346,44 +359,6 @@ def _findings_failure(result: ValidateResult, params: RunParams, archive) -> str
             f"(or waive a finding with a reason), then resume the run")
 
 
-def _mark_stale(wh: Warehouse, tables: list[TableStatus]) -> None:
-    """Present dates that recorded lineage says were computed before an input changed (one query)."""
-    derived = [t for t in tables if t.phase not in ("2",) and t.present]
-    if not derived:
-        return
-    from . import lineage
-
-    lo = min(min(t.present) for t in derived)
-    hi = max(max(t.present) for t in derived)
-    found = lineage.stale_partitions(wh, sorted({schema.table(t.table).fqn for t in derived}), lo, hi)
-    by_table: dict[str, set[date]] = {}
-    for r in found.itertuples():
-        by_table.setdefault(r.table_name.split(".")[-1], set()).add(r.data_date)
-    for t in derived:
-        stale = by_table.get(t.table)
-        if stale:
-            t.stale = sorted(stale & set(t.present))
-
-
-def _apply_waivers(tables: list[TableStatus], index, params: RunParams) -> None:
-    """Move waived missing dates out of expected/missing into ``waived`` (with source, reason, approver)."""
-    if not len(index):
-        return
-    required = list(params.required_sources)
-    for t in tables:
-        # a raw table: its own waivers. A derived table: the required sources' (derive skips those
-        # dates); an optional source's waiver never excuses a derived table, which is built without it
-        sources = [t.table] if t.phase == "2" else required
-        for d in list(t.missing):
-            w = next(((s, index[(s, d)]) for s in sources if (s, d) in index), None)
-            if w is None:
-                continue
-            t.waived[d] = f"{w[0]}: {w[1].reason} (approved by {w[1].approved_by})"
-            t.missing.remove(d)
-            t.expected.remove(d)
-            t.partial.pop(d, None)
-
-
 def _grading(wh: Warehouse, params: RunParams) -> pd.DataFrame:
     """Grading completeness is graded / eligible predictions (final games, player played)."""
     if not params.table_selected("prediction_accuracy"):
@@ -406,45 +381,47 @@ def _as_date(v) -> date:
     return v.date() if isinstance(v, (pd.Timestamp, datetime)) else v
 
 
-def _completeness(params: RunParams, expected: pd.DataFrame, present: pd.DataFrame) -> list[TableStatus]:
-    """Every (table, expected game) pair at once: one merge and one group-by, not a loop per table."""
-    tables = [t for t in schema.tracked_tables() if params.table_selected(t.name)]
-    expected = expected.assign(game_date=pd.to_datetime(expected.game_date).dt.date)
-    counts = present.groupby(["table_name", "game_id"], as_index=False).row_count.sum()
-    grid = expected.merge(pd.DataFrame({"table_name": [t.name for t in tables]}), how="cross")
-    grid = grid.merge(counts, on=["table_name", "game_id"], how="left")
-    grid["rows"] = grid.row_count.fillna(0).astype(int)
-    grid["has"] = grid.rows > 0
-    per_date = grid.groupby(["table_name", "season_year", "game_date"]).agg(
-        n=("has", "size"), got=("has", "sum"), rows=("rows", "sum")).reset_index()
-    per_date["complete"] = per_date.n == per_date.got
-    partly = per_date[~per_date.complete & (per_date.got > 0)][["table_name", "game_date"]]
-    short = grid[~grid.has].merge(partly, on=["table_name", "game_date"])
-    partial = {(tn, d): sorted(ids) for (tn, d), ids in short.groupby(["table_name", "game_date"]).game_id}
-    by_key = dict(tuple(per_date.groupby(["table_name", "season_year"])))
+def table_statuses(states: "PartitionStates", apply_waivers: bool = True) -> list[TableStatus]:
+    """Per table and season, the completeness matrix's view of the partition states.
+
+    ``present`` are the dates with rows for every game (stale and failed ones included: their
+    state says what else is wrong), ``missing`` the dates without (missing, blocked, failed).
+    Waived dates leave ``expected`` and ``missing`` for ``waived``, unless ``apply_waivers`` is
+    False (load: every absent date is a candidate, waivers are applied file by file)."""
     out = []
-    for t in tables:
-        for season in sorted(expected.season_year.unique()):
-            d = by_key.get((t.name, season))
-            if d is None:
-                continue
-            d = d.sort_values("game_date")
-            missing = list(d.game_date[~d.complete])
-            out.append(
-                TableStatus(
-                    phase=t.phase, table=t.name, season_year=int(season), expected=list(d.game_date),
-                    present=list(d.game_date[d.complete]), missing=missing,
-                    partial={day: partial[(t.name, day)] for day in missing if (t.name, day) in partial},
-                    games_expected=int(d.n.sum()), games_present=int(d.got.sum()), rows=int(d.rows.sum()),
-                )
-            )
-    return out
+    f = states.frame
+    for (name, season), g in f.groupby(["table", "season_year"], sort=False):
+        complete = g.games_present == g.games_expected
+        waived = g[g.state == "waived"] if apply_waivers else g.iloc[0:0]
+        absent = g[~complete & ~g.index.isin(waived.index)]
+        others = g[g.state != "present"]
+        out.append(TableStatus(
+            phase=str(g.phase.iat[0]), table=name, season_year=int(season),
+            expected=sorted(set(g.game_date) - set(waived.game_date)), present=sorted(g.game_date[complete]),
+            missing=sorted(absent.game_date),
+            partial={r.game_date: r.missing_games.split(", ") for r in absent.itertuples() if r.games_present > 0},
+            games_expected=int(g.games_expected.sum() - waived.games_expected.sum()),
+            games_present=int(g.games_present.sum() - waived.games_present.sum()), rows=int(g.rows.sum()),
+            waived={r.game_date: r.cause for r in waived.itertuples()}, stale=sorted(g.game_date[g.state == "stale"]),
+            states=dict(zip(others.game_date, others.state)), causes=dict(zip(others.game_date, others.cause)),
+        ))
+    order = {t.name: i for i, t in enumerate(schema.tracked_tables())}
+    return sorted(out, key=lambda t: (order.get(t.table, 99), t.season_year))
 
 
 # -- sanity checks (nbcore.sanity) ---------------------------------------------------------
 
 CHECK_COLUMNS = sanity.CHECK_COLUMNS
 run_sanity_checks = sanity.run_sanity_checks
+
+
+def _status_cell(t: TableStatus) -> str:
+    """One grid cell: present / expected dates, then every other state's count ("· 3 waived")."""
+    counts = t.state_counts()
+    marks = "".join(f" · {counts[st]} {st}" for st in ("waived", "stale", "failed", "blocked") if counts.get(st))
+    color = "green" if not t.missing and not t.stale and not counts.get("failed") else \
+        ("red" if not t.present else "yellow")
+    return f"[{color}]{len(t.present)}/{len(t.expected)}{marks}[/{color}]"
 
 
 def print_status(result: ValidateResult) -> None:
@@ -469,9 +446,7 @@ def print_status(result: ValidateResult) -> None:
             if t is None:
                 cells.append("")
                 continue
-            color = "green" if not t.missing and not t.stale else ("red" if not t.present else "yellow")
-            stale = f" ({len(t.stale)} stale)" if t.stale else ""
-            cells.append(f"[{color}]{len(t.present)}/{len(t.expected)}{stale}[/{color}]")
+            cells.append(_status_cell(t))
         table.add_row(next(iter(per_season.values())).phase, name, *cells)
     console.print(table)
     missing = result.missing_table()

@@ -21,8 +21,7 @@ import pandas as pd
 from .record import read_record
 from . import schema
 from .params import RunParams
-from .report import group_dates, range_label
-from .sqlfiles import render_template
+from .report import group_dates, range_label, season_label
 from .warehouse import Warehouse, open_warehouse
 
 from . import lineage
@@ -37,7 +36,7 @@ class WhyResult:
     table: str
     phase: str
     day: date
-    status: str  # present | stale | missing | partial | no games scheduled
+    status: str  # the partition's state (nbcore.state.STATES), or "no games scheduled"
     scheduled_games: list[str]
     missing_games: list[str]
     rows: int
@@ -47,6 +46,7 @@ class WhyResult:
     command: Optional[str]
     notes: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # the changed inputs that make a present date stale
+    cause: str = ""  # why the partition is in its state (nbcore.state)
 
     @property
     def missing_upstream(self) -> list[str]:
@@ -59,7 +59,9 @@ class WhyResult:
         lines = [f"{self.table} on {self.day}: {self.status}"
                  + (f" ({len(self.scheduled_games) - len(self.missing_games)}/{len(self.scheduled_games)} games, {self.rows} rows)"
                     if self.scheduled_games else "")]
-        if self.missing_games and self.status == "partial":
+        if self.cause and self.status not in ("present", "stale"):
+            lines.append(f"  {self.cause}")
+        if self.missing_games and len(self.missing_games) < len(self.scheduled_games):
             lines.append(f"  games without rows: {', '.join(self.missing_games)}")
         for cause in self.stale:
             lines.append(f"  stale: {cause}")
@@ -88,6 +90,7 @@ class WhyResult:
             "upstream": json.loads(self.upstream.to_json(orient="records", date_format="iso")),
             "history": json.loads(self.history.to_json(orient="records", date_format="iso")),
             "waived": self.waived, "command": self.command, "notes": self.notes, "stale": self.stale,
+            "state": self.status, "cause": self.cause,
         }
 
     def _repr_html_(self) -> str:
@@ -131,12 +134,6 @@ def _lookback_days(windows: lineage.WindowFn, t: schema.Table, day: date) -> int
     stages record: N days, or the season so far for last-N-games windows)."""
     lo, _ = windows(t.fqn, day)
     return (day - lo).days
-
-
-def _coverage(wh: Warehouse, t: schema.Table, start: date, end: date) -> dict[tuple[date, str], int]:
-    sql = render_template("runbook/coverage", table=t.fqn, date_column=t.date_column)
-    frame = wh.query(sql, {"start_date": start, "end_date": end}, label=f"coverage {t.name}")
-    return {(pd.Timestamp(r.game_date).date(), str(r.game_id)): int(r.row_count) for r in frame.itertuples(index=False)}
 
 
 def _waiver(params: RunParams, t: schema.Table, tree: list[tuple[schema.Table, int]], day: date,
@@ -193,7 +190,14 @@ def why(
     params_file: str = "params/demo.yaml",
     archive_dir: Optional[Path] = None,
 ) -> WhyResult:
-    """Explain why ``table`` has (or lacks) ``day``. Read-only."""
+    """Explain why ``table`` is in its state on ``day``. Read-only.
+
+    The state of the table and of every upstream table comes from ``nbcore.state`` (the one
+    function every view reads); the advice follows from it: nothing to do when present, no fill
+    command for a waived date, the stage's command for a missing, stale or failed date, the
+    upstream's for a blocked one, and the grade command for a season that was never graded."""
+    from .state import partition_states
+
     t = schema.table(table)
     day = date.fromisoformat(day) if isinstance(day, str) else day
     own = wh is None
@@ -202,60 +206,20 @@ def why(
     try:
         tree = _upstream_tree(t)
         final = wh.query_file("derive/final_games")
-        windows = lineage.Windows.from_dates(dict(zip(pd.to_datetime(final.game_date).dt.date,
-                                                      final.season_year.astype(int))))
+        season_of = dict(zip(pd.to_datetime(final.game_date).dt.date, final.season_year.astype(int)))
+        windows = lineage.Windows.from_dates(season_of)
         lb = max([_lookback_days(windows, t, day)] + [_lookback_days(windows, u, day) for u, _ in tree])
         start = day - timedelta(days=lb)
-        sched = wh.query_file("runbook/scheduled_games", {"start_date": start, "end_date": day})
-        sched["game_date"] = pd.to_datetime(sched.game_date).dt.date
-        games_by_date = sched.groupby("game_date").game_id.apply(lambda s: sorted(map(str, s))).to_dict()
-        todays = games_by_date.get(day, [])
-
-        def status_of(cov: dict, d: date) -> tuple[str, list[str], int]:
-            games = games_by_date.get(d, [])
-            if not games:
-                return "no games scheduled", [], 0
-            missing = [g for g in games if not cov.get((d, g))]
-            rows = sum(cov.get((d, g), 0) for g in games)
-            if not missing:
-                return "present", [], rows
-            return ("missing" if len(missing) == len(games) else "partial"), missing, rows
-
-        cov = _coverage(wh, t, day, day)
-        status, missing_games, rows = status_of(cov, day)
-        stale = []
-        if status == "present" and t.phase != "2":
-            found = lineage.stale_partitions(wh, [t.fqn], day, day)
-            for r in found.itertuples():
-                span = (str(r.upstream_first_date) if r.upstream_first_date == r.upstream_last_date
-                        else f"{r.upstream_first_date} → {r.upstream_last_date}")
-                stale.append(f"{r.upstream_table} changed on {span} ({int(r.upstream_dates)} date(s)) after this "
-                             f"partition was computed ({pd.Timestamp(r.computed_at):%Y-%m-%d %H:%M} UTC), inside its "
-                             f"{lineage.window_text(t.fqn)}")
-            if stale:
-                status = "stale"
-
-        up_rows, missing_up, lookback_gaps = [], [], set()
-        for u, depth in tree:
-            ucov = _coverage(wh, u, start, day)
-            ustatus, umissing, _ = status_of(ucov, day)
-            lookback_missing = ""
-            consumer_lb = max([_lookback_days(windows, c, day) for c in [t] + [x for x, _ in tree]
-                               if u.fqn in c.upstream] + [0])
-            if consumer_lb:
-                window = [d for d in sorted(games_by_date) if day - timedelta(days=consumer_lb) <= d < day]
-                gaps = [d for d in window if status_of(ucov, d)[0] != "present"]
-                lookback_gaps.update(gaps)
-                lookback_missing = "; ".join(range_label(*g) for g in group_dates(gaps, window))
-            if ustatus != "present" and todays:
-                missing_up.append(u)
-            up_rows.append({"table": u.name, "phase": u.phase, "depth": depth, "status": ustatus,
-                            "games": f"{len(todays) - len(umissing)}/{len(todays)}", "missing_games": ", ".join(umissing),
-                            "lookback_missing": lookback_missing})
-        upstream = pd.DataFrame(up_rows, columns=["table", "phase", "depth", "status", "games", "missing_games", "lookback_missing"])
-
+        season = season_of.get(day)
+        seasons = sorted({season_of[d] for d in season_of if start <= d <= day}) or params.season_list
+        names = [t.name] + [u.name for u, _ in tree]
+        scoped = params.model_copy(update={"start_date": start, "end_date": day, "seasons": seasons})
+        states = partition_states(wh, scoped, tables=names)
+        whole_season = None
+        if t.fqn == lineage.ACCURACY and season is not None and states.state(t.fqn, day) in ("missing", "blocked"):
+            whole_season = _season_states(wh, params, t, season)
         history = wh.query_file("runbook/history_for_date", {"day": day})
-        relevant = {t.name} | {u.name for u, _ in tree}
+        relevant = set(names)
         if not history.empty:
             mine = history[history.processor.isin(relevant) | history.processor.str.lower().str.contains(t.name)]
             history = (mine if not mine.empty else history).sort_values("finished_at", ascending=False).reset_index(drop=True)
@@ -263,23 +227,81 @@ def why(
         if own:
             wh.close()
 
-    notes = []
-    fill_start = min([day, *lookback_gaps])
-    if lookback_gaps:
-        notes.append(f"upstream lookback windows miss {len(lookback_gaps)} earlier date(s): without backfill mode, "
-                     "derive's defensive checks refuse this date until they are filled")
-    command = None
-    if stale:
-        notes.append("stale is not complete: the next derive / predict / grade restates it (and what reads it)")
-    if status != "present" and todays:
-        gap_tables = missing_up + [u for u, _ in tree if u not in missing_up and any(
-            r["table"] == u.name and r["lookback_missing"] for r in up_rows)]
-        command = fill_command(params_file, t, gap_tables, fill_start, day)
-    if not todays:
+    row = states.row(t.fqn, day) or {}
+    status = row.get("state") or "no games scheduled"
+    todays = sorted(states.expected.games.game_id[states.expected.games.game_date == day].astype(str))
+    missing_games = [g for g in str(row.get("missing_games") or "").split(", ") if g] if row else []
+    if row and not missing_games and row.get("games_present", 0) == 0 and status != "present":
+        missing_games = todays
+    expected_by_date = sorted(set(states.expected.games.game_date))
+
+    up_rows, blocked_by, lookback_gaps = [], [], set()
+    for u, depth in tree:
+        ustate = states.state(u.fqn, day) or "no games scheduled"
+        urow = states.row(u.fqn, day) or {}
+        consumer_lb = max([_lookback_days(windows, c, day) for c in [t] + [x for x, _ in tree]
+                           if u.fqn in c.upstream] + [0])
+        lookback_missing = ""
+        if consumer_lb:
+            window = [d for d in expected_by_date if day - timedelta(days=consumer_lb) <= d < day]
+            gaps = [d for d in window if states.state(u.fqn, d) in ("missing", "failed", "blocked")]
+            lookback_gaps.update(gaps)
+            lookback_missing = "; ".join(range_label(*g) for g in group_dates(gaps, window))
+        if ustate in ("missing", "failed", "blocked"):
+            blocked_by.append(u)
+        up_rows.append({"table": u.name, "phase": u.phase, "depth": depth, "status": ustate,
+                        "games": f"{urow.get('games_present', 0)}/{urow.get('games_expected', len(todays))}",
+                        "missing_games": str(urow.get("missing_games") or ""), "lookback_missing": lookback_missing})
+    upstream = pd.DataFrame(up_rows, columns=["table", "phase", "depth", "status", "games", "missing_games", "lookback_missing"])
+
+    notes, command = [], None
+    stale = [str(row.get("cause"))] if status == "stale" else []
+    waived = str(row.get("cause")) if status == "waived" else _waiver(params, t, tree, day, archive_dir or Path(params.archive_dir))
+    if status == "no games scheduled":
         notes.append("the schedule has no completed game on this date: nothing is expected here")
+    elif status == "present":
+        pass
+    elif status == "waived":
+        notes.append("waived: reviewed and accepted as unavailable, so no run fills it; remove the waiver "
+                     "to treat it as missing again")
+    elif status == "stale":
+        notes.append("stale is not complete: the next derive / predict / grade restates it (and what reads it)")
+        command = fill_command(params_file, t, [], day, day)
+    elif whole_season is not None:
+        n, total = whole_season
+        notes.append(f"season {season_label(season)} was never graded: {n} of its {total} game dates have no grades")
+        command = _grade_season_command(params_file, season)
+    elif status == "failed":
+        notes.append(f"the latest attempt failed: {row.get('last_error')} ({row.get('attempts')} attempt(s) recorded)")
+        command = fill_command(params_file, t, blocked_by, day, day)
+    else:  # missing or blocked
+        if status == "blocked":
+            notes.append(f"blocked: {row.get('cause')}; fill the upstream first (the command below does both)")
+        gaps = sorted(lookback_gaps) if not params.backfill_mode else []
+        gap_tables = [u for u, _ in tree if u not in blocked_by and any(
+            r["table"] == u.name and r["lookback_missing"] for r in up_rows)] if gaps else []
+        if gaps:
+            notes.append(f"upstream lookback windows miss {len(gaps)} earlier date(s): without backfill mode, "
+                         "derive's defensive checks refuse this date until they are filled")
+        command = fill_command(params_file, t, blocked_by + gap_tables, min([day, *gaps]), day)
     return WhyResult(
         table=t.name, phase=t.phase, day=day, status=status, scheduled_games=todays, missing_games=missing_games,
-        rows=rows, upstream=upstream, history=history,
-        waived=_waiver(params, t, tree, day, archive_dir or Path(params.archive_dir)), command=command, notes=notes,
-        stale=stale,
+        rows=int(row.get("rows") or 0), upstream=upstream, history=history, waived=waived, command=command,
+        notes=notes, stale=stale, cause=str(row.get("cause") or ""),
     )
+
+
+def _season_states(wh: Warehouse, params: RunParams, t: schema.Table, season: int) -> Optional[tuple[int, int]]:
+    """(dates without grades, expected dates) of a whole season, when none of its dates is graded."""
+    from .state import partition_states
+
+    scoped = params.model_copy(update={"start_date": None, "end_date": None, "seasons": [season]})
+    st = partition_states(wh, scoped, tables=[t.fqn]).frame
+    absent = int(st.state.isin(["missing", "blocked"]).sum())
+    return (absent, len(st)) if len(st) and absent == len(st) else None
+
+
+def _grade_season_command(params_file: str, season: int) -> str:
+    """The command that grades one whole season (the run's grade stage, limited to that season)."""
+    return runbook_command("run", "--params", params_file, "--stages", "validate,grade,report", "--tables",
+                           "prediction_accuracy", "--start-date", f"{season}-10-01", "--end-date", f"{season + 1}-09-30")

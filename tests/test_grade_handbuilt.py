@@ -7,7 +7,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from nbcore import grade
+from nbcore import grade, lineage
+from nbcore.state import partition_states
 from nbcore.predict import run_predict
 from predict_fixtures import box, feature, game, open_fresh, put, tiny_params
 
@@ -112,7 +113,10 @@ def test_stale_grade_is_redone_after_a_correction(tiny):
     grade.run_grade(params, wh=wh, progress=False)
     put(wh, "player_game_summary", [box("G1", D1, "a", 10), box("G1", D1, "b", 15), box("G1", D1, "c", 15),
                                     box("G1", D1, "d", 7), box("G1", D1, "e", 9)])  # a's points corrected
-    assert grade.plan(wh, params).set_index("game_date").loc[D1, "ungraded"] == 4
+    # ... as derive writes a correction: with the partition's lineage, so the grades that read it go stale
+    lineage.record_lineage(wh, [lineage.PartitionWrite(lineage.schema.table("player_game_summary").fqn, D1, True)],
+                           lineage.Windows({}), run_id="correction", stage="derive")
+    assert partition_states(wh, params).state("prediction_accuracy", D1) == "stale"
     grade.run_grade(params, wh=wh, progress=False)
     a = wh.query("SELECT actual_points, was_correct FROM nba_predictions.prediction_accuracy "
                  "WHERE system_id = 'moving_average' AND player_lookup = 'a'")

@@ -82,8 +82,8 @@ def test_why_partial_date_names_the_game(demo):
     params, _, holes = demo
     (day, games), = holes.partial["bdl_player_boxscores"].items()
     r = why(params, "bdl_player_boxscores", day)
-    assert r.status == "partial" and r.missing_games == games
-    assert games[0] in r.explain()
+    assert r.status == "missing" and r.missing_games == games  # fewer games than expected is missing
+    assert games[0] in r.explain() and f"{len(r.scheduled_games) - len(games)}/{len(r.scheduled_games)} games" in r.cause
 
 
 def test_why_downstream_shows_upstream_and_history_errors(demo):
@@ -93,7 +93,8 @@ def test_why_downstream_shows_upstream_and_history_errors(demo):
         record_runs(wh, [RunRecord(run_id="run-x", stage="derive", phase="3", processor="player_game_summary",
                                    data_date=day, success=False, error="upstream bdl_player_boxscores missing 5 games")])
     r = why(params, "player_game_summary", day, params_file=str(params_file))
-    assert r.status == "missing"
+    assert r.status == "failed"  # its latest attempt failed (nbcore.state): failed until an attempt succeeds
+    assert "latest attempt failed" in r.cause
     up = r.upstream.set_index("table")
     assert up.loc["bdl_player_boxscores", "status"] == "missing"
     assert "bdl_player_boxscores" in r.missing_upstream
@@ -103,7 +104,7 @@ def test_why_downstream_shows_upstream_and_history_errors(demo):
     assert "FAILED: upstream bdl_player_boxscores missing 5 games" in text and "fill it with" in text
     assert "<table" in r._repr_html_()
     res = CliRunner().invoke(main, ["why", "player_game_summary", day.isoformat(), "--params", str(params_file), "--json"])
-    assert res.exit_code == 0 and json.loads(res.output)["status"] == "missing"
+    assert res.exit_code == 0 and json.loads(res.output)["state"] == "failed"
 
 
 def test_why_playoff_hole_has_raw_but_no_analytics(demo):

@@ -27,6 +27,8 @@ them); everything else is judged from the read, as a read just before the chunk 
 """
 from __future__ import annotations
 
+from ..errors import RunbookError
+
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
@@ -41,7 +43,7 @@ from .processors import Processor
 PARAMS_HINT = "PARAMS.yaml"
 
 
-class DependencyError(RuntimeError):
+class DependencyError(RunbookError, RuntimeError):
     """A defensive check failed: an upstream table is not ready for this chunk."""
 
     def __init__(self, processor: str, upstream: str, missing_dates: list[date], reason: str,

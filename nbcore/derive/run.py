@@ -27,10 +27,10 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from .. import lineage
+from .. import lineage, program
 from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
-from ..errors import StageFailed
+from ..errors import RunbookError, StageFailed
 from ..params import RunParams
 from ..sqlfiles import read_sql
 from ..stage_run import ChunkContext, ChunkWork, run_chunks, stage_session
@@ -67,60 +67,11 @@ def windows_for(schedule: Schedule) -> lineage.Windows:
     return lineage.Windows.from_dates(schedule.season_of)
 
 
-def derive_targets(wh: Warehouse, params: RunParams, schedule: Schedule, procs: list[Processor],
-                   scope: list[date], upstream_seeds: Optional[dict] = None) -> lineage.Targets:
-    """What derive must rebuild, per processor: missing ∪ stale, closed over the graph.
-
-    Missing (and partial) dates come from validate, stale partitions from recorded lineage
-    (``lineage.stale_partitions``); then every partition whose window holds a date rebuilt
-    upstream joins, in processor order, so one run restates the whole closure.
-    ``upstream_seeds``: raw dates a load before this derive will fill (the plan's view).
-    """
-    if not scope:
-        return lineage.Targets()
-    scope_set = set(scope)
-    seeds: dict[str, dict[date, lineage.Cause]] = {t: dict(c) for t, c in (upstream_seeds or {}).items()}
-    missing = _missing_by_table(wh, params, schedule, procs, scope)
-    for table, days in missing.items():
-        seeds.setdefault(table, {}).update({d: lineage.Cause("missing") for d in days})
-    stale = lineage.stale_partitions(wh, [p.table.fqn for p in procs], min(scope), max(scope))
-    for table, causes in lineage.stale_seeds(stale).items():
-        for d, c in causes.items():
-            if d in scope_set:
-                seeds.setdefault(table, {}).setdefault(d, c)
-    produced = [p.table.fqn for p in procs]
-    targets = lineage.closure(seeds, {t: scope for t in produced}, windows_for(schedule), tables=produced)
-    return lineage.Targets({t: {d: c for d, c in targets.of(t).items() if d in scope_set} for t in produced})
-
-
 def scope_dates(params: RunParams, schedule: Schedule) -> list[date]:
     """Completed game dates inside the run's seasons and date window."""
     lo, hi = params.date_bounds()
     seasons = set(params.season_list)
     return [d for d in schedule.dates if lo <= d <= hi and schedule.season_of[d] in seasons]
-
-
-def missing_dates(wh: Warehouse, params: RunParams, schedule: Schedule, procs: list[Processor],
-                  scope: list[date]) -> list[date]:
-    """Dates on which any selected phase 3/4 table lacks a game the schedule says was played."""
-    return sorted(set().union(*_missing_by_table(wh, params, schedule, procs, scope).values()))
-
-
-def _missing_by_table(wh: Warehouse, params: RunParams, schedule: Schedule, procs: list[Processor],
-                      scope: list[date]) -> dict[str, set[date]]:
-    """Per selected table, the scope dates on which it lacks a game the schedule says was played
-    (counted per game with ``derive/present_games.sql``: a partly derived date is missing)."""
-    if not scope:
-        return {p.table.fqn: set() for p in procs}
-    present = wh.query_file("derive/present_games", {"start_date": min(scope), "end_date": max(scope)})
-    present["game_date"] = pd.to_datetime(present["game_date"]).dt.date
-    have = {t: set(zip(g.game_date, g.game_id)) for t, g in present.groupby("table_name")}
-    out: dict[str, set[date]] = {}
-    for p in procs:
-        got = have.get(p.table.fqn, set())
-        out[p.table.fqn] = {d for d in scope
-                            if any((d, g) not in got for g in schedule.game_ids_by_date.get(d, ()))}
-    return out
 
 
 def run_derive(
@@ -141,7 +92,8 @@ def run_derive(
     ``waived_skip_dates(params)`` for the run's waivers). With an archive the result goes to
     ``stages/derive.json``. ``params_file`` only names the file in the fix commands of errors.
 
-    Each processor rebuilds its own targets (missing ∪ stale, see ``derive_targets``) and writes
+    The stage executes the plan's chunks (``nbcore.program``: the run's ``plan.json``, else a
+    one-stage plan made now), each processor its own target dates within them, and writes
     only rows whose value changed (``Warehouse.write_changes``), recording lineage. A failing
     chunk is recorded, then ``DeriveFailed`` is raised (``raise_on_failure=False`` returns the
     failed result instead, for callers that render it).
@@ -170,31 +122,35 @@ def _run_derive(params: RunParams, wh: Optional[Warehouse], archive: Optional[Ru
 
         schedule = Schedule(wh.query_file("derive/final_games"))
         skip = {pd.Timestamp(d).date() for d in (skip_dates or ())}
-        if dates is not None:
+        if dates is not None:  # exactly these dates, every selected table: the caller's choice, not a plan's
             final = set(schedule.dates)
             explicit = sorted({pd.Timestamp(d).date() for d in dates} & final)
-            targets = lineage.Targets({p.table.fqn: {d: lineage.Cause("requested") for d in explicit} for p in procs})
-        else:
-            targets = derive_targets(wh, params, schedule, procs, scope_dates(params, schedule))
-        union = sorted(set().union(*(targets.of(p.table.fqn).keys() for p in procs))) if procs else []
-        result.skipped_dates = sorted(skip & set(union))
-        result.requested_dates = [d for d in union if d not in skip]
-        result.stale_dates = {p.table.fqn: [d.isoformat() for d in targets.stale(p.table.fqn) if d not in skip]
-                              for p in procs if targets.stale(p.table.fqn)}
+            result.skipped_dates = sorted(skip & set(explicit))
+            todo = [d for d in explicit if d not in skip]
+            per_table = {p.table.fqn: set(todo) for p in procs}
+            chunks = make_chunks(todo, params.chunk_days)
+        else:  # the plan's chunks (plan.json inside a run; a one-stage plan by hand), never targets of its own
+            prog = program.for_stage(wh, params, STAGE, archive, exclude=skip)
+            chunks = prog.remaining
+            result.skipped_dates = list(prog.skipped)
+            per_table = {p.table.fqn: prog.dates_of(p.table.fqn) for p in procs}
+            result.stale_dates = {p.table.fqn: [d.isoformat() for d in prog.stale(p.table.fqn)]
+                                  for p in procs if prog.stale(p.table.fqn)}
+            skip |= set(prog.skipped)
+        result.requested_dates = [d for c in chunks for d in c]
         work = _ChunkPlan(
             wh=wh, schedule=schedule, procs=procs, produced={p.table.fqn for p in procs}, checks=checks,
-            result=result, excused=frozenset(skip), params_file=params_file,
-            per_table={p.table.fqn: set(targets.of(p.table.fqn)) - skip for p in procs},
+            result=result, excused=frozenset(skip), params_file=params_file, per_table=per_table,
             windows=windows_for(schedule), run_id=run_id,
             waived=waived_by_table(params, wh) if checks else {},  # a raw source's own waived dates are no gap
         )
-        chunks = make_chunks(result.requested_dates, params.chunk_days)
         if checks:
             work.read_checks(chunks)
         failure = run_chunks(
             wh, stage=STAGE, run_id=run_id, chunks=chunks,
             body=work.run, record=result, processor=procs[0].name if procs else "",
             phase=procs[0].phase if procs else "", progress=progress, describe_failure=_describe_failure,
+            on_outcome=program.outcome_recorder(archive, STAGE),
         )
         result.processed_dates = [d for c in result.chunks if c.status == "succeeded" for d in c.dates]
         if failure is not None:
@@ -215,7 +171,7 @@ def _run_derive(params: RunParams, wh: Optional[Warehouse], archive: Optional[Ru
             wh.close()
 
 
-class _ChecksCouldNotRun(Exception):
+class _ChecksCouldNotRun(RunbookError):
     """A defensive check's query failed (not a failed check): the chunk fails with this message."""
 
 

@@ -9,8 +9,8 @@
 chunk by chunk (``run_predict``), on inputs ``inputs`` reads once per stage, writing through
 ``changes`` (change-only writes against the current rows read before the first chunk).
 """
-from .stage import (PROCESSOR, SYSTEM_IDS, SYSTEM_VERSIONS, TABLE, PredictError, PredictResult, chunk_dates, plan,
+from .stage import (PROCESSOR, SYSTEM_IDS, SYSTEM_VERSIONS, TABLE, PredictError, PredictResult, chunk_dates,
                     predict_frame, prediction_mix, run_predict)
 
 __all__ = ["PROCESSOR", "SYSTEM_IDS", "SYSTEM_VERSIONS", "TABLE", "PredictError", "PredictResult", "chunk_dates",
-           "plan", "predict_frame", "prediction_mix", "run_predict"]
+           "predict_frame", "prediction_mix", "run_predict"]

@@ -22,7 +22,7 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pandas as pd
 
-from .. import lineage
+from .. import lineage, program
 from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
 from ..record import PredictRecord
@@ -126,29 +126,6 @@ chunk_dates = make_chunks  # one chunking for every stage (``nbcore.chunks``)
 
 
 _dates = game_dates
-
-
-def plan(wh: Warehouse, params: RunParams, dates: list[date] | None = None) -> pd.DataFrame:
-    """Per game date in scope: feature rows, player-games still missing a prediction, and
-    whether the stage will predict the date (``todo``)."""
-    start, end = params.date_bounds()
-    frame = wh.query_file("predict/pending_dates", {
-        "start_date": start, "end_date": end, "seasons": params.season_list, "system_ids": SYSTEM_IDS,
-    })
-    frame["game_date"] = _dates(frame["game_date"])
-    if dates is not None:
-        frame = frame[frame.game_date.isin(set(dates))]
-    stale = lineage.stale_partitions(wh, [TABLE], start, end)
-    causes = lineage.stale_seeds(stale).get(TABLE, {})
-    frame["stale"] = frame.game_date.map(lambda d: d in causes).astype(bool)
-    frame["stale_cause"] = frame.game_date.map(lambda d: causes[d].text(TABLE) if d in causes else "")
-    if params.repredict:
-        frame["todo"] = frame.feature_rows > 0
-    elif params.freeze_predictions:  # issued predictions stay as they were; stale ones are only listed
-        frame["todo"] = frame.player_games_missing > 0
-    else:
-        frame["todo"] = (frame.player_games_missing > 0) | (frame.stale & (frame.feature_rows > 0))
-    return frame.reset_index(drop=True)
 
 
 def model_window_start(params: RunParams):
@@ -328,11 +305,12 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
         if not params.table_selected(PROCESSOR):  # ``tables`` limits the run to other tables
             result.status = "skipped"
             return result
-        todo = plan(wh, params, dates)
-        result.dates = sorted(todo.loc[todo.todo, "game_date"])
-        stale = todo[todo.stale]
-        result.stale_dates = sorted(stale.loc[stale.todo, "game_date"])
-        result.frozen_stale_dates = sorted(stale.loc[~stale.todo, "game_date"])
+        # the plan's chunks (plan.json inside a run; a one-stage plan by hand): never targets of its own
+        prog = program.for_stage(wh, params, STAGE, archive, dates)
+        chunks = prog.remaining
+        result.dates = sorted(d for c in chunks for d in c)
+        result.stale_dates = [d for d in prog.stale(TABLE) if d in set(result.dates)]
+        result.frozen_stale_dates = list(prog.frozen)
         windows = lineage.Windows.from_dates(_season_of(wh, params), model_window_start(params))
         unread: Exception | None = None
         if result.dates:  # every input of every chunk, one query each, before the first chunk
@@ -356,8 +334,9 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
             return ChunkWork(history=[(PROCESSOR, PHASE, d, int(per_date.get(d, 0))) for d in ctx.dates],
                              written={TABLE: written}, detail={"player_games": int(len(frame) // len(SYSTEM_IDS))}, on_commit=committed)
 
-        failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunk_dates(result.dates, params.chunk_days),
-                             body=body, record=result, processor=PROCESSOR, phase=PHASE, progress=progress)
+        failure = run_chunks(wh, stage=STAGE, run_id=run_id, chunks=chunks, body=body, record=result,
+                             processor=PROCESSOR, phase=PHASE, progress=progress,
+                             on_outcome=program.outcome_recorder(archive, STAGE))
         if failure is not None:
             result.stopped(STAGE, PROCESSOR, failure)
     finally:

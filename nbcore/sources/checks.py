@@ -11,6 +11,8 @@ only a failing document goes through ``jsonschema`` to explain every problem pre
 """
 from __future__ import annotations
 
+from ..errors import RunbookError
+
 import json
 from datetime import date
 from functools import lru_cache
@@ -28,7 +30,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 MAX_PROBLEMS = 3  # reasons list the first few problems and count the rest
 
 
-class FileProblem(Exception):
+class FileProblem(RunbookError):
     """A file that cannot be loaded; ``stage`` says which check failed, ``reason`` says why."""
 
     def __init__(self, stage: str, reason: str):

@@ -6,6 +6,8 @@ this layer (stages, validate, tests) talks only to this interface.
 """
 from __future__ import annotations
 
+from ..errors import RunbookError
+
 import hashlib
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from ..sqlfiles import read_sql
 AUDIT_COLUMNS = frozenset({"loaded_at", "processed_at", "created_at", "graded_at", "run_id"})
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(RunbookError, RuntimeError):
     """A query or write failed; the message names the table or SQL file involved."""
 
 

@@ -44,6 +44,8 @@ forgets its date filter fails instead of scanning a table's whole history.
 """
 from __future__ import annotations
 
+from ..errors import RunbookError
+
 import os
 import re
 import threading
@@ -131,7 +133,7 @@ def is_transient(reason: str, message: str) -> bool:
     return reason in TRANSIENT_REASONS or "concurrent update" in message.lower()
 
 
-class _TransientError(Exception):
+class _TransientError(RunbookError):
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason

@@ -22,6 +22,8 @@ TTL (default 15 minutes); NTP does that.
 """
 from __future__ import annotations
 
+from ..errors import WarehouseLockedError
+
 import getpass
 import os
 import socket
@@ -37,7 +39,7 @@ DEFAULT_TTL = timedelta(minutes=15)
 LOCK_NAME = "warehouse"
 
 
-class LeaseHeldError(WarehouseError):
+class LeaseHeldError(WarehouseLockedError, WarehouseError):
     """Another runner holds the warehouse lease."""
 
     def __init__(self, message: str, holder: "LeaseInfo"):
