@@ -29,6 +29,7 @@ import yaml
 
 from .errors import RunbookError
 from .params import RunParams
+from .shell import runbook as runbook_command
 
 RUN_STATUSES = ("running", "succeeded", "failed", "blocked")
 RESERVE = ".space-reserve"  # released on a full disk so the manifest can record how the run ended
@@ -62,7 +63,7 @@ class ArchiveWriteError(RunbookError, OSError):
         self.path, self.errno = Path(path), error.errno
         run_dir = _run_dir_of(self.path)
         what = os.strerror(error.errno) if error.errno else str(error)
-        resume = f"`runbook resume {run_dir.name} --archive-dir {run_dir.parent}`" if run_dir is not None \
+        resume = f"`{runbook_command('resume', run_dir.name, '--archive-dir', run_dir.parent)}`" if run_dir is not None \
             else "start the run again (nothing was run)"
         super().__init__(f"cannot write the run archive file {self.path}: {what}. "
                          f"Free space on the archive's disk ({self.path.parent}), then {resume}")

@@ -15,6 +15,7 @@ import click
 
 from .errors import EXIT_SUCCEEDED, GateBlockedError, RunbookError, StageFailed, UsageError, WarehouseLockedError, exit_code_for
 from .params import load_params
+from .shell import show
 from .stages import STAGE_NAMES, STEP_NAMES
 
 # named codes for code that still exits directly (prefer raising the error class)
@@ -30,7 +31,7 @@ class RunbookGroup(click.Group):
             return super().invoke(ctx)
         except RunbookError as e:
             prefix = "refused: " if isinstance(e, WarehouseLockedError) else "FAILED: " if isinstance(e, StageFailed) else ""
-            click.echo(f"{prefix}{e}", err=True)
+            click.echo(f"{prefix}{show(e, keep_lines=True)}", err=True)  # a message quoting a bad name stays inert
             ctx.exit(exit_code_for(e))
 
 
@@ -98,13 +99,13 @@ def demo(params_file: str, build_only: bool, scale: str | None) -> None:
         built = build_demo(params)
     s = built.summary()
     click.echo(f"  {s['games']} games on {s['game_dates']} dates, {s['player_game_rows']} player-game rows")
-    click.echo(f"  bucket:    {s['bucket']}\n  warehouse: {s['warehouse']}  ({s['timings_s']['total']} s)")
+    click.echo(f"  bucket:    {show(s['bucket'])}\n  warehouse: {show(s['warehouse'])}  ({s['timings_s']['total']} s)")
     if build_only:
         return
     from .runbook import run_runbook
 
     outcome = run_runbook(params, echo=click.echo)
-    click.echo(f"report: {outcome.report_path or outcome.run_dir / 'manifest.json'}")
+    click.echo(f"report: {show(outcome.report_path or outcome.run_dir / 'manifest.json')}")
     sys.exit(outcome.exit_code)
 
 
@@ -188,8 +189,9 @@ def runs(params_file: str, archive_dir: str | None, as_json: bool) -> None:
         click.echo(frame.to_json(orient="records", indent=2))
     elif frame.empty:
         click.echo("no runs archived yet")
-    else:
-        click.echo(frame.drop(columns=["report"]).to_string(index=False))
+    else:  # folder names and manifests are not ours to trust: nothing printed may drive the terminal
+        shown = frame.drop(columns=["report"]).map(lambda v: show(v) if isinstance(v, str) else v)
+        click.echo(shown.to_string(index=False))
 
 
 @main.command(name="open")
@@ -200,7 +202,7 @@ def open_(run_id: str, params_file: str, archive_dir: str | None) -> None:
     """Print the path of a run's report (report.html; else summary.md or manifest.json)."""
     from .runbook import find_run, report_path
 
-    click.echo(str(report_path(find_run(run_id, archive_dir or _params(params_file).archive_dir))))
+    click.echo(show(report_path(find_run(run_id, archive_dir or _params(params_file).archive_dir))))
 
 
 @main.command()
@@ -234,7 +236,7 @@ def unlock(params_file: str, force: bool) -> None:
     from .lock import unlock as release
 
     holder = release(_params(params_file), force=force)
-    click.echo(f"released the lock of {holder.describe()}" if holder else "the warehouse was not locked")
+    click.echo(f"released the lock of {show(holder.describe())}" if holder else "the warehouse was not locked")
 
 
 def _new_archive(params, stage: str):
@@ -269,7 +271,7 @@ def load(params_file: str, retry_failed: str | None, reload: bool | None, run_di
     click.echo(result.summary_table().to_string(index=False))
     for o in result.failed:
         click.echo(f"FAILED {o.date} {o.source}: {o.reason}", err=True)
-    click.echo(f"archive: {archive.path}")
+    click.echo(f"archive: {show(archive.path)}")
     if result.failed:
         click.echo(f"retry with: {result.retry_command()}", err=True)
     sys.exit(EXIT_OK if result.ok else StageFailed.exit_code)

@@ -23,6 +23,7 @@ override (``gate_override`` + ``gate_override_reason``) lets the run go on; the 
 """
 from __future__ import annotations
 
+import html
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -40,6 +41,7 @@ from .params import RunParams
 from .sources import DATED_SOURCES, SCHEDULE
 from .warehouse import Warehouse, open_warehouse
 from .waivers import load_waivers, waived
+from .shell import runbook as runbook_command
 
 RECONCILED = "player_game_summary"  # phase 3, reconciled with phase 2 (reported, not blocking)
 
@@ -146,7 +148,7 @@ class GateResult:
         if self.blocking:
             out += "<p><b>What is missing</b></p>" + self.missing_frame().query("blocking").to_html(index=False)
         if self.retry_commands and self.status != "passed":
-            out += "<p><b>Retry</b></p><pre>" + "\n".join(self.retry_commands) + "</pre>"
+            out += "<p><b>Retry</b></p><pre>" + html.escape("\n".join(self.retry_commands)) + "</pre>"
         if self.reported:
             out += "<p>Reported, not blocking</p>" + self.missing_frame().query("not blocking").to_html(index=False)
         if self.warnings:
@@ -358,13 +360,13 @@ def _retry_commands(params: RunParams, archive: RunArchive | None, params_file: 
     pfile = params_file or (str(archive.file("params.yaml")) if archive is not None else "params/<your-params>.yaml")
     cmds = []
     if archive is not None and unresolved:
-        cmds.append(f"runbook load --params {pfile} --retry-failed {archive.run_id}")
+        cmds.append(runbook_command("load", "--params", pfile, "--retry-failed", archive.run_id))
     else:
-        cmds.append(f"runbook load --params {pfile}")
+        cmds.append(runbook_command("load", "--params", pfile))
     if archive is not None:
-        cmds.append(f"runbook resume {archive.run_id} --archive-dir {Path(archive.path).parent}")
+        cmds.append(runbook_command("resume", archive.run_id, "--archive-dir", Path(archive.path).parent))
     else:
-        cmds.append(f"runbook gate --params {pfile}")
+        cmds.append(runbook_command("gate", "--params", pfile))
     return cmds
 
 

@@ -21,6 +21,7 @@ Every (source, date) ends ``loaded``, ``failed`` (retry later with ``retry_faile
 from __future__ import annotations
 
 import csv
+import html
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -43,6 +44,7 @@ from .sources.checks import join_reasons
 from .sources.parse import POSITION_COLUMNS, now_utc, parse_document
 from .warehouse import Warehouse, WarehouseError, open_warehouse
 from .waivers import Waiver, waived
+from .shell import runbook as runbook_command
 
 STAGE = "load"
 PHASE = "2"
@@ -192,7 +194,7 @@ class LoadResult:
     def retry_command(self, params_file: str = "PARAMS.yaml") -> str:
         if self.failure_log:
             params_file = str(Path(self.failure_log).parent / "params.yaml")
-        return f"runbook load --params {params_file} --retry-failed {self.run_id}"
+        return runbook_command("load", "--params", params_file, "--retry-failed", self.run_id)
 
     def _repr_html_(self) -> str:
         head = (f"<p><b>load</b> ({self.mode}) run {self.run_id}: {len(self.by_state('loaded'))} loaded, "
@@ -200,7 +202,7 @@ class LoadResult:
                 f"{len(self.by_state('waived'))} waived in {self.seconds:.1f} s</p>")
         out = head + self.summary_table().to_html(index=False)
         if self.failed:
-            out += "<p><b>Failed</b> (retry with <code>" + self.retry_command() + "</code>)</p>"
+            out += "<p><b>Failed</b> (retry with <code>" + html.escape(self.retry_command()) + "</code>)</p>"
             out += self.outcomes_frame().query("state == 'failed'")[["date", "source", "stage", "reason"]].to_html(index=False)
         return out
 

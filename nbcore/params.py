@@ -5,7 +5,9 @@ names the field and says how to fix it.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -25,7 +27,14 @@ from .stages import STAGE_NAMES as STAGES  # the registry's stage list
 SECRET_FIELDS = ("credentials_path",)
 
 
-MAX_RUN_NAME = 64  # run ids are <timestamp>-<run_name>-<stage>: folder names, labels and history keys
+MAX_RUN_NAME = 64  # run ids are <timestamp>-<run_name>-<stage>[-N]: this keeps the longest one within MAX_RUN_ID
+MAX_RUN_ID = 100
+# A run id names a folder, is printed to terminals and pasted into shell commands: ASCII letters, digits, '.', '_'
+# and '-' only (nothing a terminal or a shell reads as a control), starting with a letter or digit (never '.', a
+# hidden or parent folder, nor '-', an option), 1-100 characters. run_name follows the same rule, up to 64.
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+RUN_ID_RULE = ("letters A-Z a-z, digits, '.', '_' and '-', starting with a letter or digit, "
+               f"1-{MAX_RUN_ID} characters")
 
 
 class ParamsError(UsageError):
@@ -92,7 +101,7 @@ class RunParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    run_name: str = Field("backfill", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_RUN_NAME)
+    run_name: str = Field("backfill", max_length=MAX_RUN_NAME)
     backend: Literal["duckdb", "bigquery"] = "duckdb"
     duckdb_path: Path = Path("warehouse/demo.duckdb")
     create_warehouse: bool = Field(
@@ -144,12 +153,13 @@ class RunParams(BaseModel):
     @field_validator("run_name", mode="before")
     @classmethod
     def _run_name(cls, v):
+        """run_name becomes part of every run id: the run-id rule, and short enough for the id to stay within it."""
         if isinstance(v, str) and len(v) > MAX_RUN_NAME:
             raise ValueError(f"run_name is {len(v)} characters; it names the archive folder, keep it to "
                              f"{MAX_RUN_NAME} or fewer (e.g. playoffs-2023)")
-        if isinstance(v, str) and v and not v[0].isalnum() or isinstance(v, str) and ("/" in v or "\\" in v):
-            raise ValueError(f"run_name {v!r} must start with a letter or digit and use only letters, digits, "
-                             f"'_', '.' and '-' (it names the archive folder), e.g. playoffs-2023")
+        if isinstance(v, str) and not RUN_ID_RE.fullmatch(v):
+            raise ValueError(f"run_name {_shown(v)} must start with a letter or digit and use only ASCII letters, "
+                             f"digits, '_', '.' and '-' (it names the archive folder), e.g. playoffs-2023")
         return v
 
     @field_validator("seasons")
@@ -187,15 +197,17 @@ class RunParams(BaseModel):
     @field_validator("notify_webhook")
     @classmethod
     def _webhook_url(cls, v):
-        if v is not None and not (v.startswith(("http://", "https://")) and " " not in v):
-            raise ValueError(f"{v!r} is not an http(s) URL; give e.g. https://hooks.example.com/runbook, or leave it empty")
+        problem = webhook_url_problem(v) if v else None
+        if problem:
+            raise ValueError(problem)
         return v or None
 
     @field_validator("retry_failed")
     @classmethod
     def _run_id(cls, v):
-        if v is not None and (not v.strip() or "/" in v or v.startswith(".")):
-            raise ValueError(f"{v!r} is not a run id; give the folder name of a run under archive_dir, e.g. 20240101-120000-demo")
+        if v is not None and not is_run_id(v):
+            raise ValueError(f"{_shown(v)} is not a run id; give the folder name of a run under archive_dir, "
+                             f"e.g. 20240101-120000-demo (a run id is {RUN_ID_RULE})")
         return v or None
 
     @field_validator("required_sources")
@@ -260,15 +272,78 @@ class RunParams(BaseModel):
             )
 
 
+def is_run_id(value: str) -> bool:
+    """The run-id rule (``RUN_ID_RULE``): one plain folder name, safe to print and to paste into a shell."""
+    return len(value) <= MAX_RUN_ID and RUN_ID_RE.fullmatch(value) is not None
+
+
+def _shown(value: str) -> str:
+    """A refused value as a message shows it: quoted, control characters escaped, cut to 120 characters."""
+    from .shell import show
+
+    text = value if len(value) <= 120 else value[:100] + f"… ({len(value)} characters)"
+    return f"'{show(text)}'"
+
+
 def check_run_id(run_id: Optional[str], field: str = "--run-id") -> Optional[str]:
-    """A run id names one folder inside archive_dir: no path separators, no '..', nothing absolute."""
+    """A run id names one folder inside archive_dir and is printed and pasted into commands: the run-id rule."""
     if run_id is None:
         return None
-    if (not run_id.strip() or "/" in run_id or "\\" in run_id or run_id.startswith(".")
-            or len(run_id) > 2 * MAX_RUN_NAME or not run_id[0].isalnum()):
-        raise ParamsError(f"{field}: {run_id!r} is not a run id; a run id is one folder name inside archive_dir "
-                          f"(letters, digits, '_', '.', '-'), e.g. 20240101-120000-demo; leave it out for a new one")
+    if not is_run_id(run_id):
+        raise ParamsError(f"{field}: {_shown(run_id)} is not a run id; a run id is one folder name inside archive_dir: "
+                          f"{RUN_ID_RULE}, e.g. 20240101-120000-demo; leave it out for a new one")
     return run_id
+
+
+WEBHOOK_RULE = ("an http:// or https:// URL with a host name or address (an IPv6 address in brackets, "
+                "http://[::1]:8080/hook) and, if any, a port from 1 to 65535")
+_HOST_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
+
+
+def _url_shown(url: str) -> str:
+    """A refused URL as a message shows it: scheme and host[:port] only (its path, query and user:password
+    may hold a token, and an error message lands in terminals and CI logs), control characters escaped."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _shown(url.split("/", 1)[0] + ("/…" if "/" in url else ""))
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    tail = "/…" if len(netloc) < len(rest) else ""
+    return _shown(f"{scheme}://{netloc.rsplit('@', 1)[-1]}{tail}")
+
+
+def webhook_url_problem(url: str) -> Optional[str]:
+    """What is wrong with a webhook URL (None if nothing): checked with the other parameters, so a run never
+    finds out at its end, when it notifies, that the URL cannot be sent to (``WEBHOOK_RULE``)."""
+    from urllib.parse import urlsplit
+
+    fix = f"give {WEBHOOK_RULE}, e.g. https://hooks.example.com/runbook, or leave it empty"
+    if not isinstance(url, str):
+        return f"{_shown(str(url))} is not a URL; {fix}"
+    shown = _url_shown(url)
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return f"{shown} is not an http(s) URL (it holds spaces or control characters); {fix}"
+    if not url.lower().startswith(("http://", "https://")):
+        return f"{shown} is not an http(s) URL; {fix}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number or is out of range
+    except ValueError as e:
+        if "[" not in url and url.count(":") > 2:
+            e = "an IPv6 address must be in brackets, e.g. http://[::1]:8080/hook"
+        return f"{shown} is not a valid URL ({e}); {fix}"
+    host = parts.hostname or ""
+    if "[" in parts.netloc.rsplit("@", 1)[-1]:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return f"{shown}: {host!r} in brackets is not an IPv6 address; {fix}"
+    elif ":" in host or not host:
+        return f"{shown} has no host (an IPv6 address must be in brackets, e.g. http://[::1]:8080/hook); {fix}"
+    elif not _HOST_RE.fullmatch(host):
+        return f"{shown}: {_shown(host)} is not a host name (letters, digits, '-', '.'); {fix}"
+    if port is not None and not 1 <= port <= 65535:
+        return f"{shown}: port {port} is out of range (1-65535); {fix}"
+    return None
 
 
 def redact_url(url: str) -> str:
@@ -320,7 +395,8 @@ def is_secret_name(key: str) -> bool:
 
 # what a field takes, appended to pydantic's own messages ("Input should be a valid integer") so each says the fix
 FIELD_HINTS = {
-    "run_name": "give letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. playoffs-2023",
+    "run_name": f"give letters, digits, '_', '.' or '-', starting with a letter or digit, at most {MAX_RUN_NAME} "
+                "characters, e.g. playoffs-2023",
     "backend": "give duckdb or bigquery",
     "duckdb_path": "give the path of a .duckdb file, e.g. warehouse/demo.duckdb",
     "create_warehouse": "give true or false",
@@ -334,7 +410,7 @@ FIELD_HINTS = {
     "waivers": "give the path of a waiver YAML file, e.g. params/waivers.example.yaml",
     "required_sources": "give a list of source names, e.g. [bdl_player_boxscores]",
     "retry_failed": "give the id of an archived run, e.g. 20240101-120000-demo",
-    "notify_webhook": "give an https:// URL, or leave it empty",
+    "notify_webhook": f"give {WEBHOOK_RULE}, or leave it empty",
     "kernel_name": "give the name of a Jupyter kernel, e.g. python3",
     "project": "give the GCP project id, e.g. my-project",
     "scale": "give full or small",

@@ -12,7 +12,12 @@ Commands say what they do with the warehouse:
   * ``read``  (status, plan, why): the warehouse must exist; nothing is created;
   * ``write`` (run, load, gate, derive, predict, grade): the warehouse must exist unless
     ``create_warehouse: true``; its folder and the archive folder must be writable;
-  * ``build`` (demo): the warehouse and bucket are (re)created by the command itself.
+  * ``build`` (demo): the warehouse and bucket are (re)created by the command itself;
+  * ``resume``: like ``write``, but the warehouse must exist whatever ``create_warehouse`` says: a
+    resume never creates a warehouse (the run's work so far is in the one it started on).
+
+Commands that run the stage notebooks (run, resume, demo) can notify a webhook at their end, so
+``$RUNBOOK_NOTIFY_WEBHOOK`` is checked with the parameters too.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from .errors import UsageError
+from .notify import check_env_webhook
 from .params import ParamsError, RunParams, check_run_id
 
 FAILURES_FILE = "failures.csv"  # nbcore.load writes it into a run's archive
@@ -49,6 +56,10 @@ def duckdb_problems(params: RunParams, mode: str) -> list[str]:
         if mode == "read":
             out.append(f"duckdb_path: no warehouse at {path}; check the path for a typo, or build the demo warehouse "
                        f"with `runbook demo --build-only --params FILE`")
+        elif mode == "resume":
+            out.append(f"duckdb_path: no warehouse at {path}; a resume never creates a warehouse (the run's work so "
+                       f"far is in the one it started on): put that file back at this path (moved? a disk not "
+                       f"mounted?) and resume again; the run is unchanged and still resumable")
         elif mode == "write" and not params.create_warehouse:
             out.append(f"duckdb_path: no warehouse at {path}; check the path for a typo, build the demo with "
                        f"`runbook demo --build-only --params FILE`, or set create_warehouse: true to start a new, "
@@ -65,7 +76,7 @@ def duckdb_problems(params: RunParams, mode: str) -> list[str]:
     if (len(head) >= 12 and head[8:12] != DUCKDB_MAGIC) or 0 < len(head) < 12:  # too short to be one
         out.append(f"duckdb_path: {path} is not a DuckDB database (no DuckDB header; corrupted, or another kind "
                    f"of file); restore it from a backup or point duckdb_path at the right file")
-    if mode in ("write", "build"):
+    if mode in ("write", "build", "resume"):
         if not os.access(path.parent, os.W_OK | os.X_OK):
             out.append(f"duckdb_path: the folder {path.parent} is read-only, and DuckDB writes its journal "
                        f"({path.name}.wal) next to the file; copy the warehouse to a writable folder, or use the "
@@ -113,7 +124,7 @@ def preflight(params: RunParams, mode: str, *, command: str = "", run_id: Option
         problems.append(str(e))
     if params.backend == "duckdb":
         problems += duckdb_problems(params, mode)
-    if mode in ("write", "build"):
+    if mode in ("write", "build", "resume"):
         problems += archive_problems(params)
     if mode == "write" and command in ("run", "load"):
         try:
@@ -127,7 +138,7 @@ def preflight(params: RunParams, mode: str, *, command: str = "", run_id: Option
             load_waivers(params)
         except ParamsError as e:
             problems.append(str(e))
-    if params.retry_failed and mode == "write":
+    if params.retry_failed and mode in ("write", "resume"):
         run_dir = Path(params.archive_dir) / params.retry_failed
         if not run_dir.is_dir():
             problems.append(f"retry_failed: no run {params.retry_failed!r} in {params.archive_dir}; give the id of a "
@@ -137,6 +148,10 @@ def preflight(params: RunParams, mode: str, *, command: str = "", run_id: Option
                             f"run); give the id of a run whose load failed")
     if notebooks:
         problems += kernel_problems(params)
+        try:
+            check_env_webhook()
+        except UsageError as e:
+            problems.append(str(e))
     if problems:
         what = f"`runbook {command}`" if command else "the command"
         raise ParamsError(f"{what} did not start, nothing was written:\n" + "\n".join(f"  - {p}" for p in problems))

@@ -29,6 +29,7 @@ PHASE_ORDER = {p: i for i, p in enumerate(schema.PHASES)}
 # which runbook stage writes each phase (the reason a date is closed or still open)
 from .record import parse_record
 from .stages import PHASE_STAGE, STEP_STAGE  # the registry
+from .shell import runbook as runbook_command
 
 
 @dataclass
@@ -679,7 +680,7 @@ def dates_open(run: RunData, waived_only: bool = False) -> pd.DataFrame:
                 reason = f"stage {stage} not part of this run"
             else:
                 gaps = [u for u in upstream if d in by_table.get(u, set())]
-                reason = f"upstream missing: {', '.join(gaps)}" if gaps else f"not filled; run `runbook why {table} {d}`"
+                reason = f"upstream missing: {', '.join(gaps)}" if gaps else f"not filled; run `{runbook_command('why', table, d)}`"
             reasons.setdefault((kind, reason), []).append(d)
         for (kind, reason), ds in reasons.items():
             rows.append({"phase": phase, "table": table, "season": season, "kind": kind, "dates": len(ds),

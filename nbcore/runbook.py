@@ -42,6 +42,7 @@ from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
 from .params import PROJECT_ROOT, RunParams, load_params
 from .record import StageRecord, read_record
+from .shell import runbook as runbook_command, show
 from .stages import STAGE_NAMES, STEPS, Step
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,15 @@ class RunOutcome:
     manifest: dict = field(default_factory=dict, repr=False)
 
     def describe(self) -> str:
-        lines = [f"run {self.run_id}: {self.status}"]
+        """What the terminal shows: names and paths through ``shell.show`` (control characters escaped),
+        the resume command quoted by ``shell.command`` so it runs as printed."""
+        lines = [f"run {show(self.run_id)}: {self.status}"]
         if self.stopped_at:
-            lines.append(f"  stopped at {self.stopped_at}: {self.reason}")
+            lines.append(f"  stopped at {self.stopped_at}: {show(self.reason)}")
             lines.append(f"  resume with: {self.resume_command}")
-        lines.append(f"  archive: {self.run_dir}")
+        lines.append(f"  archive: {show(self.run_dir)}")
         if self.report_path:
-            lines.append(f"  report:  {self.report_path}")
+            lines.append(f"  report:  {show(self.report_path)}")
         return "\n".join(lines)
 
 
@@ -185,8 +188,8 @@ def _bigquery_jobs(params: RunParams, run_id: str, stage: str, since: datetime) 
 
 
 def resume_command(run_dir: Path, step: Optional[str] = None) -> str:
-    cmd = f"runbook resume {run_dir.name} --archive-dir {run_dir.parent}"
-    return cmd + (f" --from {step}" if step else "")
+    """The command that resumes a run, quoted (``shell.runbook``): it runs as printed whatever the archive path."""
+    return runbook_command("resume", run_dir.name, "--archive-dir", run_dir.parent, *(("--from", step) if step else ()))
 
 
 # -- stage records ----------------------------------------------------------------------------
@@ -422,7 +425,7 @@ def run_runbook(
     resuming = (run_dir / "manifest.json").exists()
     adopting = not resuming and (run_dir / "params.yaml").exists()
     if run_dir.exists() and not (resuming or adopting):
-        raise UsageError(f"{run_dir} exists but is not a run archive (no manifest.json, no params.yaml); "
+        raise UsageError(f"{show(run_dir)} exists but is not a run archive (no manifest.json, no params.yaml); "
                          f"choose another --run-id")
     steps = selected_steps(params)
     if not steps:
@@ -432,6 +435,7 @@ def run_runbook(
 
     lock = WarehouseLock(params, run_id)
     lock.acquire()
+    finished = False
     try:
         archive = RunArchive.open(run_dir) if resuming or adopting else RunArchive.create(params, run_id)
         manifest = archive.manifest() if resuming else {}
@@ -484,7 +488,7 @@ def run_runbook(
                 manifest["plan"] = _save_plan(archive, params)
                 manifest.setdefault("replans", []).append({"at": utcnow(), "why": changed})
             archive.write_manifest(manifest)
-        say(f"run {run_id} → {run_dir}"
+        say(f"run {show(run_id)} → {show(run_dir)}"
             + (f" (resuming at {steps[start].name})" if (resuming or adopting) and start < len(steps) else ""))
 
         status = "succeeded"
@@ -503,7 +507,7 @@ def run_runbook(
                     archive.write_manifest(manifest)
                     secs = f"{entry['seconds']:.1f} s" if entry["seconds"] is not None else ""
                     say(f"  [{i + 1}/{len(steps)}] {step.name:<15} {entry['status']:<9} {secs}"
-                        + (f"  — {entry['error']}" if entry["error"] and entry["status"] != "skipped" else "")
+                        + (f"  — {show(entry['error'])}" if entry["error"] and entry["status"] != "skipped" else "")
                         + ("  (notebook not written yet)" if entry["status"] == "skipped" else ""))
                     if entry["status"] in ("failed", "blocked"):
                         status = entry["status"]
@@ -519,10 +523,14 @@ def run_runbook(
             manifest.update(stopped_at=running["name"] if running else None, reason=f"{type(e).__name__}: {e}",
                             resume_command=resume_command(run_dir))
             _finish(archive, manifest, status, params)
+            finished = True
             raise
         _finish(archive, manifest, status, params)
+        finished = True
     finally:
         lock.release()
+        if finished:  # after the lock is released and the manifest final: a slow webhook holds nobody up
+            _notify(archive, manifest, params)
 
     report = archive.file(REPORT_HTML)
     outcome = RunOutcome(
@@ -557,10 +565,8 @@ def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams)
             manifest["stopped_at"] = next((e["name"] for e in reversed(manifest["stages"]) if e.get("status") == "failed"), None)
         manifest["reason"] = disk
         _drop_truncated_notebooks(archive, manifest)
-    if status in ("failed", "blocked"):
-        url = webhook_url(params.notify_webhook)
-        if url:
-            manifest["notification"] = notify(url, run_payload(manifest, manifest.get("resume_command") or ""))
+    if status in ("failed", "blocked") and webhook_url(params.notify_webhook):
+        manifest["notification"] = {"pending": True}  # sent by _notify once the lock is released
     archive.write_manifest(manifest)  # releases the space reserve when the disk is full (nbcore.archive)
     try:
         from .report import write_summary
@@ -575,6 +581,26 @@ def run_exit_code(status: str, stopped_by: Optional[int] = None) -> int:
     if status == "failed" and stopped_by:
         return int(stopped_by)
     return EXIT_CODES[status]
+
+
+def _notify(archive: RunArchive, manifest: dict, params: RunParams) -> None:
+    """Tell the webhook that the run blocked or failed, then record the attempt in the manifest.
+
+    Called once the manifest is final and the warehouse lock released (``notify`` is bounded by its
+    deadline, but even those seconds must not keep another run out). The attempt is written to the
+    manifest only if the run was not resumed meanwhile (the manifest still ends as this run ended).
+    Never raises: the run's outcome is what it is, whatever the webhook does."""
+    if not (manifest.get("notification") or {}).get("pending"):
+        return
+    try:
+        url = webhook_url(params.notify_webhook)
+        note = notify(url, run_payload(manifest, manifest.get("resume_command") or "")) if url else None
+        current = archive.manifest()
+        if current.get("ended_at") == manifest.get("ended_at") and current.get("status") == manifest.get("status"):
+            manifest["notification"] = current["notification"] = note
+            archive.write_manifest(current)
+    except Exception as e:  # noqa: BLE001 - bookkeeping of a notification must never change the outcome
+        log.warning("run notification not recorded: %s: %s", type(e).__name__, e)
 
 
 def _disk_full_reason(manifest: dict) -> Optional[str]:
@@ -643,8 +669,8 @@ def find_run(run: str | Path, archive_dir: Optional[str | Path] = None) -> Path:
     if len(matches) == 1:
         return matches[0].resolve()
     if len(matches) > 1:
-        raise UsageError(f"run id {run!r} is ambiguous in {base}: {', '.join(m.name for m in matches)}")
-    raise UsageError(f"no run {run!r} in {base}; `runbook runs` lists the archived runs")
+        raise UsageError(f"run id '{show(run)}' is ambiguous in {show(base)}: {', '.join(show(m.name) for m in matches)}")
+    raise UsageError(f"no run '{show(run)}' in {show(base)}; `runbook runs` lists the archived runs")
 
 
 def resume_run(
@@ -666,6 +692,7 @@ def resume_run(
     """
     run_dir = find_run(run, archive_dir)
     params = load_params(run_dir / "params.yaml", {"archive_dir": str(run_dir.parent), **(changes or {})})
+    _check_before_resume(params)  # before --set rewrites params.yaml: a refused resume changes nothing
     if changes:
         old = run_dir / "params.yaml"
         n = len(list(run_dir.glob("params.resume-*.yaml"))) + 1
@@ -679,6 +706,16 @@ def resume_run(
             m["param_changes_pending"] = True  # the resume re-plans with the new parameters
             archive.write_manifest(m)
     return run_runbook(params, run_id=run_dir.name, from_stage=from_stage, notebooks_dir=notebooks_dir, echo=echo)
+
+
+def _check_before_resume(params: RunParams) -> None:
+    """What ``runbook run`` checks before any work (``nbcore.preflight``), for a resume: a bad parameter or a
+    missing warehouse is exit 2 with nothing written, and the run stays resumable. A resume never creates a
+    warehouse, whatever ``create_warehouse`` the run started with: its warehouse holds the run's work so far,
+    and a new empty one would be "backfilled" into tables that differ from an uninterrupted run."""
+    from .preflight import preflight
+
+    preflight(params, "resume", command="resume", notebooks=True)
 
 
 def _alive(manifest: dict) -> bool:
@@ -730,8 +767,8 @@ def report_path(run_dir: Path) -> Path:
     for name in (REPORT_HTML, SUMMARY_MD, "manifest.json"):
         if (run_dir / name).exists():
             return run_dir / name
-    raise UsageError(f"{run_dir} holds no report, summary or manifest: the run never started; "
-                     f"`runbook resume {run_dir.name} --archive-dir {run_dir.parent}` runs it")
+    raise UsageError(f"{show(run_dir)} holds no report, summary or manifest: the run never started; "
+                     f"`{resume_command(run_dir)}` runs it")
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from .warehouse import Warehouse, open_warehouse
 
 from . import lineage
 from .stages import PHASE_STAGE, STAGE_NAMES
+from .shell import runbook as runbook_command
 
 STAGE_ORDER = list(STAGE_NAMES)
 
@@ -176,8 +177,8 @@ def fill_command(params_file: str, table: schema.Table, missing_upstream: list[s
     last = max(STAGE_ORDER.index(s) for s in stages)
     chosen = ["validate", *STAGE_ORDER[first:last + 1], "report"]
     names = ",".join(dict.fromkeys(t.name for t in sorted(tables, key=lambda t: schema.PHASES.index(t.phase))))
-    return (f"runbook run --params {params_file} --start-date {start} --end-date {end} "
-            f"--stages {','.join(dict.fromkeys(chosen))} --tables {names}")
+    return runbook_command("run", "--params", params_file, "--start-date", start, "--end-date", end,
+                           "--stages", ",".join(dict.fromkeys(chosen)), "--tables", names)
 
 
 def why(
@@ -314,5 +315,5 @@ def _season_states(wh: Warehouse, params: RunParams, t: schema.Table, season: in
 
 def _grade_season_command(params_file: str, season: int) -> str:
     """The command that grades one whole season (the run's grade stage, limited to that season)."""
-    return (f"runbook run --params {params_file} --stages validate,grade,report --tables prediction_accuracy "
-            f"--start-date {season}-10-01 --end-date {season + 1}-09-30")
+    return runbook_command("run", "--params", params_file, "--stages", "validate,grade,report", "--tables",
+                           "prediction_accuracy", "--start-date", f"{season}-10-01", "--end-date", f"{season + 1}-09-30")

@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import papermill.iorw
 import pytest
 from click.testing import CliRunner
@@ -73,6 +74,8 @@ class FullDisk:
 
 
 def _params(tmp_path: Path):
+    if not (tmp_path / "wh.duckdb").exists():  # the warehouse the runs point at exists (a resume never creates one)
+        duckdb.connect(str(tmp_path / "wh.duckdb")).close()
     data = {"run_name": "disk", "duckdb_path": str(tmp_path / "wh.duckdb"), "bucket": str(tmp_path),
             "archive_dir": str(tmp_path / "runs"), "stages": STAGES}
     return build_params(data, "test", tmp_path)

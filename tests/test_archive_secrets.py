@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from nbcore.params import build_params, redact_url
@@ -32,6 +33,8 @@ def _secret_url(hook: Webhook) -> str:
 
 
 def _params(tmp_path: Path, stages, **extra):
+    if not (tmp_path / "wh.duckdb").exists():  # the warehouse the runs point at exists (a resume never creates one)
+        duckdb.connect(str(tmp_path / "wh.duckdb")).close()
     data = {"run_name": "secrets", "duckdb_path": str(tmp_path / "wh.duckdb"), "bucket": str(tmp_path),
             "archive_dir": str(tmp_path / "runs"), "stages": stages}
     data.update(extra)

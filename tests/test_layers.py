@@ -32,7 +32,7 @@ CORE = {
     # shared by several stages, no stage logic of their own
     "nbcore.progress", "nbcore.waivers", "nbcore.bucket", "nbcore.sources", "nbcore.sources.checks",
     "nbcore.sources.parse", "nbcore.sources.render", "nbcore.expected", "nbcore.sanity", "nbcore.lock",
-    "nbcore.resolutions", "nbcore.lockfile",
+    "nbcore.resolutions", "nbcore.lockfile", "nbcore.shell",
     # the single chunk runner and the typed stage record (issue 10), when they land
     "nbcore.stage_run", "nbcore.record",
 }

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -29,6 +30,8 @@ archive = RunArchive.open(run_dir)
 
 
 def _params(tmp_path: Path, stages, **extra):
+    if not (tmp_path / "wh.duckdb").exists():  # the warehouse the runs point at exists (a resume never creates one)
+        duckdb.connect(str(tmp_path / "wh.duckdb")).close()
     data = {"run_name": "mech", "duckdb_path": str(tmp_path / "wh.duckdb"), "bucket": str(tmp_path),
             "archive_dir": str(tmp_path / "runs"), "stages": stages}
     data.update(extra)

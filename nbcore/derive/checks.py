@@ -37,6 +37,7 @@ from typing import Mapping
 import pandas as pd
 
 from ..warehouse import Warehouse
+from ..shell import runbook as runbook_command
 from .processors import Processor
 
 PARAMS_HINT = "PARAMS.yaml"
@@ -166,12 +167,12 @@ def fix_command(upstream: str, dates: list[date], failed_run: bool = False, para
     pf = params_file or PARAMS_HINT
     if upstream.startswith("nba_raw."):
         if failed_run and failed_run_id:
-            return f"runbook load --params {pf} --retry-failed {failed_run_id}"
+            return runbook_command("load", "--params", pf, "--retry-failed", failed_run_id)
         span = f"{first}" if first == last else f"{first}..{last}"
-        return f"runbook load --params {pf} (loads every missing date of the run's range, here {span})"
+        return f"{runbook_command('load', '--params', pf)} (loads every missing date of the run's range, here {span})"
     if failed_run:
-        return f"runbook derive --params {pf} --dates {','.join(d.isoformat() for d in sorted(dates))}"
-    return f"runbook derive --params {pf} --start-date {first} --end-date {last}"
+        return runbook_command("derive", "--params", pf, "--dates", ",".join(d.isoformat() for d in sorted(dates)))
+    return runbook_command("derive", "--params", pf, "--start-date", first, "--end-date", last)
 
 
 @dataclass
