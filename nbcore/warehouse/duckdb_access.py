@@ -96,9 +96,9 @@ def describe_holder(path: str, error: Exception | str) -> str:
     if m:
         cmd = _cmdline(int(m["pid"]))
         parts.append(f"process {m['pid']} ({cmd or m['prog']})")
-    from ..lockfile import read_lock
+    from ..lockfile import duckdb_lock_file, flock_holder, read_lock
 
-    run = read_lock(Path(str(path) + ".runbook-lock"))
+    run = read_lock(duckdb_lock_file(path)) or flock_holder(path)
     if run is not None:
         parts.append(f"the warehouse lock is held by {run.describe()}")
     return "; ".join(parts) or "another process"
