@@ -148,8 +148,7 @@ def resume(run_id: str, from_stage: str | None, archive_dir: str | None, changes
 
     The run keeps its archived parameters; --set KEY=VALUE changes one for the rest of the run
     (a waiver file written after the gate blocked, gate_override and gate_override_reason, ...)."""
-    import yaml
-
+    from .params import parse_yaml_value
     from .runbook import resume_run
 
     base = archive_dir or _params(params_file).archive_dir
@@ -158,7 +157,7 @@ def resume(run_id: str, from_stage: str | None, archive_dir: str | None, changes
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set {item!r}: write KEY=VALUE, e.g. --set waivers=params/waivers.yaml")
-        updates[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        updates[key.strip()] = parse_yaml_value(value, f"--set {key.strip()}") if value.strip() else None
     outcome = resume_run(run_id, from_stage=from_stage, archive_dir=base, echo=click.echo, changes=updates or None)
     sys.exit(outcome.exit_code)
 

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Iterable, Literal, Optional
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .params import ParamsError, RunParams
+from .params import ParamsError, RunParams, read_yaml_file
 from .sources import DATED_SOURCES
 
 GAME_TYPES = ("regular", "play_in", "playoffs", "cup_final")
@@ -133,10 +132,10 @@ def load_waivers(params: RunParams) -> list[Waiver]:
 def read_waiver_file(path: Path) -> list[Waiver]:
     if not path.is_file():
         raise ParamsError(f"waivers: file {path} not found; point 'waivers' at a YAML file under params/ or remove it")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ParamsError(f"waivers: {path} is not valid YAML: {e}") from None
+    data = read_yaml_file(path, "waivers: file")
+    if data is None:
+        raise ParamsError(f"waivers: {path} is empty, so it waives nothing; add waivers (see "
+                          f"params/waivers.example.yaml), or remove the 'waivers' parameter")
     try:
         return WaiverFile.model_validate(data).waivers
     except ValidationError as e:
