@@ -65,6 +65,8 @@ def duckdb_problems(params: RunParams, mode: str) -> list[str]:
     if (len(head) >= 12 and head[8:12] != DUCKDB_MAGIC) or 0 < len(head) < 12:  # too short to be one
         out.append(f"duckdb_path: {path} is not a DuckDB database (no DuckDB header; corrupted, or another kind "
                    f"of file); restore it from a backup or point duckdb_path at the right file")
+    elif mode == "write":
+        out += _damaged(path)
     if mode in ("write", "build"):
         if not os.access(path.parent, os.W_OK | os.X_OK):
             out.append(f"duckdb_path: the folder {path.parent} is read-only, and DuckDB writes its journal "
@@ -74,6 +76,18 @@ def duckdb_problems(params: RunParams, mode: str) -> list[str]:
             out.append(f"duckdb_path: {path} is read-only; make it writable (chmod u+w) or copy it, or use the "
                        f"read-only commands (status, plan, why)")
     return out
+
+
+def _damaged(path: Path) -> list[str]:
+    """A writing command reads the whole file first: a cut-short file or a garbage block is a usage
+    error (exit 2) before an archive exists, not a failed first stage in a new archive."""
+    from .warehouse.duckdb_access import damage
+
+    found = damage(str(path))
+    if found is None:
+        return []
+    return [f"duckdb_path: {path} is damaged ({found}); restore it from a backup, point duckdb_path at the "
+            f"right file, or rebuild the demo warehouse with `runbook demo --build-only --params FILE`"]
 
 
 def archive_problems(params: RunParams) -> list[str]:

@@ -81,6 +81,25 @@ def _waiver_bytes(content: bytes):
 WAIVER = "  - source: bdl_player_boxscores\n    reason: The feed was down that day.\n    approved_by: jane.doe\n"
 
 
+def _damaged_duckdb(kind: str):
+    """A real DuckDB file with a table of 200,000 rows, then cut short or with a block overwritten."""
+    def apply(root, data):
+        path = root / "damaged.duckdb"
+        con = duckdb.connect(str(path))
+        con.execute("CREATE SCHEMA nba_raw; CREATE TABLE nba_raw.t AS SELECT range AS i, md5(range::VARCHAR) AS s "
+                    "FROM range(200000)")
+        con.close()
+        size = path.stat().st_size
+        with open(path, "r+b") as f:
+            if kind == "truncated":
+                f.truncate(size // 2)
+            else:
+                f.seek(3 * 4096 + 262144 + 100)
+                f.write(b"\xab" * 5000)
+        data["duckdb_path"] = str(path)
+    return apply
+
+
 def _file_at(key, content=b"not a folder"):
     def apply(root, data):
         (root / "a_file").write_bytes(content)
@@ -182,6 +201,8 @@ CASES = [
      ["tables", "player_game_summary is in nba_analytics, not nba_raw"]),
     ("tables_trailing_junk", _set(tables=["player_game_summary; drop"]), None,
      ["tables", "'player_game_summary; drop' is not a table"]),
+    ("duckdb_truncated", _damaged_duckdb("truncated"), None, ["duckdb_path", "is damaged", "Could not read"]),
+    ("duckdb_garbage_block", _damaged_duckdb("garbage"), ["load"], ["duckdb_path", "is damaged", "checksum"]),
     ("resume_set_impossible_date", None, ["resume", "some-run", "--set", "start_date=2024-02-30"],
      ["--set start_date", "'2024-02-30' is not a real date"]),
 ]
