@@ -67,6 +67,7 @@ class ArchiveWriteError(RunbookError, OSError):
             else "start the run again (nothing was run)"
         super().__init__(f"cannot write the run archive file {self.path}: {what}. "
                          f"{_archive_fix(error.errno, self.path.parent)}, then {resume}")
+        self.errno = error.errno  # OSError.__init__ with one argument reset it to None
 
 
 def _archive_fix(code: int | None, folder: Path) -> str:
