@@ -90,6 +90,32 @@ def _damaged(path: Path) -> list[str]:
             f"right file, or rebuild the demo warehouse with `runbook demo --build-only --params FILE`"]
 
 
+def date_range_problems(params: RunParams) -> list[str]:
+    """``start_date``..``end_date`` must hold at least one game of the run's seasons' schedule files.
+
+    A range with no game (``2019-01-01``..``2019-02-01`` for seasons 2021-2025) expects nothing:
+    validate and load would run on nothing, and only the gate would stop, unable to say why.
+    Seasons whose schedule file cannot be read are not judged (load reports them)."""
+    from .expected import schedule_file_games
+
+    start, end = params.date_bounds()
+    spans, unread = [], False
+    for season in params.season_list:
+        games, _ = schedule_file_games(params, season)
+        if games is None or not len(games):
+            unread = True
+            continue
+        days = games.game_date
+        if ((days >= start) & (days <= end)).any():
+            return []
+        spans.append(f"{season}: {days.min()} .. {days.max()}")
+    if unread or not spans:
+        return []
+    return [f"start_date/end_date: no game of the schedule is between {start} and {end} (seasons "
+            f"{', '.join(str(s) for s in params.season_list)}); the schedule's games run {'; '.join(spans)}. "
+            f"Pick dates inside a season, or change seasons"]
+
+
 def archive_problems(params: RunParams) -> list[str]:
     base = Path(params.archive_dir)
     if base.exists() and not base.is_dir():
@@ -134,6 +160,8 @@ def preflight(params: RunParams, mode: str, *, command: str = "", run_id: Option
             params.check_bucket()
         except ParamsError as e:
             problems.append(str(e))
+    if mode == "write" and (params.start_date or params.end_date) and "://" not in params.bucket:
+        problems += date_range_problems(params)
     if params.waivers is not None and mode != "build":
         from .waivers import load_waivers
 
