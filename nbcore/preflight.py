@@ -116,6 +116,21 @@ def date_range_problems(params: RunParams) -> list[str]:
             f"Pick dates inside a season, or change seasons"]
 
 
+def _warn_unknown_games(params: RunParams, waivers) -> None:
+    """Say (on stderr, not fatal) which game waivers name a game no schedule file of the run holds."""
+    import sys
+
+    if not any(w.games for w in waivers) or "://" in params.bucket:
+        return
+    from .expected import schedule_games
+    from .waivers import unknown_games
+
+    games = schedule_games(None, params)
+    if len(games):  # no readable schedule file at all: load reports that, not the waivers
+        for line in unknown_games(waivers, games):
+            print(f"warning: {line}", file=sys.stderr)
+
+
 def archive_problems(params: RunParams) -> list[str]:
     base = Path(params.archive_dir)
     if base.exists() and not base.is_dir():
@@ -166,7 +181,7 @@ def preflight(params: RunParams, mode: str, *, command: str = "", run_id: Option
         from .waivers import load_waivers
 
         try:
-            load_waivers(params)
+            _warn_unknown_games(params, load_waivers(params))
         except ParamsError as e:
             problems.append(str(e))
     if params.retry_failed and mode == "write":

@@ -222,6 +222,19 @@ def waived(params: RunParams, wh=None, games: Optional[pd.DataFrame] = None) -> 
     return WaiverIndex(waivers, games)
 
 
+def unknown_games(waivers: list[Waiver], games: pd.DataFrame) -> list[str]:
+    """Warnings for game waivers naming a game id that no schedule of the run's seasons holds: such a
+    waiver waives nothing (a typo, or the wrong season), which nobody would otherwise notice."""
+    known = set(games.game_id.astype(str)) if len(games) else set()
+    out = []
+    for w in waivers:
+        missing = [g for g in w.games if g not in known]
+        if missing:
+            out.append(f"waivers: {w.source} waiver for game(s) {', '.join(missing)} ({w.reason!r}): no completed game of the "
+                       f"run's seasons' schedules has that id, so it waives nothing; check the game id and the seasons")
+    return out
+
+
 def waived_by_table(params: RunParams, wh=None, sources: Optional[Iterable[str]] = None) -> dict[str, frozenset[date]]:
     """``nba_raw.<source>`` -> the dates waived for it as a whole: what derive's checks excuse per upstream."""
     index = waived(params, wh)
