@@ -6,6 +6,7 @@ names the field and says how to fix it.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -70,6 +71,48 @@ class BigQueryParams(BaseModel):
     @classmethod
     def _not_a_flag(cls, v, info):
         return _reject_bool(v, info)
+
+    @field_validator("dataset_suffix")
+    @classmethod
+    def _dataset_suffix(cls, v: str) -> str:
+        """BigQuery dataset names are letters, digits and underscores, at most 1,024 characters: the
+        suffix becomes part of every dataset name, so it follows the same rule (and can never carry a
+        backtick or a ``;`` into a statement)."""
+        return check_dataset_suffix(v)
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        return check_project_id(v)
+
+
+# BigQuery identifier rules (README, "Pointing at BigQuery"); nbcore.warehouse.bigquery.quote_id applies them too
+DATASET_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+MAX_DATASET_NAME = 1024
+LONGEST_DATASET = "nba_predictions"  # the longest of the pipeline's datasets, before its suffix
+PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z](?:[a-z0-9-]*[a-z0-9])?$")  # optional legacy domain prefix
+MAX_PROJECT_ID = 30 + 64
+
+
+def check_dataset_suffix(v: str) -> str:
+    """A ``dataset_suffix`` every dataset name stays valid with, or ValueError saying the rule."""
+    if v and not DATASET_NAME.match(v):
+        bad = sorted({c for c in v if not (c.isascii() and (c.isalnum() or c == "_"))})
+        raise ValueError(f"{v!r} has {' '.join(repr(c) for c in bad)}; BigQuery dataset names (and so the suffix "
+                         f"appended to them) take only letters, digits and underscores, e.g. _backfill_sandbox")
+    if len(LONGEST_DATASET) + len(v) > MAX_DATASET_NAME:
+        raise ValueError(f"is {len(v)} characters; a dataset name is at most {MAX_DATASET_NAME}, so the suffix at most "
+                         f"{MAX_DATASET_NAME - len(LONGEST_DATASET)}")
+    return v
+
+
+def check_project_id(v: str) -> str:
+    """A GCP project id: lowercase letters, digits and hyphens, starting with a letter (optionally
+    ``domain.com:`` first, for legacy projects), or ValueError saying the rule."""
+    if not PROJECT_ID.match(v) or len(v) > MAX_PROJECT_ID:
+        raise ValueError(f"{v!r} is not a GCP project id: lowercase letters, digits and hyphens, starting with a "
+                         f"letter and not ending with a hyphen, e.g. my-project-123")
+    return v
 
 
 class DemoParams(BaseModel):

@@ -128,7 +128,7 @@ CASES = [
     ("chunk_days_words", _set(chunk_days="thirty"), None, ["chunk_days", "number of days per chunk"]),
     ("backend_unknown", _set(backend="postgres"), None, ["backend", "give duckdb or bigquery"]),
     ("bigquery_without_section", _set(backend="bigquery"), None, ["bigquery", "section (project, ...) is missing"]),
-    ("bigquery_section_on_duckdb", _set(bigquery={"project": "p"}), None, ["bigquery", "set backend: bigquery"]),
+    ("bigquery_section_on_duckdb", _set(bigquery={"project": "my-project"}), None, ["bigquery", "set backend: bigquery"]),
     ("bigquery_without_project", _set(backend="bigquery", bigquery={"location": "US"}), None,
      ["bigquery.project", "GCP project id"]),
     ("bigquery_bytes_true", _set(backend="bigquery", bigquery={"project": "p", "maximum_bytes_billed": True}), None,
@@ -203,6 +203,9 @@ CASES = [
      ["tables", "'player_game_summary; drop' is not a table"]),
     ("duckdb_truncated", _damaged_duckdb("truncated"), None, ["duckdb_path", "is damaged", "Could not read"]),
     ("duckdb_garbage_block", _damaged_duckdb("garbage"), ["load"], ["duckdb_path", "is damaged", "checksum"]),
+    ("bigquery_suffix_with_sql", _set(backend="bigquery", bigquery={"project": "my-project",
+                                                                    "dataset_suffix": "_x`; DROP SCHEMA nba_raw; --"}),
+     ["status"], ["bigquery.dataset_suffix", "letters, digits and underscores"]),
     ("resume_set_impossible_date", None, ["resume", "some-run", "--set", "start_date=2024-02-30"],
      ["--set start_date", "'2024-02-30' is not a real date"]),
 ]
