@@ -54,7 +54,8 @@ class ArchiveWriteError(RunbookError, OSError):
 
     The message names the file and says what to do: free space, then resume the run. The file
     that was being written is left as it was (its old version whole, or absent): never half.
-    Still an ``OSError`` for code that catches those; exit code 1 (a stage could not finish).
+    Still an ``OSError`` for code that catches those; exit code 1 (a stage could not finish). The
+    advice follows the error: a read-only file system or a permission problem is not "free space".
     """
 
     exit_code = 1
@@ -66,7 +67,24 @@ class ArchiveWriteError(RunbookError, OSError):
         resume = f"`{runbook_command('resume', run_dir.name, '--archive-dir', run_dir.parent)}`" if run_dir is not None \
             else "start the run again (nothing was run)"
         super().__init__(f"cannot write the run archive file {self.path}: {what}. "
-                         f"Free space on the archive's disk ({self.path.parent}), then {resume}")
+                         f"{_archive_fix(error.errno, self.path.parent)}, then {resume}")
+        self.errno = error.errno  # OSError.__init__ with one argument reset it to None
+
+
+def _archive_fix(code: int | None, folder: Path) -> str:
+    """What to do about an archive write that failed with ``code``: only a full disk (or quota)
+    is "free space"; a read-only file system or a permission problem is worded as such, since
+    freeing space fixes neither."""
+    import errno
+
+    if _disk_full(code):
+        return f"Free space on the archive's disk ({folder})"
+    if code == errno.EROFS:
+        return (f"The archive's file system is read-only (mounted or remounted read-only): make {folder} "
+                f"writable again (e.g. `mount -o remount,rw`)")
+    if code in (errno.EACCES, errno.EPERM):
+        return f"This user may not write in {folder}: fix its permissions"
+    return f"Check the archive's folder and disk ({folder})"
 
 
 def _run_dir_of(path: Path) -> Path | None:
@@ -200,8 +218,8 @@ class RunArchive:
         try:
             self.write_json("manifest.json", manifest)
         except ArchiveWriteError as e:
-            if not self.release_reserve():
-                raise
+            if not _disk_full(e.errno) or not self.release_reserve():
+                raise  # a read-only or forbidden folder: room would not help, say what it is
             log.warning("%s; released the archive's space reserve to record the run's end", e)
             self.write_json("manifest.json", manifest)
             if running:
@@ -227,6 +245,15 @@ class RunArchive:
             return True
         except FileNotFoundError:
             return False
+        except OSError as e:  # e.g. the file system went read-only: the reserve stays, the caller says why
+            log.warning("could not release the archive's space reserve: %s", e)
+            return False
+
+
+def _disk_full(code: int | None) -> bool:
+    import errno
+
+    return code in (errno.ENOSPC, errno.EDQUOT)
 
 
 def utcnow() -> str:

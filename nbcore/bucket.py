@@ -77,6 +77,13 @@ class Bucket:
     def exists(self, rel: str) -> bool:
         return bool(self.fs.exists(self.full_path(rel)))
 
+    def size(self, rel: str) -> int | None:
+        """The file's size in bytes, or None when it cannot be told (missing: ``read_bytes`` says so)."""
+        try:
+            return int(self.fs.size(self.full_path(rel)))
+        except (OSError, TypeError, ValueError):
+            return None
+
     def read_bytes(self, rel: str) -> bytes:
         """The file's bytes. Raises ``FileMissing`` or ``TransientReadError``."""
         self._consume_fault(rel)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -147,8 +149,7 @@ def resume(run_id: str, from_stage: str | None, archive_dir: str | None, changes
 
     The run keeps its archived parameters; --set KEY=VALUE changes one for the rest of the run
     (a waiver file written after the gate blocked, gate_override and gate_override_reason, ...)."""
-    import yaml
-
+    from .params import parse_yaml_value
     from .runbook import resume_run
 
     base = archive_dir or _params(params_file).archive_dir
@@ -157,7 +158,7 @@ def resume(run_id: str, from_stage: str | None, archive_dir: str | None, changes
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set {item!r}: write KEY=VALUE, e.g. --set waivers=params/waivers.yaml")
-        updates[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        updates[key.strip()] = parse_yaml_value(value, f"--set {key.strip()}") if value.strip() else None
     outcome = resume_run(run_id, from_stage=from_stage, archive_dir=base, echo=click.echo, changes=updates or None)
     sys.exit(outcome.exit_code)
 
@@ -239,11 +240,16 @@ def unlock(params_file: str, force: bool) -> None:
     click.echo(f"released the lock of {show(holder.describe())}" if holder else "the warehouse was not locked")
 
 
-def _new_archive(params, stage: str):
-    """A fresh archive for a stage run on its own: runs/<timestamp>-<run_name>-<stage>[-N]."""
+@contextmanager
+def _lock_then_archive(params, run_dir: str | None, stage: str):
+    """The warehouse lock first, then the archive (``--run-dir`` or a new one): a command refused
+    because another run holds the warehouse (exit 4) leaves no ``runs/<ts>-<stage>/`` behind."""
     from .archive import RunArchive, unique_run_id
+    from .lock import WarehouseLock
 
-    return RunArchive.create(params, unique_run_id(params.archive_dir, params.run_name, stage))
+    run_id = Path(run_dir).name if run_dir else unique_run_id(params.archive_dir, params.run_name, stage)
+    with WarehouseLock(params, run_id):
+        yield RunArchive.open(run_dir) if run_dir else RunArchive.create(params, run_id)
 
 
 @main.command()
@@ -258,15 +264,12 @@ def load(params_file: str, retry_failed: str | None, reload: bool | None, run_di
     """Load phase 1 files into the raw tables for missing dates (retry once, continue, log failures).
 
     Exit 0 when every (source, date) ended loaded or waived, 1 when some failed (see failures.csv)."""
-    from .archive import RunArchive
     from .load import read_failure_log, run_load
-    from .lock import WarehouseLock
 
     params = _params(params_file, "write", "load", retry_failed=retry_failed, reload=reload or None)
     if params.retry_failed:
         read_failure_log(params, params.retry_failed)  # a wrong run id fails (ParamsError) before any archive is made
-    archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "load")
-    with WarehouseLock(params, archive.run_id):
+    with _lock_then_archive(params, run_dir, "load") as archive:
         result = run_load(params, archive=archive, progress=not no_progress)
     click.echo(result.summary_table().to_string(index=False))
     for o in result.failed:
@@ -284,12 +287,13 @@ def load(params_file: str, retry_failed: str | None, reload: bool | None, run_di
 @click.option("--json", "as_json", is_flag=True, help="print the gate record as JSON")
 def gate(params_file: str, run_dir: str | None, as_json: bool) -> None:
     """The quality gate: is phase 2 complete against the schedule? Exit 0 passed (or overridden), 3 blocked."""
-    from .archive import RunArchive
     from .gate import run_gate
 
     params = _params(params_file, "write", "gate")
-    archive = RunArchive.open(run_dir) if run_dir else _new_archive(params, "gate")
-    result = run_gate(params, archive=archive, params_file=params_file, raise_on_block=False)
+    # the gate writes nothing to the warehouse, but judging it while a run loads it would judge half a
+    # load and leave an archive saying "blocked": it is refused (exit 4, naming the run) like a writer
+    with _lock_then_archive(params, run_dir, "gate") as archive:
+        result = run_gate(params, archive=archive, params_file=params_file, raise_on_block=False)
     if as_json:
         click.echo(json.dumps(result.summary(), indent=2, default=str))
     else:

@@ -180,8 +180,34 @@ def waived_dates(params: RunParams, sources: Optional[list[str]] = None) -> list
     wanted = set(sources or params.required_sources)
     start, end = params.date_bounds()
     seasons = set(params.season_list)
-    out = {d for (s, d) in waived(params) if s in wanted and start <= d <= end and season_of_date(d) in seasons}
-    return sorted(out)
+    candidates = {(s, d) for (s, d) in waived(params) if s in wanted and start <= d <= end and season_of_date(d) in seasons}
+    if not candidates:
+        return []
+    complete = _complete_raw_dates(params, candidates)
+    return sorted({d for (s, d) in candidates if (s, d) not in complete})
+
+
+def _complete_raw_dates(params: RunParams, candidates: set[tuple[str, date]]) -> set[tuple[str, date]]:
+    """The (source, date) pairs of ``candidates`` whose raw rows cover every expected game.
+
+    A waiver says data is *unavailable*; where the data is there after all (a whole-season waiver
+    of a source that has most of its dates), derivation must go on from it, not skip the date."""
+    from .expected import expected_games
+    from .warehouse import open_for_reading
+
+    days = sorted({d for _, d in candidates})
+    scoped = params.model_copy(update={"start_date": days[0], "end_date": days[-1]})
+    with open_for_reading(scoped) as wh:
+        games = expected_games(wh, scoped).games
+        present = wh.query_file("derive/present_games", {"start_date": days[0], "end_date": days[-1]})
+    want = games.groupby("game_date").game_id.agg(set).to_dict()
+    if len(present):
+        present = present.assign(game_date=pd.to_datetime(present.game_date).dt.date)
+        have = present.groupby(["table_name", "game_date"]).game_id.agg(set).to_dict()
+    else:
+        have = {}
+    return {(s, d) for (s, d) in candidates
+            if want.get(d) and want[d] <= have.get((f"nba_raw.{s}", d), set())}
 
 
 # -- the gate --------------------------------------------------------------------------------

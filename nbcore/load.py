@@ -39,7 +39,7 @@ from .bucket import Bucket, FileMissing, TransientReadError, parse_dated_path
 from .history import RunRecord, record_runs
 from .params import ParamsError, RunParams
 from .sources import DATED_SOURCES, SCHEDULE, file_path
-from .sources.checks import FileProblem, ScheduleIndex, check_dated_rules, check_schedule_rules, check_schema, decode, load_json
+from .sources.checks import MAX_FILE_BYTES, FileProblem, ScheduleIndex, check_dated_rules, check_schedule_rules, check_schema, decode, load_json
 from .sources.checks import join_reasons
 from .sources.parse import POSITION_COLUMNS, now_utc, parse_document
 from .warehouse import Warehouse, WarehouseError, open_warehouse
@@ -326,6 +326,10 @@ class _Loader:
 
     def _read(self, rel: str):
         self._refuse_escape(rel)
+        size = self.bucket.size(rel)
+        if size is not None and size > MAX_FILE_BYTES:  # junk: refused before it is read into memory
+            raise FileProblem("read", f"file is {size / 2**20:,.0f} MB, larger than any real phase 1 file "
+                                      f"(at most {MAX_FILE_BYTES // 2**20} MB); it is not read: re-scrape it")
         try:
             raw = self.bucket.read_bytes(rel)
         except FileMissing:

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import WarehouseLockedError
-from .lockfile import LockInfo, _pid_alive, _proc_start, read_lock  # noqa: F401 - re-exported
+from .lockfile import (LockInfo, _pid_alive, _proc_start, duckdb_lock_file, flock_holder,  # noqa: F401 - re-exported
+                       flock_identity, read_lock)
 from .params import RunParams
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def _open_bigquery(params: RunParams, run_id: str):
 def lock_path(params: RunParams) -> Path:
     """Where the lock file for this warehouse lives."""
     if params.backend == "duckdb":
-        return Path(str(params.duckdb_path) + ".runbook-lock")
+        return duckdb_lock_file(params.duckdb_path)  # keyed by the real path: a symlink meets the same file
     bq = params.bigquery
     key = f"{bq.project}{bq.dataset_suffix}".replace("/", "_")
     return Path(params.archive_dir) / ".locks" / f"bigquery-{key}.lock"
@@ -98,6 +99,7 @@ class WarehouseLock:
         self._stop: Optional[threading.Event] = None
         self._env_before: Optional[str] = None
         self._held = False
+        self._identity_fd: Optional[int] = None  # DuckDB: the flock on the warehouse file's inode
 
     # -- inspection --------------------------------------------------------------
     def holder(self) -> Optional[LockInfo]:
@@ -179,8 +181,25 @@ class WarehouseLock:
             with os.fdopen(fd, "w") as f:
                 json.dump(asdict(me), f)
             self._held = True
+            self._lock_identity()
             return
         raise RunLockedError(f"could not take the warehouse lock {self.path}; retry")
+
+    def _lock_identity(self) -> None:
+        """DuckDB: also lock the warehouse file's inode, so a run reaching the same file by another
+        name (a hard link: another folder, another lock file) is refused, naming the holder."""
+        if self.params.backend != "duckdb":
+            return
+        try:
+            self._identity_fd = flock_identity(self.params.duckdb_path)
+        except BlockingIOError:
+            holder = flock_holder(self.params.duckdb_path)
+            self._release_file()
+            who = holder.describe() if holder else "another process"
+            raise RunLockedError(
+                f"warehouse {self.warehouse} is locked by {who}, which reaches the same DuckDB file by another "
+                f"name ({holder.warehouse.removeprefix('duckdb:') if holder and holder.warehouse else 'a hard link'}); "
+                f"wait for it to finish, or stop it first", holder) from None
 
     def release(self) -> None:
         if self.lease is not None:
@@ -200,6 +219,9 @@ class WarehouseLock:
         self._release_file()
 
     def _release_file(self) -> None:
+        if self._identity_fd is not None:
+            os.close(self._identity_fd)  # drops the flock
+            self._identity_fd = None
         if not self._held:
             return
         holder = self.holder()

@@ -80,6 +80,48 @@ class BigQueryParams(BaseModel):
     def _not_a_flag(cls, v, info):
         return _reject_bool(v, info)
 
+    @field_validator("dataset_suffix")
+    @classmethod
+    def _dataset_suffix(cls, v: str) -> str:
+        """BigQuery dataset names are letters, digits and underscores, at most 1,024 characters: the
+        suffix becomes part of every dataset name, so it follows the same rule (and can never carry a
+        backtick or a ``;`` into a statement)."""
+        return check_dataset_suffix(v)
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        return check_project_id(v)
+
+
+# BigQuery identifier rules (README, "Pointing at BigQuery"); nbcore.warehouse.bigquery.quote_id applies them too
+DATASET_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+MAX_DATASET_NAME = 1024
+LONGEST_DATASET = "nba_predictions"  # the longest of the pipeline's datasets, before its suffix
+PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z](?:[a-z0-9-]*[a-z0-9])?$")  # optional legacy domain prefix
+MAX_PROJECT_ID = 30 + 64
+
+
+def check_dataset_suffix(v: str) -> str:
+    """A ``dataset_suffix`` every dataset name stays valid with, or ValueError saying the rule."""
+    if v and not DATASET_NAME.match(v):
+        bad = sorted({c for c in v if not (c.isascii() and (c.isalnum() or c == "_"))})
+        raise ValueError(f"{v!r} has {' '.join(repr(c) for c in bad)}; BigQuery dataset names (and so the suffix "
+                         f"appended to them) take only letters, digits and underscores, e.g. _backfill_sandbox")
+    if len(LONGEST_DATASET) + len(v) > MAX_DATASET_NAME:
+        raise ValueError(f"is {len(v)} characters; a dataset name is at most {MAX_DATASET_NAME}, so the suffix at most "
+                         f"{MAX_DATASET_NAME - len(LONGEST_DATASET)}")
+    return v
+
+
+def check_project_id(v: str) -> str:
+    """A GCP project id: lowercase letters, digits and hyphens, starting with a letter (optionally
+    ``domain.com:`` first, for legacy projects), or ValueError saying the rule."""
+    if not PROJECT_ID.match(v) or len(v) > MAX_PROJECT_ID:
+        raise ValueError(f"{v!r} is not a GCP project id: lowercase letters, digits and hyphens, starting with a "
+                         f"letter and not ending with a hyphen, e.g. my-project-123")
+    return v
+
 
 class DemoParams(BaseModel):
     """How the demo league is generated (``runbook demo``)."""
@@ -180,11 +222,7 @@ class RunParams(BaseModel):
     def _known_tables(cls, v):
         if v is None:
             return v
-        known = {t.name for t in schema.all_tables()}
-        bad = [name.split(".")[-1] for name in v if name.split(".")[-1] not in known]
-        if bad:
-            raise ValueError(f"unknown table(s) {bad}; known: {sorted(known)}")
-        return [name.split(".")[-1] for name in v]
+        return _table_names(v)
 
     @field_validator("stages")
     @classmethod
@@ -283,6 +321,30 @@ def _shown(value: str) -> str:
 
     text = value if len(value) <= 120 else value[:100] + f"… ({len(value)} characters)"
     return f"'{show(text)}'"
+
+
+def _table_names(values: list[str]) -> list[str]:
+    """The bare names of ``tables``: each a known table, bare or as ``<its dataset>.<name>``, once.
+
+    Nothing is reduced quietly: a wrong dataset (``nba_raw.player_game_summary``), trailing junk
+    or a name given twice is refused, because a run limited to a table the user did not mean
+    blocks later on a table nobody selected."""
+    known = {t.name: t.dataset for t in schema.all_tables()}
+    names, problems = [], []
+    for value in values:
+        dataset, dot, name = str(value).rpartition(".")
+        if name not in known:
+            problems.append(f"{value!r} is not a table")
+        elif dot and dataset != known[name]:
+            problems.append(f"{value!r}: {name} is in {known[name]}, not {dataset or '(empty)'} "
+                            f"(write {name} or {known[name]}.{name})")
+        elif name in names:
+            problems.append(f"{name} is listed twice")
+        else:
+            names.append(name)
+    if problems:
+        raise ValueError(f"{'; '.join(problems)}; give bare table names, each once; known: {sorted(known)}")
+    return names
 
 
 def check_run_id(run_id: Optional[str], field: str = "--run-id") -> Optional[str]:
@@ -481,10 +543,7 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
         path = PROJECT_ROOT / path  # e.g. a notebook kernel running in notebooks/
     if not path.is_file():
         raise ParamsError(f"params file {path} not found; pass --params params/demo.yaml or another file in params/")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ParamsError(f"params file {path} is not valid YAML: {e}") from None
+    data = read_yaml_file(path, "params file") or {}
     if not isinstance(data, dict):
         raise ParamsError(f"params file {path} must hold a mapping of keys to values")
     data.update(overrides or {})
@@ -492,6 +551,66 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
     if secret and isinstance(data.get("bigquery"), dict) and not data["bigquery"].get("credentials_path"):
         data["bigquery"]["credentials_path"] = secret
     return build_params(data, str(path), base_dir_for(path))
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose impossible dates (``2024-02-30``, unquoted) are YAML errors with
+    their line and column, not a bare ``ValueError`` from ``datetime`` that escapes as a traceback."""
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as e:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a real date ({e}); give a date as YYYY-MM-DD, e.g. 2024-02-29",
+                node.start_mark) from None
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _YamlLoader.construct_yaml_timestamp)
+
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
+
+def decode_text_file(path: Path, what: str) -> str:
+    """The text of a YAML file the runbook reads, which must be UTF-8 (a UTF-8 byte-order mark is
+    fine). Anything else is a ``ParamsError`` naming the file and how to re-save it, because a
+    ``UnicodeDecodeError`` names neither the file nor the fix."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise ParamsError(f"{what} {path} cannot be read ({e.strerror}); check the path and its permissions") from None
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            raise ParamsError(f"{what} {path} is {name} text (it starts with a {name} byte-order mark); the runbook "
+                              f"reads UTF-8: save it as UTF-8 (e.g. `iconv -f {name} -t UTF-8`)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ParamsError(f"{what} {path} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}; Latin-1 or "
+                          f"Windows-1252?); the runbook reads UTF-8: save it as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)"
+                          ) from None
+
+
+def read_yaml_file(path: Path, what: str) -> Any:
+    """A YAML file's content (``what`` names it in errors: "params file", "waivers: file", ...);
+    encoding, syntax and impossible dates are ``ParamsError`` (exit 2) naming the file and the line."""
+    import io
+
+    stream = io.StringIO(decode_text_file(path, what))
+    stream.name = str(path)  # YAML errors then say in "<path>", line N
+    try:
+        return yaml.load(stream, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{what} {path} is not valid YAML: {e}") from None
+
+
+def parse_yaml_value(text: str, what: str) -> Any:
+    """One value given on the command line (``--set KEY=VALUE``), read as YAML like the file's."""
+    try:
+        return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{what}: {text!r} is not a valid value: {e}") from None
 
 
 def params_from_notebook(params_file: str | None, namespace: dict[str, Any]) -> RunParams:

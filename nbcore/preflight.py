@@ -76,6 +76,8 @@ def duckdb_problems(params: RunParams, mode: str) -> list[str]:
     if (len(head) >= 12 and head[8:12] != DUCKDB_MAGIC) or 0 < len(head) < 12:  # too short to be one
         out.append(f"duckdb_path: {path} is not a DuckDB database (no DuckDB header; corrupted, or another kind "
                    f"of file); restore it from a backup or point duckdb_path at the right file")
+    elif mode in ("write", "resume"):
+        out += _damaged(path)
     if mode in ("write", "build", "resume"):
         if not os.access(path.parent, os.W_OK | os.X_OK):
             out.append(f"duckdb_path: the folder {path.parent} is read-only, and DuckDB writes its journal "
@@ -85,6 +87,59 @@ def duckdb_problems(params: RunParams, mode: str) -> list[str]:
             out.append(f"duckdb_path: {path} is read-only; make it writable (chmod u+w) or copy it, or use the "
                        f"read-only commands (status, plan, why)")
     return out
+
+
+def _damaged(path: Path) -> list[str]:
+    """A writing command reads the whole file first: a cut-short file or a garbage block is a usage
+    error (exit 2) before an archive exists, not a failed first stage in a new archive."""
+    from .warehouse.duckdb_access import damage
+
+    found = damage(str(path))
+    if found is None:
+        return []
+    return [f"duckdb_path: {path} is damaged ({found}); restore it from a backup, point duckdb_path at the "
+            f"right file, or rebuild the demo warehouse with `runbook demo --build-only --params FILE`"]
+
+
+def date_range_problems(params: RunParams) -> list[str]:
+    """``start_date``..``end_date`` must hold at least one game of the run's seasons' schedule files.
+
+    A range with no game (``2019-01-01``..``2019-02-01`` for seasons 2021-2025) expects nothing:
+    validate and load would run on nothing, and only the gate would stop, unable to say why.
+    Seasons whose schedule file cannot be read are not judged (load reports them)."""
+    from .expected import schedule_file_games
+
+    start, end = params.date_bounds()
+    spans, unread = [], False
+    for season in params.season_list:
+        games, _ = schedule_file_games(params, season)
+        if games is None or not len(games):
+            unread = True
+            continue
+        days = games.game_date
+        if ((days >= start) & (days <= end)).any():
+            return []
+        spans.append(f"{season}: {days.min()} .. {days.max()}")
+    if unread or not spans:
+        return []
+    return [f"start_date/end_date: no game of the schedule is between {start} and {end} (seasons "
+            f"{', '.join(str(s) for s in params.season_list)}); the schedule's games run {'; '.join(spans)}. "
+            f"Pick dates inside a season, or change seasons"]
+
+
+def _warn_unknown_games(params: RunParams, waivers) -> None:
+    """Say (on stderr, not fatal) which game waivers name a game no schedule file of the run holds."""
+    import sys
+
+    if not any(w.games for w in waivers) or "://" in params.bucket:
+        return
+    from .expected import schedule_games
+    from .waivers import unknown_games
+
+    games = schedule_games(None, params)
+    if len(games):  # no readable schedule file at all: load reports that, not the waivers
+        for line in unknown_games(waivers, games):
+            print(f"warning: {line}", file=sys.stderr)
 
 
 def archive_problems(params: RunParams) -> list[str]:
@@ -131,11 +186,13 @@ def preflight(params: RunParams, mode: str, *, command: str = "", run_id: Option
             params.check_bucket()
         except ParamsError as e:
             problems.append(str(e))
+    if mode == "write" and (params.start_date or params.end_date) and "://" not in params.bucket:
+        problems += date_range_problems(params)
     if params.waivers is not None and mode != "build":
         from .waivers import load_waivers
 
         try:
-            load_waivers(params)
+            _warn_unknown_games(params, load_waivers(params))
         except ParamsError as e:
             problems.append(str(e))
     if params.retry_failed and mode in ("write", "resume"):

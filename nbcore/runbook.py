@@ -614,11 +614,15 @@ def _disk_full_reason(manifest: dict) -> Optional[str]:
         return None
     import re
 
-    m = re.search(r"'(/[^']+)'", reason)
+    m = re.search(r"""['"](/[^'"]+)['"]""", reason)
+    run_dir = Path(str(manifest.get("run_dir") or ""))
+    if m and not Path(m.group(1)).is_relative_to(run_dir):  # e.g. DuckDB's journal: the warehouse's disk is full
+        return (f"cannot write {m.group(1)}: No space left on device. Free space on the disk that holds it "
+                f"({Path(m.group(1)).parent}; the run archive was not the problem), then `{resume_command(run_dir)}` "
+                f"({reason})")
     stopped = next((e for e in manifest.get("stages", []) if e.get("name") == manifest.get("stopped_at")), {})
     where = m.group(1) if m else (str(Path(str(manifest.get("run_dir"))) / stopped["notebook"]) if stopped.get("notebook")
                                   else manifest.get("run_dir"))
-    run_dir = Path(str(manifest.get("run_dir") or ""))
     return (f"cannot write the run archive file {where}: No space left on device. Free space on the archive's disk, "
             f"then `{resume_command(run_dir)}` ({reason})")
 

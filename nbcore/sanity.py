@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .sources.checks import MAX_PLAYERS_PER_TEAM
 from .sqlfiles import render_template
 from .warehouse import Warehouse
 from .waivers import WaiverIndex
@@ -34,7 +35,7 @@ FINDING_COLUMNS = ["check", "table", "severity", "season_year", "game_date", "ga
 PLAYER_TABLES = ("bdl_player_boxscores", "nbac_gamebook_player_stats", "player_game_summary")
 BOX_TABLES = ("bdl_player_boxscores", "nbac_gamebook_player_stats")
 # a team needs five players on the floor; no team dresses (or lists) more than twenty
-TEAM_PLAYERS = (5, 20)
+TEAM_PLAYERS = (5, MAX_PLAYERS_PER_TEAM)
 ROBUST_Z = 3.5  # |x - median| / (1.4826 * MAD) above this is an outlier (Iglewicz & Hoaglin)
 MIN_CALIBRATION_GAMES = 30  # fewer games in a season: calibrate on the table's other seasons too
 

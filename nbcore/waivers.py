@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Iterable, Literal, Optional
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .params import ParamsError, RunParams
+from .params import ParamsError, RunParams, read_yaml_file
 from .sources import DATED_SOURCES
 
 GAME_TYPES = ("regular", "play_in", "playoffs", "cup_final")
@@ -133,10 +132,10 @@ def load_waivers(params: RunParams) -> list[Waiver]:
 def read_waiver_file(path: Path) -> list[Waiver]:
     if not path.is_file():
         raise ParamsError(f"waivers: file {path} not found; point 'waivers' at a YAML file under params/ or remove it")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ParamsError(f"waivers: {path} is not valid YAML: {e}") from None
+    data = read_yaml_file(path, "waivers: file")
+    if data is None:
+        raise ParamsError(f"waivers: {path} is empty, so it waives nothing; add waivers (see "
+                          f"params/waivers.example.yaml), or remove the 'waivers' parameter")
     try:
         return WaiverFile.model_validate(data).waivers
     except ValidationError as e:
@@ -221,6 +220,19 @@ def waived(params: RunParams, wh=None, games: Optional[pd.DataFrame] = None) -> 
 
         games = schedule_games(wh, params)
     return WaiverIndex(waivers, games)
+
+
+def unknown_games(waivers: list[Waiver], games: pd.DataFrame) -> list[str]:
+    """Warnings for game waivers naming a game id that no schedule of the run's seasons holds: such a
+    waiver waives nothing (a typo, or the wrong season), which nobody would otherwise notice."""
+    known = set(games.game_id.astype(str)) if len(games) else set()
+    out = []
+    for w in waivers:
+        missing = [g for g in w.games if g not in known]
+        if missing:
+            out.append(f"waivers: {w.source} waiver for game(s) {', '.join(missing)} ({w.reason!r}): no completed game of the "
+                       f"run's seasons' schedules has that id, so it waives nothing; check the game id and the seasons")
+    return out
 
 
 def waived_by_table(params: RunParams, wh=None, sources: Optional[Iterable[str]] = None) -> dict[str, frozenset[date]]:

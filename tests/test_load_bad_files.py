@@ -176,6 +176,22 @@ def score_mismatch(doc):
     return _dump(doc)
 
 
+def props_invented_players(doc):
+    """Two hundred invented players for the home team of one game: every row is well-formed."""
+    event = doc["events"][0]
+    template = event["lines"][0]
+    event["lines"] += [{**template, "player_name": f"Invented Player {i}", "team": event["home_team"]} for i in range(200)]
+    return _dump(doc)
+
+
+def props_600k_lines(doc):
+    """A prop file of 600,000 lines for one date (about 90 MB), as the hostile-input round sent."""
+    event = doc["events"][0]
+    template = event["lines"][0]
+    event["lines"] += [{**template, "player_name": f"Junk Player {i}", "team": event["home_team"]} for i in range(600_000)]
+    return _dump(doc)
+
+
 def symlink_outside(doc):
     return ("symlink", _dump(doc))  # the fixture writes this outside the bucket and links to it
 
@@ -212,6 +228,9 @@ CASES = [
     ("duplicate_key", BOXSCORES, duplicate_key, "json", ["row 1", "key 'pts' is given twice"]),
     ("score_mismatch", BOXSCORES, score_mismatch, "rules", ["players' points add up to", "final score"]),
     ("symlink_outside", BOXSCORES, symlink_outside, "read", ["symbolic link", "outside the bucket"]),
+    # issue 24: junk that passes every per-row rule is refused by its volume
+    ("props_invented_players", PROPS, props_invented_players, "rules", ["players of", "more than any team lists (20)"]),
+    ("props_600k_lines", PROPS, props_600k_lines, "read", ["MB, larger than any real phase 1 file (at most 16 MB)"]),
 ]
 
 
@@ -383,7 +402,9 @@ def test_a_game_listed_in_two_seasons_schedules_is_refused_and_nothing_is_stored
     bucket = __import__("pathlib").Path(params.bucket)
     doc23, doc24 = _schedule_doc(bucket, 2023), _schedule_doc(bucket, 2024)
     stolen = copy.deepcopy(doc23["games"][-1])  # a 2023-24 game, copied into the 2024-25 file with a 2024-25 date
-    stolen["game_date"] = "2024-11-01"
+    busy = {(g["game_date"], t) for g in doc24["games"] for t in (g["home_team"], g["away_team"])}
+    stolen["game_date"] = next(d for d in sorted({g["game_date"] for g in doc24["games"]})  # a day both teams are free
+                               if (d, stolen["home_team"]) not in busy and (d, stolen["away_team"]) not in busy)
     doc24["games"].append(stolen)
     (bucket / "nbac_schedule/2024.json").write_text(json.dumps(doc24))
     with open_warehouse(params) as wh:
@@ -398,6 +419,43 @@ def test_a_game_listed_in_two_seasons_schedules_is_refused_and_nothing_is_stored
         after = wh.query("SELECT season_year, COUNT(*) AS n FROM nba_raw.nbac_schedule GROUP BY 1 ORDER BY 1")
         dups = wh.query("SELECT game_id FROM nba_raw.nbac_schedule GROUP BY game_id HAVING COUNT(*) > 1")
     assert after.equals(before) and dups.empty  # the refused file changed nothing
+
+
+def _code(first: str, i: int) -> str:
+    """A made-up three-letter team code (676 of them per first letter)."""
+    return f"{first}{chr(65 + i // 26 % 26)}{chr(65 + i % 26)}"
+
+
+@pytest.mark.parametrize("extra, words", [
+    (600_000, ["MB, larger than any real phase 1 file"]),  # refused unread
+    (3_000, ["3,165 games for season 2024-25, more than a season has (1,400",
+             "games on 2024-10-22, more than 15 (30 teams, one game each a day)"]),
+])
+def test_a_schedule_padded_with_junk_games_is_refused_and_the_advised_load_clears_the_gate(demo_copy, extra, words):
+    from pathlib import Path
+
+    params, _ = demo_copy
+    bucket = Path(params.bucket)
+    good = (bucket / "nbac_schedule/2024.json").read_bytes()
+    doc = json.loads(good)
+    first = doc["games"][0]
+    doc["games"] += [{**first, "game_id": f"09{i:08d}", "home_team": _code("Q", i), "away_team": _code("Z", i),
+                      "game_status": "scheduled", "home_score": None, "away_score": None} for i in range(extra)]
+    (bucket / "nbac_schedule/2024.json").write_text(json.dumps(doc))
+    with open_warehouse(params) as wh:
+        before = wh.query("SELECT season_year, COUNT(*) AS n FROM nba_raw.nbac_schedule GROUP BY 1 ORDER BY 1")
+    result = run_load(params, progress=False)
+    failed = {o.source: o for o in result.failed}
+    assert "nbac_schedule" in failed, result.summary_table()
+    for w in words:
+        assert w in failed["nbac_schedule"].reason, failed["nbac_schedule"].reason
+    with open_warehouse(params) as wh:
+        after = wh.query("SELECT season_year, COUNT(*) AS n FROM nba_raw.nbac_schedule GROUP BY 1 ORDER BY 1")
+    assert after.equals(before)  # not one junk game stored
+    # the correct file back: the plain load the gate advises (no --reload) clears what it reported
+    (bucket / "nbac_schedule/2024.json").write_bytes(good)
+    assert run_load(params, progress=False).ok
+    assert run_gate(params, archive=RunArchive.create(params, "after-fix")).status == "passed"
 
 
 @pytest.mark.parametrize("game_date, ok", [("2024-09-30", False), ("2024-06-20", True), ("2023-07-01", True),

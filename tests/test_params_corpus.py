@@ -64,6 +64,42 @@ def _waivers(text):
     return apply
 
 
+def _params_bytes(encode):
+    """The params file as ``encode(valid YAML text)`` returns it: another encoding, or extra lines."""
+    def apply(root, data):
+        return encode(yaml.safe_dump(data))
+    return apply
+
+
+def _waiver_bytes(content: bytes):
+    def apply(root, data):
+        (root / "w.yaml").write_bytes(content)
+        data["waivers"] = str(root / "w.yaml")
+    return apply
+
+
+WAIVER = "  - source: bdl_player_boxscores\n    reason: The feed was down that day.\n    approved_by: jane.doe\n"
+
+
+def _damaged_duckdb(kind: str):
+    """A real DuckDB file with a table of 200,000 rows, then cut short or with a block overwritten."""
+    def apply(root, data):
+        path = root / "damaged.duckdb"
+        con = duckdb.connect(str(path))
+        con.execute("CREATE SCHEMA nba_raw; CREATE TABLE nba_raw.t AS SELECT range AS i, md5(range::VARCHAR) AS s "
+                    "FROM range(200000)")
+        con.close()
+        size = path.stat().st_size
+        with open(path, "r+b") as f:
+            if kind == "truncated":
+                f.truncate(size // 2)
+            else:
+                f.seek(3 * 4096 + 262144 + 100)
+                f.write(b"\xab" * 5000)
+        data["duckdb_path"] = str(path)
+    return apply
+
+
 def _file_at(key, content=b"not a folder"):
     def apply(root, data):
         (root / "a_file").write_bytes(content)
@@ -92,7 +128,7 @@ CASES = [
     ("chunk_days_words", _set(chunk_days="thirty"), None, ["chunk_days", "number of days per chunk"]),
     ("backend_unknown", _set(backend="postgres"), None, ["backend", "give duckdb or bigquery"]),
     ("bigquery_without_section", _set(backend="bigquery"), None, ["bigquery", "section (project, ...) is missing"]),
-    ("bigquery_section_on_duckdb", _set(bigquery={"project": "p"}), None, ["bigquery", "set backend: bigquery"]),
+    ("bigquery_section_on_duckdb", _set(bigquery={"project": "my-project"}), None, ["bigquery", "set backend: bigquery"]),
     ("bigquery_without_project", _set(backend="bigquery", bigquery={"location": "US"}), None,
      ["bigquery.project", "GCP project id"]),
     ("bigquery_bytes_true", _set(backend="bigquery", bigquery={"project": "p", "maximum_bytes_billed": True}), None,
@@ -147,6 +183,31 @@ CASES = [
     ("params_file_missing", "missing", None, ["params file", "not found", "--params"]),
     ("params_not_yaml", "not_yaml", None, ["params file", "not valid YAML"]),
     ("params_a_list", "a_list", None, ["params file", "must hold a mapping"]),
+    # issue 24: encodings, impossible dates a YAML parser builds itself, tables quietly reduced
+    ("params_utf16_bom", _params_bytes(lambda t: t.encode("utf-16")), None,
+     ["params file", "UTF-16", "save it as UTF-8"]),
+    ("params_latin1", _params_bytes(lambda t: (t + "# Pr\xe9-saison 2023\n").encode("latin-1")), None,
+     ["params file", "not UTF-8", "line 7", "save it as UTF-8"]),
+    ("params_unquoted_impossible_date", _params_bytes(lambda t: (t + "start_date: 2024-02-30\n").encode()), None,
+     ["params file", "'2024-02-30' is not a real date", "line 7", "YYYY-MM-DD"]),
+    ("waivers_impossible_date", _waiver_bytes(("waivers:\n" + WAIVER + "    dates: [2024-02-30]\n").encode()),
+     None, ["waivers", "w.yaml", "'2024-02-30' is not a real date", "line 5"]),
+    ("waivers_latin1", _waiver_bytes(("waivers:\n" + WAIVER.replace("jane.doe", "Ren\xe9") + "    dates: [2024-02-27]\n")
+                                     .encode("latin-1")), None, ["waivers", "w.yaml", "not UTF-8", "line 4"]),
+    ("waivers_empty", _waiver_bytes(b"# to do: the outage dates\n"), None, ["waivers", "w.yaml", "is empty"]),
+    ("tables_duplicate", _set(tables=["player_game_summary", "player_game_summary"]), None,
+     ["tables", "player_game_summary is listed twice"]),
+    ("tables_wrong_dataset", _set(tables=["nba_raw.player_game_summary"]), None,
+     ["tables", "player_game_summary is in nba_analytics, not nba_raw"]),
+    ("tables_trailing_junk", _set(tables=["player_game_summary; drop"]), None,
+     ["tables", "'player_game_summary; drop' is not a table"]),
+    ("duckdb_truncated", _damaged_duckdb("truncated"), None, ["duckdb_path", "is damaged", "Could not read"]),
+    ("duckdb_garbage_block", _damaged_duckdb("garbage"), ["load"], ["duckdb_path", "is damaged", "checksum"]),
+    ("bigquery_suffix_with_sql", _set(backend="bigquery", bigquery={"project": "my-project",
+                                                                    "dataset_suffix": "_x`; DROP SCHEMA nba_raw; --"}),
+     ["status"], ["bigquery.dataset_suffix", "letters, digits and underscores"]),
+    ("resume_set_impossible_date", None, ["resume", "some-run", "--set", "start_date=2024-02-30"],
+     ["--set start_date", "'2024-02-30' is not a real date"]),
 ]
 
 
@@ -159,9 +220,10 @@ def _setup(root: Path, mutate) -> Path:
     (root / "bucket").mkdir()
     path = root / "params.yaml"
     data = _base(root)
-    if callable(mutate):
-        mutate(root, data)
-    if mutate == "empty":
+    raw = mutate(root, data) if callable(mutate) else None
+    if isinstance(raw, bytes):  # the case writes the params file's bytes itself
+        path.write_bytes(raw)
+    elif mutate == "empty":
         path.write_text("")
     elif mutate == "missing":
         path = root / "no-such-params.yaml"

@@ -29,6 +29,20 @@ from . import BOXSCORES, GAMEBOOK, PROPS, SCHEDULE
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 MAX_PROBLEMS = 3  # reasons list the first few problems and count the rest
 
+# Plausibility bounds of a phase 1 file (README, "Limits"). Past them a file is junk, not data: load
+# refuses it with the bound it broke, before anything is written. They are the hard tier of the
+# checks (like ``sanity.TEAM_PLAYERS``, a block), not the calibrated warnings: no real file comes near.
+NBA_TEAMS = 30
+MAX_GAMES_PER_DATE = NBA_TEAMS // 2  # every team plays at most one game a day
+# 1,230 regular-season + 6 play-in + at most 105 playoff games (4 rounds of best-of-seven) + 1 Cup final = 1,342
+MAX_GAMES_PER_SEASON = 1_400
+MAX_PLAYERS_PER_TEAM = 20  # no team dresses or lists more (sanity.TEAM_PLAYERS: the gate's block bound)
+MAX_BOOKMAKERS = 40  # books quoting one game's player points (the Odds API lists about 40 across all regions)
+# rows per game: box scores and gamebooks at most 2 x 20 players; prop lines 2 x 20 players x 40 books
+MAX_ROWS_PER_GAME = {"box": 2 * MAX_PLAYERS_PER_TEAM, "props": 2 * MAX_PLAYERS_PER_TEAM * MAX_BOOKMAKERS}
+# a full day of prop lines is under 4 MB and a season's schedule under 0.5 MB: a bigger file is refused unread
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
 
 class FileProblem(RunbookError):
     """A file that cannot be loaded; ``stage`` says which check failed, ``reason`` says why."""
@@ -396,9 +410,28 @@ def check_dated_rules(source: str, doc: dict, rows: pd.DataFrame, day: date, sch
             problems.append(f"no rows for game {gid} ({home} vs {away}), which the schedule says "
                             f"was played on {day}; a partial date is never loaded")
     if len(rows):
+        volume = _volume_rules(source, rows)
+        if volume:  # junk: listing its rows one by one would only bury the reason
+            raise FileProblem("rules", _join(volume))
         problems += _row_rules(source, rows, schedule)
     if problems:
         raise FileProblem("rules", _join(problems))
+
+
+def _volume_rules(source: str, rows: pd.DataFrame) -> list[str]:
+    """Players per team (and books per game, for prop lines) within the plausibility bounds: a file of
+    600,000 lines for one date passes every per-row rule, so its size is what gives it away."""
+    problems: list[str] = []
+    players = rows.groupby(["game_id", "team_abbr"], sort=False)["player_lookup"].nunique()
+    for (gid, team), n in players[players > MAX_PLAYERS_PER_TEAM].items():
+        problems.append(f"game {gid}: {n:,} players of {team}, more than any team lists ({MAX_PLAYERS_PER_TEAM}); "
+                        f"the file is not box-score or prop data for this date: re-scrape it")
+    if source == PROPS:
+        books = rows.groupby("game_id", sort=False)["bookmaker"].nunique()
+        for gid, n in books[books > MAX_BOOKMAKERS].items():
+            problems.append(f"game {gid}: lines from {n:,} bookmakers, more than the {MAX_BOOKMAKERS} that quote "
+                            f"player points; re-scrape the file")
+    return problems
 
 
 def _bad(rows: pd.DataFrame, mask) -> list:
@@ -515,15 +548,41 @@ def _stat_rules(source: str, rows: pd.DataFrame) -> list[str]:
     return problems
 
 
+def _schedule_volume(rows: pd.DataFrame, season_year: int) -> list[str]:
+    """Games per season and games per date within what a league can play."""
+    problems: list[str] = []
+    label = f"{season_year}-{(season_year + 1) % 100:02d}"
+    if len(rows) > MAX_GAMES_PER_SEASON:
+        problems.append(f"{len(rows):,} games for season {label}, more than a season has ({MAX_GAMES_PER_SEASON:,}: "
+                        f"1,230 regular-season, play-in, playoff and Cup final games); the file is not a schedule")
+    per_day = rows.groupby("game_date").size()
+    for day, n in per_day[per_day > MAX_GAMES_PER_DATE].head(MAX_PROBLEMS).items():
+        problems.append(f"{n:,} games on {day}, more than {MAX_GAMES_PER_DATE} ({NBA_TEAMS} teams, one game each a day)")
+    return problems
+
+
+def _team_twice_a_day(rows: pd.DataFrame) -> list[str]:
+    """A team in two games on one date (a copied game, a wrong date): no league schedules that."""
+    sides = pd.concat([rows[["game_date", "home_team"]].rename(columns={"home_team": "team"}),
+                       rows[["game_date", "away_team"]].rename(columns={"away_team": "team"})])
+    twice = sides.groupby(["game_date", "team"]).size()
+    return [f"{team} plays {n:,} games on {day}; a team plays at most one game a day"
+            for (day, team), n in twice[twice > 1].items()]
+
+
 def check_schedule_rules(doc: dict, rows: pd.DataFrame, season_year: int) -> None:
     """Rules for a season's schedule file (``rows`` parsed with positions=True)."""
     problems: list[str] = []
     if doc.get("season_year") != season_year:
         problems.append(f"the file is for season {doc.get('season_year')} but its path says {season_year}")
+    volume = _schedule_volume(rows, season_year)
+    if volume:  # junk: listing 600,000 games one by one would only bury the reason
+        raise FileProblem("rules", _join(problems + volume))
     for r in _bad(rows, rows.duplicated("game_id", keep=False) & ~rows.duplicated("game_id")):
         problems.append(f"game {r.game_id} appears more than once")
     for r in _bad(rows, rows.home_team == rows.away_team):
         problems.append(f"game {r.game_id}: {r.home_team} plays itself")
+    problems += _team_twice_a_day(rows)
     # a season runs from July of its start year to June of the next (the load's season_of_date)
     seasons = rows.game_date.map(lambda d: d.year if d.month >= 7 else d.year - 1)
     for r in _bad(rows, seasons != season_year):

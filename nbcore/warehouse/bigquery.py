@@ -255,9 +255,9 @@ class BigQueryWarehouse(Warehouse):
         read_only: bool = False,
         retry_delays: Optional[tuple[float, ...]] = None,
     ):
-        self.project = project
+        self.project = check_identifier("project", project)
         self.location = location
-        self.dataset_suffix = dataset_suffix or ""
+        self.dataset_suffix = check_identifier("dataset_suffix", dataset_suffix or "")
         self.api_endpoint = api_endpoint
         self.maximum_bytes_billed = maximum_bytes_billed
         self.max_plan_bytes = max_plan_bytes
@@ -324,6 +324,11 @@ class BigQueryWarehouse(Warehouse):
         """``nba_raw.t`` -> ``project.nba_raw<suffix>.t``."""
         t = schema.table(fqn)
         return f"{self.project}.{self.dataset(t.dataset)}.{t.name}"
+
+    def quoted(self, table_id: str) -> str:
+        """A ``project.dataset.table`` id (``table_id``, a staging table) as statement text: ``quote_id``."""
+        project, dataset, table = table_id.rsplit(".", 2)  # a legacy project id may hold a dot, the others cannot
+        return quote_id(project, dataset, table)
 
     # -- labels and job bookkeeping --------------------------------------------------------
     def _stage_for(self, label: str) -> str:
@@ -1078,7 +1083,7 @@ class BigQueryWarehouse(Warehouse):
                     self._defer([delete], p, label)
                     return 0
                 if staging is not None:
-                    self._defer([delete, f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`"], p, label)
+                    self._defer([delete, f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM {self.quoted(staging)}"], p, label)
                 else:
                     self._defer([delete], p, label)
                     self._insert_rows(t, data, label)
@@ -1110,7 +1115,7 @@ class BigQueryWarehouse(Warehouse):
                 self._run(delete, p, label)
                 return 0
             staging = self._stage_frame(t, data)
-            insert = f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`"
+            insert = f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM {self.quoted(staging)}"
         else:
             select = sql.strip().rstrip(";")
             insert = (f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({select}) AS _new "
@@ -1142,7 +1147,7 @@ class BigQueryWarehouse(Warehouse):
             staging = self._stage_frame(t, data) if self._use_staging(t, data) else None
             self._tx.written.add(t.fqn)
             if staging is not None:
-                self._defer([f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM `{staging}`"], {}, label)
+                self._defer([f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM {self.quoted(staging)}"], {}, label)
             else:
                 self._insert_rows(t, data, label)  # deferred: runs with the next job (often the COMMIT)
             return len(data)
@@ -1281,6 +1286,33 @@ def _reason(e) -> str:
 def _message(e) -> str:
     msg = getattr(e, "message", None) or str(e)
     return msg.split("\n\nLocation:")[0].strip()
+
+
+# -- identifiers: the one place they are checked and quoted --------------------------------------------
+_IDENTIFIER_RULES = {
+    "project": (re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z](?:[a-z0-9-]*[a-z0-9])?$"),
+                "lowercase letters, digits and hyphens, starting with a letter (legacy: domain.com:project)"),
+    "dataset_suffix": (re.compile(r"^[A-Za-z0-9_]*$"), "letters, digits and underscores"),
+    "dataset": (re.compile(r"^[A-Za-z0-9_]{1,1024}$"), "letters, digits and underscores, at most 1,024"),
+    "table": (re.compile(r"^[A-Za-z0-9_]{1,1024}$"), "letters, digits and underscores, at most 1,024"),
+}
+
+
+def check_identifier(kind: str, value: str) -> str:
+    """``value`` if it follows BigQuery's rule for ``kind``, else ``WarehouseError`` naming the rule.
+    ``params`` refuses a bad project or suffix first (exit 2); this guards every other caller."""
+    rule, words = _IDENTIFIER_RULES[kind]
+    if not isinstance(value, str) or not rule.match(value):
+        raise WarehouseError(f"BigQuery {kind} {value!r} is not valid: {words}")
+    return value
+
+
+def quote_id(project: str, dataset: str, table: str) -> str:
+    """```project`.`dataset`.`table``` for statement text, each part checked by ``check_identifier``
+    first: no identifier reaches BigQuery text unchecked or unquoted (statements from ``.sql`` files
+    are qualified by sqlglot, ``qualify_tables``, which quotes the same way)."""
+    parts = (check_identifier("project", project), check_identifier("dataset", dataset), check_identifier("table", table))
+    return ".".join(f"`{p}`" for p in parts)
 
 
 @lru_cache(maxsize=512)
