@@ -7,7 +7,7 @@ a run executes that program (``for_stage``); the outcome of every chunk is appen
 ``chunks.jsonl`` in the run archive as the chunk settles (``record_outcome``), so a run killed
 mid-stage still says which chunks committed, and a resumed stage executes exactly the chunks
 not yet succeeded. A stage run by hand (JupyterLab, the CLI) makes a one-stage plan with the
-same function (``nbcore.plan.planned_targets``) and executes it through the same path.
+same function (``nbcore.targets.planned_targets``) and executes it through the same path.
 
 This is the model of SQLMesh's plan and Dagster's asset backfill: what runs is decided once, up
 front, and every planned unit ends with one outcome (``succeeded``, ``failed``, ``not_run``).
@@ -86,7 +86,7 @@ def one_stage(wh: Warehouse, params: RunParams, stage: str, dates: Optional[Iter
     """A one-stage plan, made now with the plan's own function (a stage run by hand): the
     stage's targets from the partition states, narrowed to ``dates`` when given, without the
     dates the caller excludes (``exclude``: they are reported as skipped)."""
-    from .plan import planned_targets, stage_program
+    from .targets import planned_targets, stage_program
     from .state import partition_states
 
     scoped = params.model_copy(update={"stages": [stage]})

@@ -189,13 +189,17 @@ def _blocking_upstreams(t: schema.Table, required: set[str]) -> list[str]:
 
 
 def _in_dependency_order() -> list[schema.Table]:
-    """Raw tables first, then phase 3 and 4 in the platform's processor order, then predictions and
-    grades: every table after the tables it needs (so ``blocked`` can look upstream)."""
-    from .derive.processors import PROCESSOR_ORDER
-
-    tracked = schema.tracked_tables()
-    rank = {name: i for i, name in enumerate(PROCESSOR_ORDER)}
-    return sorted(tracked, key=lambda t: (schema.PHASES.index(t.phase), rank.get(t.name, 0)))
+    """Every tracked table after the tables it needs (its declared upstreams), so ``blocked`` can
+    look upstream: raw first, then phase by phase, each table once its upstreams are placed."""
+    pending = sorted(schema.tracked_tables(), key=lambda t: schema.PHASES.index(t.phase))
+    placed: list[schema.Table] = []
+    names = {t.name for t in pending}
+    while pending:
+        ready = next(t for t in pending if all(schema.table(u).name not in names or
+                                               schema.table(u).name in {p.name for p in placed} for u in t.upstream))
+        placed.append(ready)
+        pending.remove(ready)
+    return placed
 
 
 def _coverage(games: pd.DataFrame, present: pd.DataFrame) -> dict[str, dict[tuple[date, int], tuple]]:

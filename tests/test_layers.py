@@ -33,6 +33,8 @@ CORE = {
     "nbcore.progress", "nbcore.waivers", "nbcore.bucket", "nbcore.sources", "nbcore.sources.checks",
     "nbcore.sources.parse", "nbcore.sources.render", "nbcore.expected", "nbcore.sanity", "nbcore.lock",
     "nbcore.resolutions", "nbcore.lockfile", "nbcore.shell",
+    # one partition state, the targets chosen from it, and the program a stage executes (issue 20)
+    "nbcore.state", "nbcore.targets", "nbcore.program", "nbcore.walkforward",
     # the single chunk runner and the typed stage record (issue 10), when they land
     "nbcore.stage_run", "nbcore.record",
 }

@@ -27,7 +27,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from .. import lineage, program
+from .. import lineage, program, targets
 from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
 from ..errors import RunbookError, StageFailed
@@ -69,9 +69,7 @@ def windows_for(schedule: Schedule) -> lineage.Windows:
 
 def scope_dates(params: RunParams, schedule: Schedule) -> list[date]:
     """Completed game dates inside the run's seasons and date window."""
-    lo, hi = params.date_bounds()
-    seasons = set(params.season_list)
-    return [d for d in schedule.dates if lo <= d <= hi and schedule.season_of[d] in seasons]
+    return targets.scope_dates(params, schedule.season_of)
 
 
 def run_derive(

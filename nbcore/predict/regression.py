@@ -22,15 +22,16 @@ the moving average and leaves the training window empty.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 
+from ..walkforward import EPOCH, refit_date, training_window  # noqa: F401 - the model's calendar
+
 SYSTEM_ID = "regression"
 VERSION = "1.0"
-EPOCH = date(2000, 1, 3)  # refit dates are EPOCH + k * refit_days
 MIN_TRAIN_ROWS = 300
 IRLS_ITERATIONS = 15
 IRLS_FLOOR = 0.5  # points: residuals below this weigh as much as this (keeps the weights finite)
@@ -41,18 +42,6 @@ COLUMNS = [
     "no_history", "level_x_matchup", "level_x_pace", "level_x_home", "level_x_b2b", "level_x_fatigue",
     "level_x_composite",
 ]
-
-
-def refit_date(day: date, refit_days: int) -> date:
-    """The refit date whose model predicts ``day`` (the latest refit date on or before it)."""
-    if isinstance(day, datetime):
-        day = day.date()
-    return EPOCH + timedelta(days=((day - EPOCH).days // refit_days) * refit_days)
-
-
-def training_window(refit: date, train_window_days: int) -> tuple[date, date]:
-    """The game dates a model fitted on ``refit`` may learn from: all strictly before it."""
-    return refit - timedelta(days=train_window_days), refit - timedelta(days=1)
 
 
 def _num(frame: pd.DataFrame, col: str) -> np.ndarray:

@@ -22,7 +22,7 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pandas as pd
 
-from .. import lineage, program
+from .. import lineage, program, walkforward
 from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
 from ..record import PredictRecord
@@ -130,9 +130,7 @@ _dates = game_dates
 
 def model_window_start(params: RunParams):
     """The first date the walk-forward model for a game date may learn from (lineage's window)."""
-    def start(day: date) -> date:
-        return regression.training_window(regression.refit_date(day, params.refit_days), params.train_window_days)[0]
-    return start
+    return walkforward.model_window_start(params.refit_days, params.train_window_days)
 
 
 def restates(params: RunParams) -> bool:
