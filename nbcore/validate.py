@@ -388,23 +388,33 @@ def table_statuses(states: "PartitionStates", apply_waivers: bool = True) -> lis
     state says what else is wrong), ``missing`` the dates without (missing, blocked, failed).
     Waived dates leave ``expected`` and ``missing`` for ``waived``, unless ``apply_waivers`` is
     False (load: every absent date is a candidate, waivers are applied file by file)."""
-    out = []
-    f = states.frame
-    for (name, season), g in f.groupby(["table", "season_year"], sort=False):
-        complete = g.games_present == g.games_expected
-        waived = g[g.state == "waived"] if apply_waivers else g.iloc[0:0]
-        absent = g[~complete & ~g.index.isin(waived.index)]
-        others = g[g.state != "present"]
-        out.append(TableStatus(
-            phase=str(g.phase.iat[0]), table=name, season_year=int(season),
-            expected=sorted(set(g.game_date) - set(waived.game_date)), present=sorted(g.game_date[complete]),
-            missing=sorted(absent.game_date),
-            partial={r.game_date: r.missing_games.split(", ") for r in absent.itertuples() if r.games_present > 0},
-            games_expected=int(g.games_expected.sum() - waived.games_expected.sum()),
-            games_present=int(g.games_present.sum() - waived.games_present.sum()), rows=int(g.rows.sum()),
-            waived={r.game_date: r.cause for r in waived.itertuples()}, stale=sorted(g.game_date[g.state == "stale"]),
-            states=dict(zip(others.game_date, others.state)), causes=dict(zip(others.game_date, others.cause)),
-        ))
+    by_key: dict[tuple[str, int], TableStatus] = {}
+    for r in states.frame.itertuples(index=False):  # one pass: a frame op per group costs more than the loop
+        t = by_key.get((r.table, r.season_year))
+        if t is None:
+            t = by_key[(r.table, r.season_year)] = TableStatus(
+                phase=str(r.phase), table=r.table, season_year=int(r.season_year), expected=[], present=[], missing=[],
+                partial={}, games_expected=0, games_present=0, rows=0)
+        t.rows += int(r.rows)
+        if r.state != "present":
+            t.states[r.game_date], t.causes[r.game_date] = r.state, r.cause
+        if apply_waivers and r.state == "waived":
+            t.waived[r.game_date] = r.cause
+            continue
+        t.expected.append(r.game_date)
+        t.games_expected += int(r.games_expected)
+        t.games_present += int(r.games_present)
+        if r.games_present == r.games_expected:
+            t.present.append(r.game_date)
+            if r.state == "stale":
+                t.stale.append(r.game_date)
+        else:
+            t.missing.append(r.game_date)
+            if r.games_present:
+                t.partial[r.game_date] = r.missing_games.split(", ")
+    out = list(by_key.values())
+    for t in out:
+        t.expected.sort(), t.present.sort(), t.missing.sort(), t.stale.sort()
     order = {t.name: i for i, t in enumerate(schema.tracked_tables())}
     return sorted(out, key=lambda t: (order.get(t.table, 99), t.season_year))
 
