@@ -254,7 +254,7 @@ def run_gate(
             mine = raw[raw.table == s]
             found = []
             for r in mine.itertuples(index=False):
-                d, absent = r.game_date, r.games_present < r.games_expected
+                d, absent = r.game_date, not r.complete
                 lacking = r.missing_games.split(", ") if r.missing_games else []
                 if r.state == "waived":
                     if lacking and index.for_date(s, d) is None:

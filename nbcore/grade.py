@@ -182,11 +182,6 @@ def _run_grade(params: RunParams, wh: Warehouse | None, archive: RunArchive | No
         if not params.table_selected(PROCESSOR):  # ``tables`` limits the run to other tables
             result.status = "skipped"
             return result
-        pending = wh.query_file("grade/pending_dates", _scope(params))  # counts for the record, not targets
-        result.not_eligible = {
-            "not_final": int(pending.not_final.sum()),
-            "awaiting_analytics": int(pending.awaiting_analytics.sum()),
-        }
         # the plan's chunks (plan.json inside a run; a one-stage plan by hand): never targets of its own
         prog = program.for_stage(wh, params, STAGE, archive, dates)
         chunks = prog.remaining
@@ -207,6 +202,9 @@ def _run_grade(params: RunParams, wh: Warehouse | None, archive: RunArchive | No
         if metrics and failure is None:
             result.sums = accuracy_sums(wh, params)
             result.completeness = grading_completeness(wh, params)
+            comp = result.completeness
+            result.not_eligible = {"not_final": int(comp.not_final.sum()) if len(comp) else 0,
+                                   "awaiting_analytics": int(comp.awaiting_analytics.sum()) if len(comp) else 0}
     finally:
         result.seconds = time.perf_counter() - t0
         if archive is not None:

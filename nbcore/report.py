@@ -264,14 +264,15 @@ def _snapshot_frame(snapshot: Optional[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     rows = []
     for t in snapshot.get("tables", []):
-        missing = _dates(t.get("missing_dates"))
-        waived = [d for d in _dates(t.get("waived_dates")) if d in set(missing)] if t.get("waived_dates") else []
+        states = _states_of(t)  # the one state of each date not present (nbcore.state)
+        missing = sorted(d for d, st in states.items() if st in ("missing", "failed", "blocked"))
         rows.append({
             "phase": str(t["phase"]), "table": t["table"], "season": int(t["season_year"]),
             "expected": int(t["expected_dates"]), "present": int(t["present_dates"]),
             "missing": len(missing), "rows": int(t.get("rows") or 0), "missing_dates": missing,
-            "stale_dates": _dates(t.get("stale_dates")), "waived_dates": waived,
-            "missing_ranges": list(t.get("missing_ranges") or []), "states": _states_of(t),
+            "stale_dates": sorted(d for d, st in states.items() if st == "stale"),
+            "waived_dates": sorted(d for d, st in states.items() if st == "waived"),
+            "missing_ranges": list(t.get("missing_ranges") or []), "states": states,
         })
     return pd.DataFrame(rows, columns=cols)
 
@@ -282,7 +283,7 @@ def _states_of(entry: dict) -> dict[date, str]:
     if isinstance(entry.get("states"), dict):
         return {date.fromisoformat(d): str(st) for d, st in entry["states"].items()}
     out = {d: "missing" for d in _dates(entry.get("missing_dates"))}
-    out.update({d: "waived" for d in _dates(entry.get("waived_dates"))})
+    out.update({d: "waived" for d in _dates(entry.get("waived_dates")) if d in out})
     out.update({d: "stale" for d in _dates(entry.get("stale_dates"))})
     return out
 
@@ -380,7 +381,6 @@ def cell_status(snapshot: Optional[dict]) -> pd.DataFrame:
     f["pct"] = _pct(f.present, f.expected)
     f["waived"] = f.waived_dates.map(len)
     f["stale"] = f.stale_dates.map(len)
-    f["missing"] = f.missing - f.waived
     f["label"] = f.phase + " · " + f.table
     order = {k: i for i, k in enumerate(_table_order(f))}
     f["_k"] = [order[(p, t)] for p, t in zip(f.phase, f.table)]

@@ -46,8 +46,8 @@ STATES: tuple[str, ...] = ("present", "missing", "stale", "waived", "failed", "b
 OPEN_STATES = frozenset({"missing", "stale", "failed", "blocked"})
 #: states in which the partition has no rows for some expected game
 ABSENT_STATES = frozenset({"missing", "waived", "blocked"})
-COLUMNS = ["table", "phase", "season_year", "game_date", "state", "games_expected", "games_present", "rows",
-           "missing_games", "cause", "attempts", "last_error"]
+COLUMNS = ["table", "phase", "season_year", "game_date", "state", "complete", "games_expected", "games_present",
+           "rows", "missing_games", "cause", "attempts", "last_error"]
 
 
 def closed(before: Optional[str], after: Optional[str]) -> bool:
@@ -87,7 +87,7 @@ class PartitionStates:
         """Expected dates on which ``table`` lacks rows for some game and no waiver covers it (what
         a write must fill: missing, blocked, and failed without rows)."""
         f = self.frame[(self.frame.table == schema.table(table).name) & (self.frame.state != "waived")]
-        return sorted(f.game_date[f.games_present < f.games_expected])
+        return sorted(f.game_date[~f.complete.astype(bool)])
 
     def as_map(self) -> dict[tuple[str, date], str]:
         """(table, date) -> state, for every partition in scope."""
@@ -131,6 +131,7 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
     lo, hi = min(games.game_date), max(games.game_date)
     present = wh.query_file("validate/present_games", {"start_date": lo, "end_date": hi})
     coverage = _coverage(games, present)
+    unpredicted = _unpredicted(wh, lo, hi, params)
     attempts = _latest_attempts(wh, lo, hi)
     stale_causes = _stale_causes(wh, lo, hi)
     stale = {(schema.table(t).name, d): c.text(t) for t, causes in stale_causes.items() for d, c in causes.items()}
@@ -142,6 +143,8 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
         for (day, season), cov in coverage.get(t.name, {}).items():
             n, got, nrows, lacking = cov
             complete = got == n
+            short = unpredicted.get(day, 0) if t.fqn == lineage.PREDICTIONS else 0
+            complete = complete and not short  # a player-game with features and no prediction is missing
             att = attempts.get((t.name, day))
             failed = att is not None and not att[0]
             state, cause = "present", ""
@@ -158,13 +161,12 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
                     state, cause = "blocked", "upstream " + ", ".join(f"{u} is {states[(u, day)]}" for u in bad)
                 else:
                     state = "missing"
-                if state == "missing" or not cause:
-                    cause = f"{got}/{n} games have rows"
-                else:
-                    cause += f" ({got}/{n} games have rows)"
+                games = f"{got}/{n} games have rows" + (f", {short} player-game(s) with features have no prediction"
+                                                          if short else "")
+                cause = games if state == "missing" else f"{cause} ({games})"
             states[(t.name, day)] = state
             rows.append({"table": t.name, "phase": t.phase, "season_year": season, "game_date": day, "state": state,
-                         "games_expected": n, "games_present": got, "rows": nrows,
+                         "complete": complete, "games_expected": n, "games_present": got, "rows": nrows,
                          "missing_games": ", ".join(lacking) if got else "", "cause": cause,
                          "attempts": att[2] if att else 0, "last_error": att[1] if failed else None})
     frame = pd.DataFrame(rows, columns=COLUMNS)
@@ -224,6 +226,16 @@ def _coverage(games: pd.DataFrame, present: pd.DataFrame) -> dict[str, dict[tupl
         out.setdefault(table, {})[(day, int(season))] = (int(n), int(got), int(rows),
                                                           lacking.get((table, day, season), []))
     return out
+
+
+def _unpredicted(wh: Warehouse, lo: date, hi: date, params: RunParams) -> dict[date, int]:
+    """Per game date, the player-games with a feature row and no prediction at all (a predictions
+    partition can have rows for every game and still lack some players)."""
+    if not params.table_selected("player_prop_predictions"):
+        return {}
+    f = wh.query_file("state/upcoming_dates", {"start_date": lo, "end_date": hi, "seasons": params.season_list})
+    return {pd.Timestamp(r.game_date).date(): int(r.player_games_missing)
+            for r in f.itertuples(index=False) if r.player_games_missing}
 
 
 def _latest_attempts(wh: Warehouse, lo: date, hi: date) -> dict[tuple[str, date], tuple[bool, str, int]]:

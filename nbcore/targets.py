@@ -86,6 +86,10 @@ def planned_targets(wh: Warehouse, params: RunParams, states) -> tuple[lineage.T
         seeds[lineage.PREDICTIONS] = {d: c for d, c in preds.items() if c.kind != "stale"}
     full = lineage.closure(seeds, {t: candidates for t in tables}, windows, tables=tables, frozen=frozen_tables)
     out = {t: {d: c for d, c in full.of(t).items() if d in scope_set and d not in set(skipped)} for t in tables}
+    for t in tables:  # a date without rows that joins through the closure is missing (a blocked one), not stale
+        for d in set(states.absent(t)) & set(out[t]):
+            if out[t][d].kind == "stale":
+                out[t][d] = lineage.Cause("missing")
     if lineage.PREDICTIONS in out:  # games not final yet are predicted too (the product's upcoming games)
         out[lineage.PREDICTIONS].update({d: lineage.Cause("upcoming") for d in _upcoming(wh, params, set(season_of))})
     return lineage.Targets(out), frozen, skipped

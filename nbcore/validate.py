@@ -404,13 +404,13 @@ def table_statuses(states: "PartitionStates", apply_waivers: bool = True) -> lis
         t.expected.append(r.game_date)
         t.games_expected += int(r.games_expected)
         t.games_present += int(r.games_present)
-        if r.games_present == r.games_expected:
+        if r.complete:
             t.present.append(r.game_date)
             if r.state == "stale":
                 t.stale.append(r.game_date)
         else:
             t.missing.append(r.game_date)
-            if r.games_present:
+            if r.games_present and r.missing_games:
                 t.partial[r.game_date] = r.missing_games.split(", ")
     out = list(by_key.values())
     for t in out:

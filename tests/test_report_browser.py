@@ -159,15 +159,20 @@ def test_open_stale_and_waived_dates_read_as_such(demo_run, browser, tmp_path):
     props["missing_dates"] = props["waived_dates"] = ["2024-04-04"]
     props["present_dates"] -= 1
     entries[("ml_feature_store_v2", seasons[0])]["stale_dates"] = ["2024-04-21", "2024-04-22"]
+    # ... and the one state of each of those dates, which the report reads (nbcore.state)
+    pgs["states"] = {hole: "missing"}
+    props["states"] = {**props.get("states", {}), "2024-04-04": "waived"}
+    entries[("ml_feature_store_v2", seasons[0])]["states"] = {"2024-04-21": "stale", "2024-04-22": "stale"}
     after["complete"] = False
     (run_dir / "validate_after.json").write_text(json.dumps(after))
     (run_dir / "summary.md").unlink()
 
     run = report.load_run(run_dir)
     line = report.headline(run)
-    assert "of " in line and "1 open in 1 table" in line and "2 stale table-dates" in line and "1 waived" in line, line
+    assert "of " in line and "1 open in 1 table" in line and "2 stale table-dates" in line and " waived" in line, line
     kinds = report.dates_open_grouped(run)
-    assert set(kinds.kind) == {"missing", "waived", "stale"}
+    assert set(kinds.kind) == {"missing", "stale"}  # waived is reviewed, never open
+    assert "2024-04-04" in report.dates_waived(run).ranges.str.cat(sep="; ")
     assert kinds[kinds.kind == "stale"].ranges.iloc[0] == "2024-04-21 → 2024-04-22 (2 dates)"
 
     html = _rerender(run_dir, params_file, tmp_path)

@@ -41,16 +41,23 @@ def _server(**kwargs):
 
 
 def _stages(params) -> None:
-    """The writing stages, each labelled with its stage as the runbook driver does
-    (``RUNBOOK_STAGE``), so jobs count by the stage that sent them."""
+    """The writing stages as ``runbook run`` runs them: the plan first (``plan.json`` in an
+    archive, jobs labelled ``plan``), then each stage executing it, labelled with its stage as the
+    runbook driver does (``RUNBOOK_STAGE``), so jobs count by the stage that sent them."""
     from .. import derive, gate, grade, predict
+    from ..archive import RunArchive, unique_run_id
     from ..load import run_load
+    from ..plan import plan_run
 
-    steps = [("load", lambda: run_load(params)),
+    archive = RunArchive.create(params, unique_run_id(params.archive_dir, params.run_name))
+    steps = [("plan", lambda: archive.write_json("plan.json", {"plan_id": "bench", "made_at": "",
+                                                               **plan_run(params).to_json()})),
+             ("load", lambda: run_load(params)),
              ("gate", lambda: gate.run_gate(params, raise_on_block=False)),
-             ("derive", lambda: derive.run_derive(params, skip_dates=derive.waived_skip_dates(params), progress=False)),
-             ("predict", lambda: predict.run_predict(params)),
-             ("grade", lambda: grade.run_grade(params))]
+             ("derive", lambda: derive.run_derive(params, archive=archive, skip_dates=derive.waived_skip_dates(params),
+                                                  progress=False)),
+             ("predict", lambda: predict.run_predict(params, archive=archive)),
+             ("grade", lambda: grade.run_grade(params, archive=archive))]
     before = os.environ.get("RUNBOOK_STAGE")
     try:
         for stage, fn in steps:
