@@ -1088,7 +1088,7 @@ def timeline_table(run: RunData) -> pd.DataFrame:
 
 
 STATUS_COLORS = {"succeeded": "#1a7f37", "failed": "#cf222e", "blocked": "#bc4c00", "skipped": "#8c959f",
-                 "running": "#0969da", "pending": "#bdbdbd"}
+                 "running": "#0969da", "pending": "#bdbdbd", "interrupted": "#9a6700"}
 
 
 def timeline_chart(run: RunData):
