@@ -643,10 +643,11 @@ def run_runbook(
             _finish(archive, manifest, status, params)
             finished = True
             raise
-        _finish(archive, manifest, status, params)
-        rlog(f"run {status} (exit {manifest.get('exit_code')})"
+        # the log's last line before the manifest's final status: `runbook logs --follow` ends on that status
+        rlog(f"run {status} (exit {run_exit_code(status, manifest.get('stop_exit_code'))})"
              + (f", stopped at {manifest['stopped_at']}" if manifest.get("stopped_at") else "")
              + (f"; resume with: {manifest['resume_command']}" if manifest.get("resume_command") else ""))
+        _finish(archive, manifest, status, params)
         finished = True
     finally:
         lock.release()
