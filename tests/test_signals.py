@@ -63,7 +63,7 @@ def _lines(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("signum,code,during", [
     (signal.SIGINT, 130, "derive"), (signal.SIGTERM, 143, "derive"),
-    (signal.SIGINT, 130, "load"), (signal.SIGTERM, 143, "load"),
+    (signal.SIGINT, 130, "load"), (signal.SIGTERM, 143, "load"), (signal.SIGHUP, 129, "derive"),
 ])
 def test_signal_stops_at_a_chunk_boundary_and_resume_equals_uninterrupted(reference, small_demo, tmp_path,
                                                                          signum, code, during):
