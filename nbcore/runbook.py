@@ -45,7 +45,7 @@ from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
 from .params import PROJECT_ROOT, RunParams, load_params
 from .record import StageRecord, read_record
-from .runlog import RUN_DIR_ENV, clear_stop, log_line, request_stop, signal_name
+from .runlog import RUN_DIR_ENV, Progress, clear_stop, log_line, request_stop, signal_name
 from .shell import runbook as runbook_command, show
 from .stages import STAGE_NAMES, STEPS, Step
 
@@ -404,6 +404,15 @@ def _changed_since_plan(archive: RunArchive, params: RunParams) -> Optional[str]
     return None
 
 
+def _stdout_is_tty() -> bool:
+    import sys
+
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class _Stopper:
     """SIGINT, SIGTERM and SIGHUP to the driver while it runs: the first writes ``STOP`` into the
     archive (the stage in the kernel stops at its next chunk or load batch boundary, settles what
@@ -601,7 +610,12 @@ def run_runbook(
                     entry["started_at"] = utcnow()
                     archive.write_manifest(manifest)
                     rlog(f"step {step.name} started")
-                    _execute(step, entry, archive, params, nb_dir)
+                    progress = Progress(run_dir, say, tty=_stdout_is_tty()).start() if echo is not None else None
+                    try:
+                        _execute(step, entry, archive, params, nb_dir)
+                    finally:
+                        if progress is not None:
+                            progress.stop()
                     if _interrupted_entry(entry, stopper):
                         chunk = _stopped_chunk(entry)
                         reason = (entry.get("record") or {}).get("reason") if not stopper.now else None

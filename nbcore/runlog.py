@@ -118,3 +118,95 @@ def follow(run_dir: str | Path, done, poll_s: float = 0.5) -> Iterator[str]:
                 yield buf.decode("utf-8", "replace")
             return
         time.sleep(poll_s)
+
+
+# -- live progress in the driver's terminal ------------------------------------------------------
+class Progress:
+    """While a step runs, the driver tails ``run.log`` and shows the stage's chunks as they go: on a
+    terminal one line that updates in place (stage, chunk k/n, its dates, rows so far, elapsed); on
+    anything else (a log file, a CI job) one line per chunk or load batch. The kernels report through
+    the run log only, never through notebook outputs."""
+
+    def __init__(self, run_dir: Path, say, tty: bool, poll_s: float = 0.25):
+        import threading
+
+        self.path, self.say, self.tty, self.poll_s = Path(run_dir) / LOG_FILE, say, tty, poll_s
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._pos = self.path.stat().st_size if self.path.exists() else 0
+        self._buf = b""
+        self._shown = False
+        self._rows = 0
+        self._t0 = time.monotonic()
+
+    def start(self) -> "Progress":
+        import threading
+
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="runbook-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Show what is left and clear the in-place line (the step's own line follows)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._read()
+        if self.tty and self._shown:
+            self._write("\r\x1b[K")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._read()
+            if self.tty and self._shown:
+                self._write(f"\r\x1b[K{self._line}  {time.monotonic() - self._t0:.0f} s")
+
+    def _write(self, text: str) -> None:
+        import sys
+
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _read(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._pos)
+                data = f.read()
+        except OSError:
+            return
+        self._pos += len(data)
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        for raw in lines:
+            self._event(raw.decode("utf-8", "replace"))
+
+    _line = ""
+
+    def _event(self, line: str) -> None:
+        parts = line.split(None, 2)
+        if len(parts) < 3 or parts[1] == "driver":
+            return
+        stage, text = parts[1], parts[2]
+        is_chunk = text.startswith("chunk ") and (" succeeded: " in text or " failed: " in text)
+        is_batch = text.startswith("batch ")
+        if not (is_chunk or is_batch or " interrupted " in text):
+            if self.tty and text.startswith("chunk ") and text.endswith(" started"):
+                self._line, self._shown = f"  {stage:<15} {text[6:-8]} running", True  # "chunk 3/10 a..b"
+            return
+        if is_chunk or is_batch:
+            try:
+                self._rows += int(text.split(": ", 1)[1].split(" rows")[0].replace(",", ""))
+            except (IndexError, ValueError):
+                pass
+        if self.tty:
+            self._line, self._shown = f"  {stage:<15} {text}  ({self._rows:,} rows so far)", True
+            self._write(f"\r\x1b[K{self._line}  {time.monotonic() - self._t0:.0f} s")
+        else:
+            try:
+                self.say(f"  {stage:<15} {text}")
+            except Exception:  # noqa: BLE001 - progress never fails a run
+                pass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,8 @@ def test_signal_stops_at_a_chunk_boundary_and_resume_equals_uninterrupted(refere
     steps = {s["name"]: s for s in m["stages"]}
     if during == "derive":
         assert m["stopped_at"] == "derive" and steps["derive"]["status"] == "interrupted", m
+        # not a terminal: one progress line per chunk as it ends, fed from run.log
+        assert re.search(r"^  derive +chunk 1/\d+ \S+ succeeded: [\d,]+ rows in ", out, re.M), out
         assert m["stopped_chunk"] and m["stopped_chunk"] in m["reason"], m
         chunks = steps["derive"]["record"]["chunks"]
         assert {c["status"] for c in chunks} == {"succeeded", "not_run"}, chunks  # nothing failed, nothing half-done
@@ -166,3 +169,32 @@ def test_refused_resume_set_writes_nothing_into_the_live_run(small_demo, tmp_pat
             proc.wait()
     assert "chunk_days: 30" in (run_dir / "params.yaml").read_text()
     assert not lock_path(params).exists()
+
+
+def test_progress_updates_in_place_on_a_terminal(small_demo, tmp_path):
+    """Under a pseudo-terminal the driver shows one line per stage that updates in place while it runs."""
+    import pty
+
+    params, params_file = copy_demo(small_demo[0], tmp_path, chunk_days=CHUNK_DAYS, stages=["load", "gate", "derive"])
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*CLI, "run", "--params", str(params_file), "--run-id", "tty"], cwd=ROOT, env=_env(),
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the run ended and closed the terminal
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        proc.wait(timeout=600)
+        os.close(master)
+    text = out.decode("utf-8", "replace")
+    assert proc.returncode == 0, text
+    updates = re.findall(r"\r\x1b\[K  derive +chunk (\d+)/(\d+)", text)
+    assert len({k for k, _ in updates}) >= 2, text  # the same line showed several chunks as they went
+    assert "Traceback" not in text
