@@ -65,6 +65,7 @@ def _lines(path: Path) -> list[str]:
 @pytest.mark.parametrize("signum,code,during", [
     (signal.SIGINT, 130, "derive"), (signal.SIGTERM, 143, "derive"),
     (signal.SIGINT, 130, "load"), (signal.SIGTERM, 143, "load"), (signal.SIGHUP, 129, "derive"),
+    (signal.SIGINT, 130, "derive-twice"),  # a second Ctrl-C stops at once: the kernel is killed mid-chunk
 ])
 def test_signal_stops_at_a_chunk_boundary_and_resume_equals_uninterrupted(reference, small_demo, tmp_path,
                                                                          signum, code, during):
@@ -80,12 +81,15 @@ def test_signal_stops_at_a_chunk_boundary_and_resume_equals_uninterrupted(refere
         _wait_for("run.log", log.exists, proc)
         follower = subprocess.Popen([*CLI, "logs", run_id, "--archive-dir", str(params.archive_dir), "--follow"],
                                     cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if during == "derive":  # a derive chunk has committed (chunks.jsonl), more are to come
+        if during.startswith("derive"):  # a derive chunk has committed (chunks.jsonl), more are to come
             _wait_for("a derive chunk", lambda: any('"stage": "derive"' in x for x in _lines(run_dir / "chunks.jsonl")),
                       proc)
         else:  # load has started (its kernel is starting): it stops before its first batch, after the schedules
             _wait_for("load", lambda: any("step load started" in x for x in _lines(log)), proc)
         os.kill(proc.pid, signum)  # the driver only, as a scheduler or `kill` would
+        if during == "derive-twice":
+            _wait_for("the first signal", lambda: any("received: stopping" in x for x in _lines(log)), proc)
+            os.kill(proc.pid, signum)
         out, _ = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
@@ -107,6 +111,9 @@ def test_signal_stops_at_a_chunk_boundary_and_resume_equals_uninterrupted(refere
         assert m["stopped_chunk"] and m["stopped_chunk"] in m["reason"], m
         chunks = steps["derive"]["record"]["chunks"]
         assert {c["status"] for c in chunks} == {"succeeded", "not_run"}, chunks  # nothing failed, nothing half-done
+    elif during == "derive-twice":  # stopped at once, wherever derive was: the open chunk rolled back
+        assert m["stopped_at"] == "derive" and steps["derive"]["status"] == "interrupted", m
+        assert "stopped at once" in m["reason"] or "interrupted by SIGINT before chunk" in m["reason"], m
     else:  # stopped inside load at a batch boundary: the files not loaded are loaded by the resume
         assert m["stopped_at"] == "load" and steps["load"]["status"] == "interrupted", m
         assert steps["load"]["record"]["status"] == "interrupted" and "files done" in m["reason"], m
