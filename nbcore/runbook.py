@@ -439,6 +439,8 @@ class _Stopper:
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
+        if self.now:
+            logging.getLogger("papermill").setLevel(logging.NOTSET)
 
     def _tell(self, message: str) -> None:
         try:
@@ -458,6 +460,8 @@ class _Stopper:
             self.now = True
             log_line(self.run_dir, "driver", f"{name} received again: stopping at once")
             self._tell(f"{name} again: stopping at once")
+            # the kernel is killed on purpose: papermill's client must not report it as a crash ("Kernel died ...")
+            logging.getLogger("papermill").setLevel(logging.CRITICAL)
             kill_kernels()
 
 
