@@ -1,7 +1,8 @@
 """The ``runbook`` command. Each subcommand is a thin wrapper over an nbcore function.
 
 Exit codes: 0 success, 1 a stage failed, 2 bad parameters or usage, 3 a gate blocked the run,
-4 another run holds the warehouse lock (nothing was started). They come from the error classes
+4 another run holds the warehouse lock (nothing was started); a run stopped by a signal exits
+130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP). They come from the error classes
 (``nbcore.errors.exit_code_for``): a subcommand raises a ``RunbookError`` and ``RunbookGroup``
 prints its message and exits with its code. Any other exception is a bug and shows its traceback
 (exit 1); it is never reported as "usage". Stage and step names come from ``nbcore.stages``.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .errors import EXIT_SUCCEEDED, GateBlockedError, RunbookError, StageFailed, UsageError, WarehouseLockedError, exit_code_for
+from .errors import EXIT_INTERRUPTED, EXIT_SUCCEEDED, GateBlockedError, RunbookError, StageFailed, UsageError, WarehouseLockedError, exit_code_for
 from .params import load_params
 from .shell import show
 from .stages import STAGE_NAMES, STEP_NAMES
@@ -31,6 +32,9 @@ class RunbookGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C before a run began (a run itself handles its signals): no traceback
+            click.echo("interrupted before any work", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except RunbookError as e:
             prefix = "refused: " if isinstance(e, WarehouseLockedError) else "FAILED: " if isinstance(e, StageFailed) else ""
             click.echo(f"{prefix}{show(e, keep_lines=True)}", err=True)  # a message quoting a bad name stays inert
@@ -127,7 +131,8 @@ def run(params_file: str, run_id: str | None, from_stage: str | None, start_date
         end_date: str | None, stages: str | None, tables: str | None) -> None:
     """Run the runbook: each stage notebook, in order, into runs/<run_id>/.
 
-    Exit 0 succeeded, 1 a stage failed, 3 the gate blocked, 4 another run holds the warehouse."""
+    Exit 0 succeeded, 1 a stage failed, 2 usage, 3 the gate blocked, 4 another run holds the warehouse;
+    130/143/129 stopped by SIGINT/SIGTERM/SIGHUP at a chunk boundary (status interrupted; resume it)."""
     params = _params(params_file, "write", "run", run_id, True, start_date=start_date, end_date=end_date,
                      stages=_csv(stages), tables=_csv(tables))
     from .runbook import run_runbook
@@ -193,6 +198,33 @@ def runs(params_file: str, archive_dir: str | None, as_json: bool) -> None:
     else:  # folder names and manifests are not ours to trust: nothing printed may drive the terminal
         shown = frame.drop(columns=["report"]).map(lambda v: show(v) if isinstance(v, str) else v)
         click.echo(shown.to_string(index=False))
+
+
+@main.command()
+@click.argument("run_id")
+@params_option
+@click.option("--archive-dir", default=None, type=click.Path(file_okay=False), help="default: archive_dir of --params")
+@click.option("--follow", "-f", is_flag=True, help="keep printing new lines until the run ends")
+def logs(run_id: str, params_file: str, archive_dir: str | None, follow: bool) -> None:
+    """Print a run's run.log (timestamped steps, chunks, load batches, signals); --follow tails it."""
+    from .runbook import _alive, find_run
+    from .runlog import LOG_FILE, follow as follow_log
+
+    run_dir = find_run(run_id, archive_dir or _params(params_file).archive_dir)
+
+    def ended() -> bool:
+        if not follow:
+            return True
+        try:
+            m = json.loads((run_dir / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return m.get("status") != "running" or not _alive(m)
+
+    if not (run_dir / LOG_FILE).exists() and not follow:
+        raise UsageError(f"{show(run_dir)} has no {LOG_FILE} (a run made before run logs existed, or not started)")
+    for line in follow_log(run_dir, ended):
+        click.echo(line)
 
 
 @main.command(name="open")

@@ -5,7 +5,8 @@ an exception to an exit code with ``exit_code_for`` (one table, here), so a ``Va
 by a bug deep in pandas is never mistaken for a usage error.
 
 Exit codes (DESIGN.md): 0 succeeded, 1 a stage failed, 2 usage, 3 the gate blocked,
-4 the warehouse is locked by another run.
+4 the warehouse is locked by another run; a run stopped by a signal exits 128 + the signal's
+number, as a shell reports it: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP.
 """
 from __future__ import annotations
 
@@ -45,7 +46,22 @@ class WarehouseLockedError(RunbookError):
     exit_code = 4
 
 
+class RunInterrupted(RunbookError):
+    """A signal asked the run to stop; the stage stopped at a chunk boundary (its record says
+    ``interrupted`` and which chunks did not run). The run exits 128 + the signal's number."""
+
+    exit_code = 130
+
+
 EXIT_SUCCEEDED = 0
+#: a run stopped by a signal: 128 + the signal's number (SIGHUP 1, SIGINT 2, SIGTERM 15)
+EXIT_INTERRUPTED = RunInterrupted.exit_code
+EXIT_SIGNALS = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}
+
+
+def exit_code_for_signal(name: str) -> int:
+    """The exit code of a run stopped by the signal called ``name`` (130 when unknown)."""
+    return EXIT_SIGNALS.get(name, EXIT_INTERRUPTED)
 
 
 #: the modules that define RunbookError subclasses, imported before a class is looked up by name

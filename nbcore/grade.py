@@ -34,6 +34,7 @@ from .record import GradeRecord
 from .params import RunParams
 from .sqlfiles import read_sql
 from .stage_run import ChunkContext, ChunkedResult, ChunkedStageFailed, ChunkWork, run_chunks, stage_session
+from .errors import RunInterrupted
 from .warehouse import Warehouse, open_warehouse
 from .warehouse.base import WriteCount
 
@@ -199,7 +200,7 @@ def _run_grade(params: RunParams, wh: Warehouse | None, archive: RunArchive | No
                              on_outcome=program.outcome_recorder(archive, STAGE))
         if failure is not None:
             result.stopped(STAGE, PROCESSOR, failure)
-        if metrics and failure is None:
+        if metrics and failure is None and result.status != "interrupted":
             result.sums = accuracy_sums(wh, params)
             result.completeness = grading_completeness(wh, params)
             comp = result.completeness
@@ -211,6 +212,8 @@ def _run_grade(params: RunParams, wh: Warehouse | None, archive: RunArchive | No
             archive.record_stage(STAGE, result.summary())
         if own:
             wh.close()
+    if result.status == "interrupted":  # a signal to the driver: stopped at a chunk boundary
+        raise RunInterrupted(result.reason)
     if result.status == "failed":
         raise GradeError(result.error or "grade failed", result)
     return result

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+import weakref
 
 from jupyter_client.manager import AsyncKernelManager
 
@@ -29,3 +30,24 @@ class LocalKernelManager(AsyncKernelManager):
         if kwargs["transport"] == "ipc":
             kwargs.setdefault("ip", private_ipc_prefix())
         super().__init__(**kwargs)
+        _LIVE.add(self)
+
+
+#: the kernels this process started (a second signal to the driver kills them at once)
+_LIVE: "weakref.WeakSet[LocalKernelManager]" = weakref.WeakSet()
+
+
+def kill_kernels() -> int:
+    """SIGKILL every kernel process this driver started that still runs; how many. Its open
+    transaction is never committed (DuckDB and BigQuery roll it back), so nothing is half-written."""
+    n = 0
+    for km in list(_LIVE):
+        proc = getattr(getattr(km, "provisioner", None), "process", None)
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.kill()
+                n += 1
+            except OSError:
+                pass
+    return n
+

@@ -45,6 +45,8 @@ from .sources.parse import POSITION_COLUMNS, now_utc, parse_document
 from .warehouse import Warehouse, WarehouseError, open_warehouse
 from .waivers import Waiver, waived
 from .shell import runbook as runbook_command
+from .errors import RunInterrupted
+from .runlog import stage_log, stop_requested
 
 STAGE = "load"
 PHASE = "2"
@@ -117,6 +119,7 @@ class LoadResult:
     failures: list[Attempt]
     seconds: float
     failure_log: Optional[str] = None
+    interrupted: Optional[str] = None  # why the load stopped early (a signal to the driver), or None
 
     # -- views ----------------------------------------------------------------------
     def by_state(self, state: str) -> list[Outcome]:
@@ -171,7 +174,8 @@ class LoadResult:
         failed = self.failed
         return {
             # the stage itself succeeded: failures are recorded and the gate decides whether the run may go on
-            "status": "succeeded",
+            "status": "interrupted" if self.interrupted else "succeeded",
+            **({"reason": self.interrupted} if self.interrupted else {}),
             "run_id": self.run_id,
             "mode": self.mode,
             "complete": not failed,
@@ -519,6 +523,7 @@ def _run_load(params: RunParams, wh: Warehouse | None, archive: RunArchive | Non
     wh = wh or open_warehouse(params)
     try:
         loader = _Loader(params, wh, bucket, run_id)
+        interrupted: Optional[str] = None
         have = wh.query_file("load/schedule_seasons")
         have_games = dict(zip(have.season_year.astype(int), have.games.astype(int)))
         for season in params.season_list:  # always first: every other check trusts the schedule
@@ -527,17 +532,24 @@ def _run_load(params: RunParams, wh: Warehouse | None, archive: RunArchive | Non
         plan = _plan(params, wh, bucket, loader.games, mode)
         bar = tqdm(plan.tasks, desc="load", unit="date", disable=not progress)
         batch: list[tuple[Outcome, pd.DataFrame]] = []
-        for source, day in bar:
+        stage_log(STAGE, f"{len(plan.tasks)} file(s) to load")
+        for i, (source, day) in enumerate(bar):
             bar.set_postfix_str(f"{source} {day}", refresh=False)
             if batch and (batch[0][0].source != source or len(batch) >= wh.load_batch_dates):
-                loader.write(batch)
+                _write_logged(loader, batch, i, len(plan.tasks))
                 batch = []
+            signal_name = stop_requested() if not batch else None  # a stop request, at a batch boundary
+            if signal_name is not None:
+                interrupted = (f"load interrupted by {signal_name} before {source} {day} "
+                               f"({i} of {len(plan.tasks)} files done)")
+                stage_log(STAGE, interrupted)
+                break
             out, rows = loader.prepare(source, day, waivers.get((source, day)))
             loader.outcomes.append(out)
             if rows is not None:
                 batch.append((out, rows))
-        loader.write(batch)
-        for st in plan.strays:
+        _write_logged(loader, batch, len(plan.tasks), len(plan.tasks))
+        for st in ([] if interrupted else plan.strays):
             t0 = time.perf_counter()
             loader._fail(st.source, st.date, st.file, "unexpected", st.reason, 1, t0)
             loader.outcomes.append(Outcome(st.source, st.date, st.file, "failed", attempts=1, stage="unexpected", reason=st.reason))
@@ -545,12 +557,27 @@ def _run_load(params: RunParams, wh: Warehouse | None, archive: RunArchive | Non
         if own:
             wh.close()
     result = LoadResult(run_id=run_id, mode=mode, outcomes=loader.outcomes, failures=loader.failures,
-                        seconds=time.perf_counter() - t_start)
+                        seconds=time.perf_counter() - t_start, interrupted=interrupted)
     if archive is not None:
         result.failure_log = str(write_failure_log(archive, result.failures))
         archive.write_json("load_outcomes.json", [asdict(o) for o in result.outcomes])
         archive.record_stage(STAGE, typed_record(STAGE, result.summary()))
+    if interrupted:  # the record says so; the resumed load loads what is still missing
+        raise RunInterrupted(interrupted)
     return result
+
+
+def _write_logged(loader: "_Loader", batch: list, done: int, total: int) -> None:
+    """Write one batch (one transaction) and say so in the run log."""
+    if not batch:
+        return
+    t0 = time.perf_counter()
+    loader.write(batch)
+    source, days = batch[0][0].source, [o.date for o, _ in batch]
+    rows = sum(o.rows for o, _ in batch if o.state == "loaded")
+    failed = sum(o.state == "failed" for o, _ in batch)
+    stage_log(STAGE, f"batch {source} {min(days)}..{max(days)} ({len(days)} date(s), {done}/{total} files) written: "
+                     f"{rows:,} rows in {time.perf_counter() - t0:.1f} s" + (f", {failed} failed" if failed else ""))
 
 
 def write_failure_log(archive: RunArchive, failures: list[Attempt]) -> Path:

@@ -150,7 +150,7 @@ class RunParams(BaseModel):
         False, description="a run may create duckdb_path when it does not exist (otherwise a mistyped path is an error)")
     bigquery: Optional[BigQueryParams] = None
     bucket: str = Field("bucket/demo", description="phase 1 files: a local folder or gs://bucket/prefix")
-    seasons: Optional[list[int]] = Field(None, description="season start years; empty = every known season")
+    seasons: Optional[list[int]] = Field(None, description="season start years; left out (null) = every known season")
     start_date: Optional[date] = None
     end_date: Optional[date] = None
     tables: Optional[list[str]] = Field(None, description="limit to these tables (bare names); empty = all")
@@ -202,6 +202,8 @@ class RunParams(BaseModel):
         if isinstance(v, str) and not RUN_ID_RE.fullmatch(v):
             raise ValueError(f"run_name {_shown(v)} must start with a letter or digit and use only ASCII letters, "
                              f"digits, '_', '.' and '-' (it names the archive folder), e.g. playoffs-2023")
+        if isinstance(v, str) and ".." in v:  # reads as a parent folder wherever the name is joined into a path
+            raise ValueError(f"run_name {_shown(v)} contains '..'; use single dots, e.g. playoffs-2023")
         return v
 
     @field_validator("seasons")
@@ -209,6 +211,9 @@ class RunParams(BaseModel):
     def _known_seasons(cls, v):
         if v is None:
             return v
+        if not v:  # an empty list selects nothing; it never means "every season"
+            raise ValueError("seasons: [] selects no season; leave seasons out (or null) for every known season, "
+                             "or list start years, e.g. [2023, 2024]")
         bad = [s for s in v if s not in KNOWN_SEASONS]
         if bad:
             raise ValueError(

@@ -1,7 +1,7 @@
 """The stage contract: what every stage writes as ``stages/<step>.json``, as typed records.
 
 Every stage reports its outcome in the same envelope (``StageRecord``): ``stage``, ``status``
-(``succeeded`` | ``failed`` | ``blocked`` | ``skipped``; the gate also says ``passed`` or
+(``succeeded`` | ``failed`` | ``blocked`` | ``skipped`` | ``interrupted``; the gate also says ``passed`` or
 ``overridden``, both letting the run go on), ``reason`` (why it failed or blocked, in words),
 ``rows_written`` / ``rows_deleted`` per table, ``chunks`` (one ``ChunkRecord`` type for every
 chunked stage), ``seconds``, and on BigQuery ``jobs`` / ``bytes_billed``. Each stage adds its own
@@ -22,7 +22,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-Status = Literal["succeeded", "failed", "blocked", "skipped", "passed", "overridden"]
+Status = Literal["succeeded", "failed", "blocked", "skipped", "passed", "overridden", "interrupted"]
 ChunkStatus = Literal["succeeded", "failed", "not_run"]
 #: statuses that let the run go on (the gate's own words included)
 GOES_ON = frozenset({"succeeded", "skipped", "passed", "overridden"})

@@ -1088,7 +1088,7 @@ def timeline_table(run: RunData) -> pd.DataFrame:
 
 
 STATUS_COLORS = {"succeeded": "#1a7f37", "failed": "#cf222e", "blocked": "#bc4c00", "skipped": "#8c959f",
-                 "running": "#0969da", "pending": "#bdbdbd"}
+                 "running": "#0969da", "pending": "#bdbdbd", "interrupted": "#9a6700"}
 
 
 def timeline_chart(run: RunData):
@@ -1170,7 +1170,7 @@ def headline(run: RunData) -> str:
     tables; 0 open; 1 load failure recovered by retry"."""
     k = key_figures(run)
     parts = []
-    if k["stopped_at"] or k["status"] in ("failed", "blocked"):
+    if k["stopped_at"] or k["status"] in ("failed", "blocked", "interrupted"):
         where = f" at {k['stopped_at']}" if k["stopped_at"] else ""
         parts.append(f"Run {k['status']}{where}" + (f": {k['reason']}" if k["reason"] else ""))
     if not k["has_before"] and not k["has_after"]:

@@ -183,7 +183,7 @@ def image(fig, alt: str) -> str:
 def headline(run: report.RunData):
     """The verdict in one sentence, the key figures, and the run's details."""
     k = report.key_figures(run)
-    cls = "rb-bad" if k["status"] in ("failed", "blocked") or k["failures_open"] or k["findings_open"] else \
+    cls = "rb-bad" if k["status"] in ("failed", "blocked", "interrupted") or k["failures_open"] or k["findings_open"] else \
         ("rb-warn" if k["open"] or k["stale"] or k["override"] or not k["has_after"] else "")
     figures = "".join(f'<div class="rb-figure"><b>{_esc(n)}</b><span>{_esc(what)}</span></div>'
                       for n, what in report.key_figures_list(run))

@@ -23,8 +23,10 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,12 +38,14 @@ import pandas as pd
 import yaml
 
 from .archive import ArchiveWriteError, RunArchive, unique_run_id, utcnow, write_atomic
-from .errors import EXIT_SUCCEEDED, GateBlockedError, StageFailed, UsageError, exit_code_for, exit_code_for_name
-from .kernels import LocalKernelManager
+from .errors import (EXIT_INTERRUPTED, EXIT_SUCCEEDED, GateBlockedError, StageFailed, UsageError, exit_code_for,
+                     exit_code_for_name, exit_code_for_signal)
+from .kernels import LocalKernelManager, kill_kernels
 from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
 from .params import PROJECT_ROOT, RunParams, load_params
 from .record import StageRecord, read_record
+from .runlog import RUN_DIR_ENV, Progress, clear_stop, log_line, request_stop, signal_name
 from .shell import runbook as runbook_command, show
 from .stages import STAGE_NAMES, STEPS, Step
 
@@ -49,7 +53,8 @@ log = logging.getLogger(__name__)
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 # a run's status -> its exit code, from the error classes (nbcore.errors holds the one table)
-EXIT_CODES = {"succeeded": EXIT_SUCCEEDED, "failed": StageFailed.exit_code, "blocked": GateBlockedError.exit_code}
+EXIT_CODES = {"succeeded": EXIT_SUCCEEDED, "failed": StageFailed.exit_code, "blocked": GateBlockedError.exit_code,
+              "interrupted": EXIT_INTERRUPTED}  # interrupted: 128 + the signal's number (nbcore.errors.EXIT_SIGNALS)
 SECRET_ENV = "RUNBOOK_CREDENTIALS_PATH"
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"
@@ -59,7 +64,7 @@ SUMMARY_MD = "summary.md"
 class RunOutcome:
     run_id: str
     run_dir: Path
-    status: str  # succeeded | failed | blocked
+    status: str  # succeeded | failed | blocked | interrupted
     exit_code: int
     report_path: Optional[Path]
     stopped_at: Optional[str] = None
@@ -265,7 +270,8 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     status, error = "succeeded", None
     try:
         # the BigQuery backend labels every job with these (run_id, stage): the manifest lists them below
-        with kernel_env(RUNBOOK_RUN_ID=archive.run_id, RUNBOOK_STAGE=step.stage):
+        # RUNBOOK_RUN_DIR: where the stage finds the run log and a stop request (nbcore.runlog)
+        with kernel_env(RUNBOOK_RUN_ID=archive.run_id, RUNBOOK_STAGE=step.stage, **{RUN_DIR_ENV: str(archive.path)}):
             pm.execute_notebook(
                 str(src), str(out), parameters=parameters, kernel_name=params.kernel_name, cwd=str(src.parent),
                 progress_bar=False, log_output=False, request_save_on_cell_execute=True,
@@ -398,6 +404,83 @@ def _changed_since_plan(archive: RunArchive, params: RunParams) -> Optional[str]
     return None
 
 
+def _stdout_is_tty() -> bool:
+    import sys
+
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Stopper:
+    """SIGINT, SIGTERM and SIGHUP to the driver while it runs: the first writes ``STOP`` into the
+    archive (the stage in the kernel stops at its next chunk or load batch boundary, settles what
+    committed and ends ``interrupted``; between steps the loop stops before the next one); a second
+    stops at once (the kernel is killed: its open transaction never commits). No KeyboardInterrupt
+    is raised in the driver, so the kernel shuts down quietly and the manifest is always final."""
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self, run_dir: Path, say: Callable[[str], None]):
+        self.run_dir, self.say = run_dir, say
+        self.signal: Optional[str] = None
+        self.now = False
+        self._old: dict = {}
+
+    def __enter__(self) -> "_Stopper":
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            for name in self.SIGNALS:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        if self.now:
+            logging.getLogger("papermill").setLevel(logging.NOTSET)
+
+    def _tell(self, message: str) -> None:
+        try:
+            self.say(message)
+        except Exception:  # noqa: BLE001 - a closed terminal (SIGHUP) or a print the signal interrupted
+            pass
+
+    def _handle(self, signum, _frame) -> None:
+        name = signal_name(signum)
+        if self.signal is None:
+            self.signal = name
+            request_stop(self.run_dir, signum)
+            log_line(self.run_dir, "driver", f"{name} received: stopping at the next chunk boundary")
+            again = "Ctrl-C again" if name == "SIGINT" else "a second signal"
+            self._tell(f"{name}: stopping at the next chunk boundary ({again} stops at once) ...")
+        elif not self.now:
+            self.now = True
+            log_line(self.run_dir, "driver", f"{name} received again: stopping at once")
+            self._tell(f"{name} again: stopping at once")
+            # the kernel is killed on purpose: papermill's client must not report it as a crash ("Kernel died ...")
+            logging.getLogger("papermill").setLevel(logging.CRITICAL)
+            kill_kernels()
+
+
+def _interrupted_entry(entry: dict, stopper: _Stopper) -> bool:
+    """Did this step end because of the stop request (rather than succeed, block or fail on its own)?"""
+    if stopper.signal is None or entry["status"] in ("succeeded", "skipped", "blocked"):
+        return False
+    return stopper.now or entry.get("error_class") == "RunInterrupted" or \
+        (entry.get("record") or {}).get("status") == "interrupted"
+
+
+def _stopped_chunk(entry: dict) -> Optional[str]:
+    """The first chunk of the step that did not run ("2023-04-20..2023-04-24"), from its record."""
+    for c in (entry.get("record") or {}).get("chunks") or []:
+        if c.get("status") in ("not_run", "failed"):
+            return f"{c.get('first')}..{c.get('last')}"
+    return None
+
+
 def run_runbook(
     params: RunParams,
     run_id: Optional[str] = None,
@@ -405,6 +488,7 @@ def run_runbook(
     *,
     notebooks_dir: Optional[Path] = None,
     echo: Optional[Callable[[str], None]] = print,
+    lock: Optional[WarehouseLock] = None,
 ) -> RunOutcome:
     """Run (or, when ``run_id`` names an existing archive, resume) the runbook.
 
@@ -417,27 +501,46 @@ def run_runbook(
     step that left a record there, and the steps before it are recorded as not run.
     Raises ``RunLockedError`` when another run holds the warehouse, ``UsageError`` for a bad
     ``from_stage`` or a folder that is not a run archive.
-    """
-    say = echo or (lambda _msg: None)
-    nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
-    run_id = _unique_run_id(params, run_id)
-    run_dir = Path(params.archive_dir) / run_id
-    resuming = (run_dir / "manifest.json").exists()
-    adopting = not resuming and (run_dir / "params.yaml").exists()
-    if run_dir.exists() and not (resuming or adopting):
-        raise UsageError(f"{show(run_dir)} exists but is not a run archive (no manifest.json, no params.yaml); "
-                         f"choose another --run-id")
-    steps = selected_steps(params)
-    if not steps:
-        raise UsageError(f"params.stages selects no stage; list at least one of {', '.join(STAGE_NAMES)}")
-    if from_stage is not None:
-        resolve_step(from_stage, steps)  # fail before taking the lock on a typo
 
-    lock = WarehouseLock(params, run_id)
-    lock.acquire()
+    SIGINT, SIGTERM and SIGHUP stop the run at a chunk boundary (``_Stopper``): the run ends
+    ``interrupted`` with the step and chunk it stopped at and its resume command, exit 128 + the
+    signal's number. Every step, its outcome and each signal go to ``run.log``.
+    """
+    def say(message: str) -> None:
+        if echo is not None:
+            try:
+                echo(message)
+            except OSError:  # the terminal went away (SIGHUP): the manifest and run.log still say it
+                pass
+
+    try:  # a lock handed over by resume_run is released when the run cannot start
+        nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
+        run_id = _unique_run_id(params, run_id)
+        run_dir = Path(params.archive_dir) / run_id
+        resuming = (run_dir / "manifest.json").exists()
+        adopting = not resuming and (run_dir / "params.yaml").exists()
+        if run_dir.exists() and not (resuming or adopting):
+            raise UsageError(f"{show(run_dir)} exists but is not a run archive (no manifest.json, no params.yaml); "
+                             f"choose another --run-id")
+        steps = selected_steps(params)
+        if not steps:
+            raise UsageError(f"params.stages selects no stage; list at least one of {', '.join(STAGE_NAMES)}")
+        if from_stage is not None:
+            resolve_step(from_stage, steps)  # fail before taking the lock on a typo
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    if lock is None:
+        lock = WarehouseLock(params, run_id)
+        lock.acquire()
     finished = False
+    stopper = _Stopper(run_dir, say)
     try:
+        stopper.__enter__()
         archive = RunArchive.open(run_dir) if resuming or adopting else RunArchive.create(params, run_id)
+        clear_stop(run_dir)  # the stop request of an attempt this one resumes
+        rlog = lambda msg: log_line(run_dir, "driver", msg)  # noqa: E731
         manifest = archive.manifest() if resuming else {}
         public = params.public_dict()
         by_name = {e["name"]: e for e in manifest.get("stages", [])}
@@ -468,6 +571,7 @@ def run_runbook(
             started_at=manifest.get("started_at", now), ended_at=None, params=public, backend=params.backend,
             warehouse=warehouse_label(params), host=socket.gethostname(), pid=os.getpid(),
             stages=entries, stopped_at=None, reason=None, resume_command=None, notification=None, stop_exit_code=None,
+            stopped_chunk=None, interrupted_by=None,
         )
         manifest.setdefault("resumes", [])
         if resuming or adopting:
@@ -485,21 +589,47 @@ def run_runbook(
             manifest.pop("param_changes_pending", None)
             if changed:
                 say(f"re-planning: {changed}")
+                rlog(f"re-planning: {changed}")
                 manifest["plan"] = _save_plan(archive, params)
                 manifest.setdefault("replans", []).append({"at": utcnow(), "why": changed})
             archive.write_manifest(manifest)
         say(f"run {show(run_id)} → {show(run_dir)}"
             + (f" (resuming at {steps[start].name})" if (resuming or adopting) and start < len(steps) else ""))
+        rlog((f"resume from {steps[start].name if start < len(steps) else 'the end'}" if resuming or adopting
+              else "run started") + f" (pid {os.getpid()}, {len(steps) - start} step(s) to run)")
 
         status = "succeeded"
         try:
             with secret_env(params):
                 for i in range(start, len(steps)):
                     step, entry = steps[i], entries[i]
+                    if stopper.signal is not None:  # stopped between two steps: this one has not started
+                        status = "interrupted"
+                        manifest.update(stopped_at=step.name, interrupted_by=stopper.signal,
+                                        reason=f"interrupted by {stopper.signal} before {step.name}",
+                                        resume_command=resume_command(run_dir),
+                                        stop_exit_code=exit_code_for_signal(stopper.signal))
+                        break
                     entry["status"] = "running"
                     entry["started_at"] = utcnow()
                     archive.write_manifest(manifest)
-                    _execute(step, entry, archive, params, nb_dir)
+                    rlog(f"step {step.name} started")
+                    progress = Progress(run_dir, say, tty=_stdout_is_tty()).start() if echo is not None else None
+                    try:
+                        _execute(step, entry, archive, params, nb_dir)
+                    finally:
+                        if progress is not None:
+                            progress.stop()
+                    if _interrupted_entry(entry, stopper):
+                        chunk = _stopped_chunk(entry)
+                        reason = (entry.get("record") or {}).get("reason") if not stopper.now else None
+                        entry.update(status="interrupted",
+                                     error=reason or f"interrupted by {stopper.signal}"
+                                     + (" (stopped at once: the chunk running was rolled back)" if stopper.now else ""),
+                                     error_class="RunInterrupted", exit_code=exit_code_for_signal(stopper.signal))
+                    rlog(f"step {step.name} {entry['status']}"
+                         + (f" in {entry['seconds']:.1f} s" if entry["seconds"] is not None else "")
+                         + (f": {entry['error']}" if entry["error"] and entry["status"] != "succeeded" else ""))
                     manifest["rows_written"] = _rows_written(entries)
                     bb = _bytes_billed(entries)
                     if bb is not None:
@@ -509,6 +639,12 @@ def run_runbook(
                     say(f"  [{i + 1}/{len(steps)}] {step.name:<15} {entry['status']:<9} {secs}"
                         + (f"  — {show(entry['error'])}" if entry["error"] and entry["status"] != "skipped" else "")
                         + ("  (notebook not written yet)" if entry["status"] == "skipped" else ""))
+                    if entry["status"] == "interrupted":
+                        status = "interrupted"
+                        manifest.update(stopped_at=step.name, reason=entry["error"], stopped_chunk=_stopped_chunk(entry),
+                                        interrupted_by=stopper.signal, resume_command=resume_command(run_dir),
+                                        stop_exit_code=exit_code_for_signal(stopper.signal))
+                        break
                     if entry["status"] in ("failed", "blocked"):
                         status = entry["status"]
                         manifest.update(stopped_at=step.name, reason=entry["error"],
@@ -525,10 +661,15 @@ def run_runbook(
             _finish(archive, manifest, status, params)
             finished = True
             raise
+        # the log's last line before the manifest's final status: `runbook logs --follow` ends on that status
+        rlog(f"run {status} (exit {run_exit_code(status, manifest.get('stop_exit_code'))})"
+             + (f", stopped at {manifest['stopped_at']}" if manifest.get("stopped_at") else "")
+             + (f"; resume with: {manifest['resume_command']}" if manifest.get("resume_command") else ""))
         _finish(archive, manifest, status, params)
         finished = True
     finally:
         lock.release()
+        stopper.__exit__(None, None, None)  # after the manifest is final: a late signal changes nothing
         if finished:  # after the lock is released and the manifest final: a slow webhook holds nobody up
             _notify(archive, manifest, params)
 
@@ -578,7 +719,7 @@ def _finish(archive: RunArchive, manifest: dict, status: str, params: RunParams)
 
 def run_exit_code(status: str, stopped_by: Optional[int] = None) -> int:
     """A run's exit code: the stopping error's own (``stop_exit_code``) for a failed run, else its status's."""
-    if status == "failed" and stopped_by:
+    if status in ("failed", "interrupted") and stopped_by:
         return int(stopped_by)
     return EXIT_CODES[status]
 
@@ -697,6 +838,24 @@ def resume_run(
     run_dir = find_run(run, archive_dir)
     params = load_params(run_dir / "params.yaml", {"archive_dir": str(run_dir.parent), **(changes or {})})
     _check_before_resume(params)  # before --set rewrites params.yaml: a refused resume changes nothing
+    if from_stage is not None:
+        resolve_step(from_stage, selected_steps(params))  # a typo is refused before anything is written
+    lock = None
+    if changes:  # the lock first: while another run holds the warehouse (this run, still live), nothing is written
+        lock = WarehouseLock(params, run_dir.name)
+        lock.acquire()
+    try:
+        if changes:
+            _apply_changes(run_dir, params, changes)
+    except BaseException:
+        lock.release()
+        raise
+    return run_runbook(params, run_id=run_dir.name, from_stage=from_stage, notebooks_dir=notebooks_dir, echo=echo,
+                       lock=lock)
+
+
+def _apply_changes(run_dir: Path, params: RunParams, changes: dict[str, Any]) -> None:
+    """``resume --set``: rewrite the archive's params.yaml (the previous kept) and record the change."""
     if changes:
         old = run_dir / "params.yaml"
         n = len(list(run_dir.glob("params.resume-*.yaml"))) + 1
@@ -709,7 +868,6 @@ def resume_run(
                 {"at": utcnow(), "changes": {k: str(v) for k, v in changes.items()}, "previous": f"params.resume-{n}.yaml"})
             m["param_changes_pending"] = True  # the resume re-plans with the new parameters
             archive.write_manifest(m)
-    return run_runbook(params, run_id=run_dir.name, from_stage=from_stage, notebooks_dir=notebooks_dir, echo=echo)
 
 
 def _check_before_resume(params: RunParams) -> None:

@@ -36,6 +36,7 @@ from .history import RunRecord, record_runs
 from .params import RunParams
 from .progress import RUN_ENV, tqdm
 from .record import ChunkRecord
+from .runlog import stage_log, stop_requested
 from .warehouse import Warehouse
 from .warehouse.base import CommitFailed, WriteCount
 
@@ -158,14 +159,25 @@ def run_chunks(
 
     ``on_outcome(chunk, status)`` is called as each chunk settles (``succeeded``) or fails
     (``failed``): the run archive's ``chunks.jsonl`` (``nbcore.program.record_outcome``).
+
+    Inside a driver's kernel, a stop request (``nbcore.runlog``: the driver got SIGINT, SIGTERM or
+    SIGHUP) is looked for before each chunk: the chunks committed so far are settled, the rest
+    are ``not_run``, ``record.status`` is ``interrupted`` and the runner returns None (the stage
+    then raises ``RunInterrupted``, after writing its record). Each chunk's start and end go to
+    the run's ``run.log``.
     """
     attempts = existing_attempts(wh, run_id)
+    n_chunks = len(chunks)
+    stage_log(stage, f"{n_chunks} chunk(s) to run")
     bar = tqdm(chunks, desc=stage, unit="chunk", disable=not progress or not chunks)
     waiting: list[_Committed] = []  # committed in Python, not confirmed by the backend yet
 
     def settle(n: int) -> None:
         for done in waiting[:n]:
             _settled(done, record, attempts)
+            c = record.chunks[-1]
+            stage_log(stage, f"chunk {len(record.chunks)}/{n_chunks} {c.first}..{c.last} succeeded: "
+                             f"{c.rows:,} rows in {c.seconds:.1f} s")
             if on_outcome is not None:
                 on_outcome(done.ctx.dates, "succeeded")
         del waiting[:n]
@@ -181,10 +193,23 @@ def run_chunks(
         record.reason = f"{stage} stopped at {chunk[0]}..{chunk[-1]} in {ctx.processor}: {message}"
         record.chunks.append(ChunkRecord(first=chunk[0], last=chunk[-1], dates=list(chunk), status="failed",
                                          seconds=round(time.perf_counter() - t, 3), error=message))
+        stage_log(stage, f"chunk {len(record.chunks)}/{n_chunks} {chunk[0]}..{chunk[-1]} failed: {message}")
         for later in [w.ctx.dates for w in waiting] + [list(c) for c in chunks[i:]]:
             record.chunks.append(ChunkRecord(first=later[0], last=later[-1], dates=list(later), status="not_run"))
         waiting.clear()
         return ChunkFailure(list(chunk), ctx.processor, message, e)
+
+    def interrupted(i: int, signal_name: str) -> None:
+        """A stop request before ``chunks[i]``: every chunk from there is ``not_run``."""
+        done = sum(c.status == "succeeded" for c in record.chunks)
+        nxt = chunks[i]
+        record.status = "interrupted"
+        record.reason = (f"{stage} interrupted by {signal_name} before chunk {nxt[0]}..{nxt[-1]} "
+                         f"({done} of {n_chunks} chunks done)")
+        for later in chunks[i:]:
+            record.chunks.append(ChunkRecord(first=later[0], last=later[-1], dates=list(later), status="not_run"))
+        stage_log(stage, record.reason)
+        return None
 
     def confirm(i: int) -> Optional[ChunkFailure]:
         """Send what is carried; a carried commit that fails stops the stage at its chunk."""
@@ -200,7 +225,11 @@ def run_chunks(
     try:
         with wh.pipelined():
             for i, chunk in enumerate(bar):
+                signal_name = stop_requested()
+                if signal_name is not None:  # settle what committed; the rest does not run
+                    return confirm(i) or interrupted(i, signal_name)
                 bar.set_postfix_str(f"{chunk[0]}..{chunk[-1]}")
+                stage_log(stage, f"chunk {i + 1}/{n_chunks} {chunk[0]}..{chunk[-1]} started")
                 ctx = ChunkContext(list(chunk), processor, phase)
                 t = time.perf_counter()
                 try:

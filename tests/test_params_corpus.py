@@ -119,6 +119,8 @@ CASES = [
     ("unknown_key", _set(chunk_size=5), None, ["chunk_size", "unknown key; remove it or check the spelling"]),
     ("season_before_2021", _set(seasons=[2019]), None, ["seasons", "2021 means 2021-22"]),
     ("seasons_not_a_list", _set(seasons="2023"), None, ["seasons", "give a list of season start years"]),
+    ("seasons_empty", _set(seasons=[]), None, ["seasons", "selects no season"]),
+    ("run_name_with_dotdot", _set(run_name="a..b"), None, ["run_name", "contains '..'"]),
     ("table_typo", _set(tables=["player_game_summry"]), None, ["tables", "known:"]),
     ("tables_not_a_list", _set(tables="player_game_summary"), None, ["tables", "give a list of bare table names"]),
     ("end_before_start", _set(start_date="2024-03-01", end_date="2024-02-01"), None, ["end_date", "swap them"]),

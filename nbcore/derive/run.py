@@ -30,7 +30,7 @@ import pandas as pd
 from .. import lineage, program, targets
 from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
-from ..errors import RunbookError, StageFailed
+from ..errors import RunbookError, RunInterrupted, StageFailed
 from ..params import RunParams
 from ..sqlfiles import read_sql
 from ..stage_run import ChunkContext, ChunkWork, run_chunks, stage_session
@@ -161,6 +161,8 @@ def _run_derive(params: RunParams, wh: Optional[Warehouse], archive: Optional[Ru
         result.seconds = time.perf_counter() - t_run
         if archive is not None:
             archive.record_stage(STAGE, result.summary())
+        if result.status == "interrupted":  # a signal to the driver: stopped at a chunk boundary
+            raise RunInterrupted(result.reason)
         if not result.ok and raise_on_failure:
             raise DeriveFailed(result)
         return result

@@ -27,6 +27,7 @@ from ..chunks import make_chunks
 from ..archive import RunArchive, new_run_id
 from ..record import PredictRecord
 from ..stage_run import ChunkContext, ChunkedResult, ChunkedStageFailed, ChunkWork, run_chunks, stage_session
+from ..errors import RunInterrupted
 from ..params import RunParams
 from ..warehouse import Warehouse, open_warehouse
 from ..warehouse.base import WriteCount
@@ -344,6 +345,8 @@ def _run_predict(params: RunParams, wh: Warehouse | None, archive: RunArchive | 
             archive.record_stage(STAGE, result.summary())
         if own:
             wh.close()
+    if result.status == "interrupted":  # a signal to the driver: stopped at a chunk boundary
+        raise RunInterrupted(result.reason)
     if result.status == "failed":
         raise PredictError(result.error or "predict failed", result)
     return result
