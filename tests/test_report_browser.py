@@ -94,6 +94,14 @@ def _assert_reads_well(page: dict, run_dir: Path, width: int) -> None:
     assert min(c["font"] for c in page["heatCells"]) >= 11, "heatmap labels too small to read"
 
 
+def charts_bg(key: str) -> str:
+    """A heat-map category's colour as the browser reports a background (``rgb(r, g, b)``)."""
+    from nbcore import charts
+
+    h = charts.BY_KEY[key].color.lstrip("#")
+    return "rgb({}, {}, {})".format(*(int(h[i:i + 2], 16) for i in (0, 2, 4)))
+
+
 def test_report_reads_on_desktop_and_phone(demo_run, browser, tmp_path):
     _, run_dir = demo_run
     run = report.load_run(run_dir)
@@ -103,11 +111,13 @@ def test_report_reads_on_desktop_and_phone(demo_run, browser, tmp_path):
         page = _measure(browser, run_dir / "report.html", width, tmp_path / f"report-{width}.png")
         assert page["headline"].strip() == expected_headline
         _assert_reads_well(page, run_dir, width)
-        # a complete after-grid is all one colour; the before-grid shows every hole in another
+        # a complete after-grid is the complete colour, and the waived one where the demo's prop gaps
+        # are waived (shown, never hidden); the before-grid shows every hole in another colour
         cells = page["heatCells"]
         half = len(cells) // 2
-        complete = {c["bg"] for c in cells[half:]}
-        assert len(complete) == 1 and not (complete & {c["bg"] for c in cells[:half] if c["text"] != "100"})
+        after = {c["bg"] for c in cells[half:]}
+        assert after == {charts_bg("complete"), charts_bg("waived")}, after
+        assert charts_bg("complete") not in {c["bg"] for c in cells[:half] if c["text"] != "100"}
         assert (tmp_path / f"report-{width}.png").stat().st_size > 20_000
     text = page["text"]
     # seasons and rates in people's units; every grading metric explained
