@@ -35,6 +35,8 @@ CORE = {
     "nbcore.resolutions", "nbcore.lockfile", "nbcore.shell",
     # one partition state, the targets chosen from it, and the program a stage executes (issue 20)
     "nbcore.state", "nbcore.targets", "nbcore.program", "nbcore.walkforward",
+    # the run log and the stop request every stage reads between chunks (issue 22)
+    "nbcore.runlog",
     # the single chunk runner and the typed stage record (issue 10), when they land
     "nbcore.stage_run", "nbcore.record",
 }
