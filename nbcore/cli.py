@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .errors import EXIT_INTERRUPTED, EXIT_SUCCEEDED, GateBlockedError, RunbookError, StageFailed, UsageError, WarehouseLockedError, exit_code_for
+from .errors import EXIT_OPEN, EXIT_INTERRUPTED, EXIT_SUCCEEDED, GateBlockedError, RunbookError, StageFailed, UsageError, WarehouseLockedError, exit_code_for
 from .params import load_params
 from .shell import show
 from .stages import STAGE_NAMES, STEP_NAMES
@@ -65,15 +65,20 @@ def _from_option(help_text: str):
 
 
 @click.group(cls=RunbookGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="backfill-runbook", prog_name="runbook")
 def main() -> None:
     """Backfill runbook for the NBA props pipeline: find gaps, load, gate, derive, predict, grade, report."""
 
 
 @main.command()
 @params_option
-@click.option("--json", "as_json", is_flag=True, help="print the completeness matrix as JSON")
-def status(params_file: str, as_json: bool) -> None:
-    """Completeness matrix: season x table, expected vs present dates (read-only)."""
+@click.option("--json", "as_json", is_flag=True, help="print the completeness matrix as JSON (each table's `states`)")
+@click.option("--check", is_flag=True,
+              help="exit 5 when any expected date is missing, stale, failed or blocked (waived is fine): "
+                   "for a scheduled job that must notice holes")
+def status(params_file: str, as_json: bool, check: bool) -> None:
+    """Completeness matrix: season x table, expected vs present dates, each cell marked with its
+    waived, stale, failed and blocked dates (read-only). Exit 0; with --check, 5 when anything is open."""
     from .validate import print_status, run_validate
 
     params = _params(params_file, "read", "status")
@@ -85,6 +90,10 @@ def status(params_file: str, as_json: bool) -> None:
         click.echo(json.dumps(result.to_status_json(), indent=2))
     else:
         print_status(result)
+    from .state import OPEN_STATES
+
+    if check and result.states is not None and result.states.frame.state.isin(list(OPEN_STATES)).any():
+        sys.exit(EXIT_OPEN)
 
 
 @main.command()

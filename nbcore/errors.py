@@ -54,6 +54,8 @@ class RunInterrupted(RunbookError):
 
 
 EXIT_SUCCEEDED = 0
+#: ``runbook status --check``: some expected date is missing, stale, failed or blocked (waived is fine)
+EXIT_OPEN = 5
 #: a run stopped by a signal: 128 + the signal's number (SIGHUP 1, SIGINT 2, SIGTERM 15)
 EXIT_INTERRUPTED = RunInterrupted.exit_code
 EXIT_SIGNALS = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}

@@ -218,3 +218,34 @@ def test_every_state_occurs_in_the_scenarios(tmp_path):
         if seen >= {"present", "missing", "stale", "waived", "failed", "blocked"}:
             break
     assert seen == {"present", "missing", "stale", "waived", "failed", "blocked"}
+
+
+def test_status_check_exits_5_while_anything_is_open(tmp_path):
+    """``runbook status --check``: 5 when some date is missing, stale, failed or blocked; 0 when every
+    date is present (a scheduled job can gate on it)."""
+    import shutil
+
+    import yaml
+    from click.testing import CliRunner
+
+    from nbcore.cli import main
+
+    def check(params, root) -> int:
+        params_file = root / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params.public_dict()))
+        return CliRunner().invoke(main, ["status", "--params", str(params_file), "--check"]).exit_code
+
+    holes = tmp_path / "holes"
+    holes.mkdir()
+    sc, params, wh = build(1, holes)
+    wh.close()
+    memo: dict = {}
+    assert any(sc.state(t, d, memo) in ("missing", "stale", "failed", "blocked") for t in TABLES for d in sc.games)
+    assert check(params, holes) == 5
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    (whole / "bucket").mkdir()
+    params = tiny_params(whole, seasons=sorted(SEASONS))
+    shutil.copy(_base(tmp_path), params.duckdb_path)  # every table complete on every date
+    assert check(params, whole) == 0
+    assert CliRunner().invoke(main, ["--version"]).output.startswith("runbook, version ")
