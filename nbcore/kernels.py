@@ -2,7 +2,8 @@
 
 Kernels talk to the driver over local IPC sockets instead of TCP: nothing listens on a
 port, and ipykernel does not print its "running over TCP without encryption" warning
-for every stage of every run.
+for every stage of every run. They are shut down without the interrupt jupyter_client sends
+first, which an idle kernel reports as an error on the terminal.
 
 Each kernel gets its own socket path prefix. jupyter_client's default prefix is ``kernel-ipc``
 in the working directory, so two runbooks (or a runbook and a notebook opened to look at it)
@@ -31,6 +32,15 @@ class LocalKernelManager(AsyncKernelManager):
             kwargs.setdefault("ip", private_ipc_prefix())
         super().__init__(**kwargs)
         _LIVE.add(self)
+
+    async def _async_interrupt_kernel(self) -> None:
+        """No interrupt while shutting down: jupyter_client interrupts a kernel before asking it to
+        shut down, and an idle ipykernel answers a SIGINT with "[IPKernelApp] ERROR |
+        KeyboardInterrupt caught in kernel." on the run's terminal. The shutdown request that follows
+        stops it cleanly (and a kernel that does not stop is killed), so nothing is lost."""
+        if getattr(self, "shutting_down", False):
+            return
+        await super()._async_interrupt_kernel()
 
 
 #: the kernels this process started (a second signal to the driver kills them at once)

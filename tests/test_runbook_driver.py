@@ -221,3 +221,16 @@ def test_secret_env_reaches_kernel_but_not_the_archive(tmp_path, nbdir):
     for f in out.run_dir.rglob("*"):
         if f.is_file():
             assert b"TOPSECRET" not in f.read_bytes(), f
+
+
+@pytest.mark.parametrize("code, status", [("x = 1", "succeeded"), ("raise ValueError('no')", "failed")])
+def test_a_run_prints_no_kernel_noise(tmp_path, nbdir, capfd, code, status):
+    """No ipykernel ERROR line (a kernel interrupted at shutdown) and no TCP warning on the
+    terminal, whether the stage succeeded or raised."""
+    write_stage_notebook(nbdir / "01_load.ipynb", code)
+    out = run_runbook(_params(tmp_path, ["load"]), notebooks_dir=nbdir, echo=None)
+    assert out.status == status
+    seen = capfd.readouterr()
+    noise = seen.out + seen.err
+    assert "KeyboardInterrupt caught in kernel" not in noise and "ERROR |" not in noise, noise
+    assert "without encryption" not in noise, noise
