@@ -199,6 +199,9 @@ class RunArchive:
     # -- stage records ---------------------------------------------------------
     def record_stage(self, stage: str, record: dict) -> Path:
         """What a stage says about itself: status, rows written per table, retries, errors."""
+        from . import profiling
+
+        profiling.write_stage(self.path, stage)  # only when ``nbcore.bench profile`` asked for it
         return self.write_json(f"stages/{stage}.json", record)
 
     def stage_record(self, stage: str) -> dict | None:

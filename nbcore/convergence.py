@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import lineage, schema
+from . import lineage, profiling, schema
 from .params import RunParams
 from .warehouse import Warehouse, open_warehouse
 from .warehouse.base import row_signatures, value_columns
@@ -69,13 +69,16 @@ def rebuild_from_raw(params: RunParams, root: Path, chunk_days: int = 3660) -> R
                 wh.execute(f"DELETE FROM {table} WHERE TRUE")
         dates = Schedule(wh.query_file("derive/final_games")).dates
         t = time.perf_counter()
-        run_derive(p, wh=wh, progress=False, dates=dates)
+        with profiling.stage("derive"):
+            run_derive(p, wh=wh, progress=False, dates=dates)
         seconds["derive"] = time.perf_counter() - t
         t = time.perf_counter()
-        run_predict(p, wh=wh, progress=False, dates=dates)
+        with profiling.stage("predict"):
+            run_predict(p, wh=wh, progress=False, dates=dates)
         seconds["predict"] = time.perf_counter() - t
         t = time.perf_counter()
-        run_grade(p, wh=wh, progress=False, dates=dates, metrics=False)
+        with profiling.stage("grade"):
+            run_grade(p, wh=wh, progress=False, dates=dates, metrics=False)
         seconds["grade"] = time.perf_counter() - t
     finally:
         wh.close()

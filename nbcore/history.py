@@ -11,6 +11,7 @@ from typing import Optional
 
 import pandas as pd
 
+from . import profiling
 from .warehouse import Warehouse
 
 TABLE = "nba_reference.processor_run_history"
@@ -36,6 +37,11 @@ def record_runs(wh: Warehouse, records: list[RunRecord]) -> int:
     """Append run records (one batch, one write)."""
     if not records:
         return 0
+    with profiling.part("history"):
+        return _record_runs(wh, records)
+
+
+def _record_runs(wh: Warehouse, records: list[RunRecord]) -> int:
     now = datetime.now(timezone.utc)
     rows = []
     for r in records:

@@ -35,7 +35,7 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from . import schema
+from . import profiling, schema
 from .sqlfiles import read_sql
 from .warehouse import Warehouse
 
@@ -152,7 +152,12 @@ def record_lineage(wh: Warehouse, writes: list[PartitionWrite], windows: WindowF
     transaction). ``changed_at`` moves to ``stamp`` only for partitions whose rows changed."""
     if not writes:
         return 0
-    stamp = stamp or now()
+    with profiling.part("lineage"):
+        return _record_lineage(wh, writes, windows, run_id=run_id, stage=stage, stamp=stamp or now())
+
+
+def _record_lineage(wh: Warehouse, writes: list[PartitionWrite], windows: WindowFn, *, run_id: str, stage: str,
+                    stamp: datetime) -> int:
     unchanged = [w for w in writes if not w.changed]  # only these carry a previous changed_at forward
     before = wh.query_file("lineage/latest_versions", {
         "tables": sorted({schema.table(w.table).fqn for w in unchanged}),

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from . import profiling
 from .archive import RunArchive
 from .params import RunParams, params_from_notebook
 
@@ -52,6 +53,7 @@ def setup(params_file: str | None, run_dir: str | None, namespace: dict[str, Any
     """(params, archive) for a stage notebook: the params file, overridden by the parameters cell."""
     pd.set_option("display.max_rows", 200)
     pd.set_option("display.width", 160)
+    profiling.start_from_env()  # ``nbcore.bench profile``: the driver asked its kernels to profile
     params = params_from_notebook(params_file, overrides_from(namespace))
     archive = RunArchive.open(run_dir) if run_dir else None
     return params, archive

@@ -30,6 +30,7 @@ from typing import Callable, Iterator, Optional, Protocol
 
 import pandas as pd
 
+from . import profiling
 from .archive import RunArchive, unique_run_id, utcnow
 from .errors import StageFailed
 from .history import RunRecord, record_runs
@@ -126,7 +127,8 @@ class ChunkFailure:
 
 def existing_attempts(wh: Warehouse, run_id: str) -> dict[tuple[str, date], int]:
     """(processor, date) -> attempts already recorded for this run (a resumed run counts on)."""
-    att = wh.query_file("history/run_attempts", {"run_id": run_id})
+    with profiling.part("history"):
+        att = wh.query_file("history/run_attempts", {"run_id": run_id})
     return {(r.processor, pd.Timestamp(r.data_date).date()): int(r.attempts) for r in att.itertuples(index=False)}
 
 

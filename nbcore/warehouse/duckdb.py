@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping
 import duckdb
 import pandas as pd
 
-from .. import schema
+from .. import profiling, schema
 from ..sqlfiles import parameter_names, to_duckdb
 from . import duckdb_access
 from .base import Warehouse, WarehouseError, WriteCount, change_statements, conform_frame, new_rows_select
@@ -116,7 +116,8 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"{label or 'query'}: missing query parameters {sorted(missing)}")
         bound = {k: _py(params[k]) for k in wanted}
         try:
-            return self.con.execute(duck_sql, bound) if bound else self.con.execute(duck_sql)
+            with profiling.statement():
+                return self.con.execute(duck_sql, bound) if bound else self.con.execute(duck_sql)
         except duckdb.Error as e:
             if duckdb_access.is_damaged(e):  # a bad block found by this query: the file, not the query
                 raise duckdb_access.DuckDBDamagedError(self.path, e) from e
@@ -179,7 +180,8 @@ class DuckDBWarehouse(Warehouse):
             else:
                 self._in_tx -= 1
                 if outer:
-                    self.con.execute("COMMIT")
+                    with profiling.part("commit"), profiling.statement():
+                        self.con.execute("COMMIT")
 
     def replace_range(self, table, start, end, *, sql=None, params=None, frame=None, where=None):
         t = schema.table(table)
@@ -225,10 +227,12 @@ class DuckDBWarehouse(Warehouse):
         label = f"replace {t.fqn}"
         with self.transaction():
             self._run(f"DROP TABLE IF EXISTS {staged}", None, label)
-            self._run(f"CREATE TEMP TABLE {staged} AS {new_rows_select(t, sql)}", p, label)
+            with profiling.part("sql compute"):
+                self._run(f"CREATE TEMP TABLE {staged} AS {new_rows_select(t, sql)}", p, label)
             try:
-                deleted = self.dml(delete, p, label=label)
-                inserted = self.dml(insert, p, label=label)
+                with profiling.part("change comparison"):
+                    deleted = self.dml(delete, p, label=label)
+                    inserted = self.dml(insert, p, label=label)
             finally:
                 self._run(f"DROP TABLE IF EXISTS {staged}", None, label)
         return WriteCount(inserted=inserted, deleted=deleted)
@@ -247,7 +251,8 @@ class DuckDBWarehouse(Warehouse):
             self.con.register("_incoming", data)
             try:
                 casts = ", ".join(f"CAST({c} AS {schema.DUCKDB_TYPES[typ]}) AS {c}" for c, typ in t.columns.items())
-                self.con.execute(f"INSERT INTO {t.fqn} SELECT {casts} FROM _incoming")
+                with profiling.statement():
+                    self.con.execute(f"INSERT INTO {t.fqn} SELECT {casts} FROM _incoming")
             except duckdb.Error as e:
                 raise WarehouseError(f"append to {t.fqn} failed: {e}") from e
             finally:
