@@ -30,7 +30,7 @@ jobs the loopback server counts (``nbcore/bench/bigquery.py``).
 from __future__ import annotations
 
 from datetime import date
-from typing import Iterable, Mapping
+from typing import Optional, Iterable, Mapping
 
 from .chunks import make_chunks
 
@@ -49,7 +49,7 @@ SESSION = 1
 def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[str, int],
                   rows_per_date: Mapping[str, float], seasons: int, schedule_seasons: int, derive_dates: list[date],
                   derive_stale: bool, predict_dates: list[date], grade_dates: list[date],
-                  checks: bool) -> dict[str, int]:
+                  checks: bool, season_of: Optional[Mapping[date, int]] = None) -> dict[str, int]:
     """Jobs per stage. ``raw_dates``: per raw source, the dates to load; ``rows_per_date``: their
     rows per date (for the staging rule); ``seasons``: the run's seasons (one schedule read each);
     ``schedule_seasons``: those whose schedule is missing (one write each). ``derive_stale`` is
@@ -67,13 +67,13 @@ def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[
     if "gate" in stages:  # validate's completeness and sanity reads, the phase-2 runs, the schedule
         out["gate"] = FIXED["gate"]
     if "derive" in stages:
-        chunks = make_chunks(derive_dates, chunk_days)
+        chunks = make_chunks(derive_dates, chunk_days, season_of)
         out["derive"] = FIXED["derive"] + bool(checks) + (len(chunks) + LAST_COMMIT + SESSION if chunks else 0)
     if "predict" in stages:
-        chunks = make_chunks(predict_dates, chunk_days)
+        chunks = make_chunks(predict_dates, chunk_days, season_of)
         out["predict"] = FIXED["predict"] + (PREDICT_PREFETCH + len(chunks) + LAST_COMMIT if chunks else 0)
     if "grade" in stages:
-        chunks = make_chunks(grade_dates, chunk_days)
+        chunks = make_chunks(grade_dates, chunk_days, season_of)
         out["grade"] = FIXED["grade"] + (len(chunks) + LAST_COMMIT + SESSION if chunks else 0)
     return out
 

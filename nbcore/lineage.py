@@ -226,6 +226,7 @@ class Targets:
     """Per table, the dates a run rebuilds and the cause of each (the plan's core)."""
 
     dates: dict[str, dict[date, Cause]] = field(default_factory=dict)
+    season_of: dict[date, int] = field(default_factory=dict)  # game date -> season: chunks never span two
 
     def of(self, table: str) -> dict[date, Cause]:
         return self.dates.get(schema.table(table).fqn, {})

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from . import schema
+from .chunks import DEFAULT_CHUNK_DAYS
 from .errors import UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ class ParamsError(UsageError):
 
 
 _NUMBER_HINTS = {
-    "chunk_days": "a number of days per chunk, e.g. 30 (1 = date by date)",
+    "chunk_days": "a number of days per chunk, e.g. 366 (one chunk per season, the default; 1 = date by date)",
     "refit_days": "a number of days, e.g. 14",
     "train_window_days": "a number of days, e.g. 365",
     "edge_threshold": "a number of points, e.g. 1.0",
@@ -156,7 +157,9 @@ class RunParams(BaseModel):
     tables: Optional[list[str]] = Field(None, description="limit to these tables (bare names); empty = all")
     backfill_mode: bool = False
     strict_mode: bool = True
-    chunk_days: int = Field(30, ge=1, le=3660)
+    chunk_days: int = Field(DEFAULT_CHUNK_DAYS, ge=1, le=3660, description=(
+        "calendar days per chunk at most (one transaction each); a chunk never spans two seasons. "
+        "The default, 366, is one chunk per season: each season's history is read once. 1 = date by date"))
     archive_dir: Path = Path("runs")
     stages: list[str] = Field(default_factory=lambda: list(STAGES), min_length=1)
     demo: DemoParams = Field(default_factory=DemoParams)

@@ -266,4 +266,5 @@ def _estimate_jobs(params: RunParams, rows: list[dict], targets: lineage.Targets
         rows_per_date={r["table"]: (r["expected_rows"] or 0) / r["dates"] for r in load if r["dates"]},
         seasons=len(params.season_list), schedule_seasons=len(params.season_list) if schedule is not None else 0,
         derive_dates=dates_of("derive"), derive_stale=derive_stale, predict_dates=dates_of("predict"),
-        grade_dates=dates_of("grade"), checks=not params.backfill_mode and params.strict_mode)
+        grade_dates=dates_of("grade"), checks=not params.backfill_mode and params.strict_mode,
+        season_of=targets.season_of)

@@ -92,7 +92,7 @@ def planned_targets(wh: Warehouse, params: RunParams, states) -> tuple[lineage.T
                 out[t][d] = lineage.Cause("missing")
     if lineage.PREDICTIONS in out:  # games not final yet are predicted too (the product's upcoming games)
         out[lineage.PREDICTIONS].update({d: lineage.Cause("upcoming") for d in _upcoming(wh, params, set(season_of))})
-    return lineage.Targets(out), frozen, skipped
+    return lineage.Targets(out, season_of=season_of), frozen, skipped
 
 
 def _upcoming(wh: Warehouse, params: RunParams, final_dates: set[date]) -> list[date]:
@@ -116,7 +116,8 @@ def stage_program(params: RunParams, targets: lineage.Targets, stage: str, froze
     tables = {t.fqn: t for t in schema.tracked_tables() if PHASE_STAGE.get(t.phase) == stage
               and params.table_selected(t.name)}
     return {
-        "chunks": [[d.isoformat() for d in c] for c in make_chunks(_stage_dates(params, targets, stage), params.chunk_days)],
+        "chunks": [[d.isoformat() for d in c]
+                   for c in make_chunks(_stage_dates(params, targets, stage), params.chunk_days, targets.season_of)],
         "targets": {fqn: {d.isoformat(): c.text(fqn) for d, c in sorted(targets.of(fqn).items())} for fqn in tables},
         "skipped": [d.isoformat() for d in (skipped or [])] if stage == "derive" else [],
         "frozen": [d.isoformat() for t, cs in (frozen or {}).items() if t in tables for d in sorted(cs)],

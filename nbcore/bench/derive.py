@@ -5,6 +5,10 @@ later parts see the before state untouched. Both paths run in backfill mode (no 
 checks) so they measure the same work; ``derive_batched_strict_s`` is the batched path with
 the checks on.
 
+``derive_default_s`` / ``derive_one_chunk_s``: every date derived from empty tables with the
+params' chunking (the default: one chunk per season) and with one chunk for everything, and
+their ratio ``derive_default_ratio`` (the default must cost at most 1.1x its best chunking).
+
 Date by date (``chunk_days: 1``, the platform's behaviour) over ~900 dates takes minutes, so
 it is measured on an evenly spread sample of dates (every ``SAMPLE_EVERY``-th game date, so
 early-season, late-season and playoff dates all count) and extrapolated to every date; the
@@ -62,6 +66,17 @@ def run(ctx) -> dict:
             t = time.perf_counter()
             res_s = run_derive(strict, wh=wh, progress=False, dates=dates)
             strict_s = time.perf_counter() - t
+
+            # from empty tables: the default chunking (the params' chunk_days) against one chunk
+            from_empty = {}
+            for name, p in (("default", base), ("one_chunk", base.model_copy(update={"chunk_days": 3660}))):
+                _empty(wh, tables)
+                t = time.perf_counter()
+                res = run_derive(p, wh=wh, progress=False, dates=dates)
+                from_empty[name] = (time.perf_counter() - t, len(res.chunks))
+                if not res.ok:
+                    raise RuntimeError(f"derive from empty ({name}) failed: {res.error}")
+            identical = identical and wh.checksums(tables) == after_batched
     finally:
         copy.unlink(missing_ok=True)
         Path(str(copy) + ".wal").unlink(missing_ok=True)
@@ -80,4 +95,17 @@ def run(ctx) -> dict:
         "derive_batched_strict_s": round(strict_s, 2) if res_s.ok else None,
         "derive_paths_identical": bool(identical),
         "derive_processor_s": {k: round(v, 2) for k, v in res_b.processor_seconds.items()},
+        "derive_default_s": round(from_empty["default"][0], 2),
+        "derive_default_chunks": from_empty["default"][1],
+        "derive_one_chunk_s": round(from_empty["one_chunk"][0], 2),
+        "derive_default_ratio": round(from_empty["default"][0] / from_empty["one_chunk"][0], 3),
     }
+
+
+def _empty(wh, tables: list[str]) -> None:
+    """Every derived table and the lineage emptied: a from-scratch derive follows."""
+    from ..lineage import TABLE as LINEAGE
+
+    with wh.transaction():
+        for table in [*tables, LINEAGE]:
+            wh.execute(f"DELETE FROM {table} WHERE TRUE")

@@ -126,7 +126,7 @@ def _run_derive(params: RunParams, wh: Optional[Warehouse], archive: Optional[Ru
             result.skipped_dates = sorted(skip & set(explicit))
             todo = [d for d in explicit if d not in skip]
             per_table = {p.table.fqn: set(todo) for p in procs}
-            chunks = make_chunks(todo, params.chunk_days)
+            chunks = make_chunks(todo, params.chunk_days, schedule.season_of)
         else:  # the plan's chunks (plan.json inside a run; a one-stage plan by hand), never targets of its own
             prog = program.for_stage(wh, params, STAGE, archive, exclude=skip)
             chunks = prog.remaining
@@ -264,9 +264,9 @@ class _ChunkPlan:
         per_date = present.assign(game_date=pd.to_datetime(present.game_date).dt.date) \
             .groupby(["table_name", "game_date"]).row_count.sum().to_dict()
         ctx.at("(lineage)")
-        # the dates of one write share its change flag: if any row of it changed, each of its
-        # dates counts as changed (exact with chunk_days: 1; never misses a change)
-        lineage.record_lineage(wh, [lineage.PartitionWrite(p.table.fqn, d, counts[p.table.fqn].changed)
+        # a date counts as changed when its rows did (exact where the backend returns the changed
+        # dates, as DuckDB does; elsewhere every date of a changed write: never misses a change)
+        lineage.record_lineage(wh, [lineage.PartitionWrite(p.table.fqn, d, counts[p.table.fqn].changed_on(d))
                                     for p, days in todo for d in days],
                                self.windows, run_id=self.run_id, stage=STAGE, stamp=stamp)
 

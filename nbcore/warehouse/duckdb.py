@@ -26,7 +26,8 @@ import pandas as pd
 from .. import profiling, schema
 from ..sqlfiles import parameter_names, to_duckdb
 from . import duckdb_access
-from .base import Warehouse, WarehouseError, WriteCount, change_statements, conform_frame, new_rows_select
+from .base import (Warehouse, WarehouseError, WriteCount, change_statements, conform_frame, new_rows_select,
+                   row_hash)
 
 
 class DuckDBWarehouse(Warehouse):
@@ -220,22 +221,28 @@ class DuckDBWarehouse(Warehouse):
 
     def write_changes(self, table, start, end, *, sql, params=None, where=None):
         """``Warehouse.write_changes`` with the new rows computed once, into a temporary table
-        (the generic version evaluates the SELECT twice: once to delete, once to insert)."""
+        (the generic version evaluates the SELECT twice: once to delete, once to insert), rows
+        compared by an engine hash (``row_hash``) instead of their JSON text, and the dates of the
+        deleted and inserted rows returned (``RETURNING``), so the write knows exactly which of
+        its dates changed (``WriteCount.changed_on``)."""
         t = schema.table(table)
         staged = "_write_changes_new"
-        delete, insert, p = change_statements(t, start, end, sql, params, where, staged=staged)
+        delete, insert, p = change_statements(t, start, end, sql, params, where, staged=staged, image=row_hash)
         label = f"replace {t.fqn}"
+        returning = f" RETURNING {t.date_column}"
         with self.transaction():
             self._run(f"DROP TABLE IF EXISTS {staged}", None, label)
             with profiling.part("sql compute"):
                 self._run(f"CREATE TEMP TABLE {staged} AS {new_rows_select(t, sql)}", p, label)
             try:
                 with profiling.part("change comparison"):
-                    deleted = self.dml(delete, p, label=label)
-                    inserted = self.dml(insert, p, label=label)
+                    gone = self._run(delete + returning, p, label).fetchnumpy()[t.date_column]
+                    new = self._run(insert + returning, p, label).fetchnumpy()[t.date_column]
             finally:
                 self._run(f"DROP TABLE IF EXISTS {staged}", None, label)
-        return WriteCount(inserted=inserted, deleted=deleted)
+        days = frozenset(pd.to_datetime(pd.Series(list(gone) + list(new), dtype="object")).dt.date) \
+            if len(gone) or len(new) else frozenset()
+        return WriteCount(inserted=len(new), deleted=len(gone), changed_dates=days, dates_known=True)
 
     def dml(self, sql, params=None, *, label=""):
         with self._using():
