@@ -26,6 +26,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -121,8 +122,18 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None}
 
 
+def _skip_iri_grammar() -> None:
+    """papermill and nbconvert import nbformat, which imports jsonschema, whose format checkers
+    import ``rfc3987_syntax`` when it is installed (jupyterlab's dependencies install it): that
+    compiles an IRI grammar at import, ~1.9 s of every driver start. Notebook validation checks no
+    IRI format, so the driver leaves that one optional checker out (jsonschema treats the module
+    as not installed). Only where nothing imported it already."""
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def export_html(notebook: Path, html: Path, no_input: bool = False, title: Optional[str] = None) -> Path:
     """Standalone HTML of an executed notebook (figures embedded); ``no_input`` drops the code."""
+    _skip_iri_grammar()
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")
@@ -248,8 +259,56 @@ def _new_entry(step: Step, nb_dir: Path) -> dict:
     }
 
 
-def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb_dir: Path) -> None:
-    """Run one step's notebook; fills ``entry`` (status, seconds, error, stage record)."""
+class _HtmlExports:
+    """Each step's HTML page is made on a background thread while the next step runs (nbconvert
+    takes about half a second a notebook, in the driver, which otherwise only waits for the kernel).
+
+    ``settle`` applies what finished to the step's manifest entry: an HTML problem is noted on the
+    entry (``html_error``) and never changes the run's outcome; a full disk (``ArchiveWriteError``)
+    stops the run at that step, as it would have inline. The run waits for every page before its
+    manifest is final, and the report's pages are made inline (nothing runs after them)."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-html")
+        self._pending: list[tuple[dict, Any]] = []
+
+    def submit(self, entry: dict, out: Path, no_input: bool) -> None:
+        self._pending.append((entry, self._pool.submit(export_html, out, out.with_suffix(".html"), no_input=no_input)))
+
+    def settle(self, wait: bool = False, stop: bool = True) -> None:
+        """Apply the finished exports (all of them with ``wait``). A full disk's error is re-raised
+        with its step marked running, so the driver records the run as stopped there; with
+        ``stop=False`` (the run already stopped for another reason) it is only noted."""
+        keep = []
+        for entry, fut in self._pending:
+            if not wait and not fut.done():
+                keep.append((entry, fut))
+                continue
+            try:
+                fut.result()
+            except ArchiveWriteError as e:
+                if not stop:
+                    entry["html_error"] = str(e)
+                    continue
+                self._pending = keep + [x for x in self._pending if x[1] is not fut and not x[1].done()]
+                entry["status"] = "running"
+                raise
+            except Exception as e:  # noqa: BLE001 - an HTML problem must not change the run's outcome
+                log.warning("HTML export of %s failed: %s", entry.get("notebook"), e)
+                entry["html_error"] = f"{type(e).__name__}: {e}"
+        self._pending = keep
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb_dir: Path,
+             exports: Optional[_HtmlExports] = None) -> None:
+    """Run one step's notebook; fills ``entry`` (status, seconds, error, stage record). With
+    ``exports`` the step's HTML page is made in the background (the report's never is)."""
+    _skip_iri_grammar()
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -302,7 +361,9 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     total, cells = _cell_seconds(out)
     if total is not None and cells is not None:
         entry["kernel_overhead_s"] = round(max(0.0, float(total) - cells), 3)
-    if out.exists():
+    if out.exists() and exports is not None and step.name != "report":
+        exports.submit(entry, out, step.no_input)
+    elif out.exists():
         try:
             export_html(out, out.with_suffix(".html"), no_input=step.no_input)
             if step.name == "report":
@@ -536,6 +597,7 @@ def run_runbook(
         lock.acquire()
     finished = False
     stopper = _Stopper(run_dir, say)
+    exports = _HtmlExports()
     try:
         stopper.__enter__()
         archive = RunArchive.open(run_dir) if resuming or adopting else RunArchive.create(params, run_id)
@@ -603,6 +665,7 @@ def run_runbook(
             with secret_env(params):
                 for i in range(start, len(steps)):
                     step, entry = steps[i], entries[i]
+                    exports.settle()
                     if stopper.signal is not None:  # stopped between two steps: this one has not started
                         status = "interrupted"
                         manifest.update(stopped_at=step.name, interrupted_by=stopper.signal,
@@ -616,7 +679,7 @@ def run_runbook(
                     rlog(f"step {step.name} started")
                     progress = Progress(run_dir, say, tty=_stdout_is_tty()).start() if echo is not None else None
                     try:
-                        _execute(step, entry, archive, params, nb_dir)
+                        _execute(step, entry, archive, params, nb_dir, exports)
                     finally:
                         if progress is not None:
                             progress.stop()
@@ -651,8 +714,10 @@ def run_runbook(
                                         resume_command=resume_command(run_dir),
                                         stop_exit_code=entry.get("exit_code") if status == "failed" else None)
                         break
+                exports.settle(wait=True, stop=status == "succeeded")
         except BaseException as e:  # Ctrl-C or a driver bug: the manifest still says what happened
             status = "failed"
+            exports.settle(wait=True, stop=False)  # the first error is the one the run records
             running = next((e2 for e2 in entries if e2["status"] == "running"), None)
             if running is not None:
                 running.update(status="failed", error=f"interrupted: {type(e).__name__}", ended_at=utcnow())
@@ -668,6 +733,7 @@ def run_runbook(
         _finish(archive, manifest, status, params)
         finished = True
     finally:
+        exports.close()
         lock.release()
         stopper.__exit__(None, None, None)  # after the manifest is final: a late signal changes nothing
         if finished:  # after the lock is released and the manifest final: a slow webhook holds nobody up

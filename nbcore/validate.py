@@ -264,6 +264,7 @@ def run_validate(
     archive=None,
     apply_waivers: bool = True,
     fail_on_findings: bool = False,
+    checks: bool = True,
 ) -> ValidateResult:
     """Measure completeness of every tracked table against the schedule, and run sanity checks.
 
@@ -281,6 +282,9 @@ def run_validate(
     says ``failed`` with every such finding, and ``FindingsFailed`` is raised: the run ends
     *failed*, never *succeeded* with a report that says nothing is open. Missing dates do not
     fail it (the report lists them as open); warnings do not either.
+
+    ``checks=False`` leaves out the sanity checks and the grading summary: the partition states
+    and the completeness matrix only, what a plan reads.
     """
     t0 = time.perf_counter()
     own = wh is None
@@ -300,11 +304,12 @@ def run_validate(
         index = waived(params, wh, games=expected) if not expected.empty else None
         states = partition_states(wh, params, expected=exp, waivers=index)
         tables = table_statuses(states, apply_waivers=apply_waivers)
-        if expected.empty:
+        wanted = checks  # ``checks=False``: states only (what a plan reads)
+        if expected.empty or not wanted:
             checks, findings = sanity.empty_checks(), sanity.empty_findings()
         else:
             checks, findings = run_sanity_checks(wh, params, p, expected, index)
-        grading = _grading(wh, params)
+        grading = _grading(wh, params) if wanted else pd.DataFrame()
     finally:
         if own:
             wh.close()

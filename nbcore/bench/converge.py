@@ -10,7 +10,8 @@ tables into a second copy, timed; then both compared row for row. Keys:
 * ``restate_rows_changed``: rows whose value is new or different after the backfill (compared with
   the before state); written / changed is the over-write ratio (at most 1.25);
 * ``restate_s`` (derive + predict + grade of the backfill) and ``rebuild_s`` (the same three
-  stages from empty tables, with the run's ``chunk_days``): the incremental run must be the faster.
+  stages from empty tables, with the run's ``chunk_days``): the incremental run must be the faster;
+  ``restate_ratio`` is restate_s / rebuild_s.
 """
 from __future__ import annotations
 
@@ -81,5 +82,6 @@ def run(ctx) -> dict:
         "restate_s": round(restate_s, 2),
         "restate_stage_s": {k: round(v, 2) for k, v in seconds.items()},
         "rebuild_s": round(rebuilt.seconds, 2),
+        "restate_ratio": round(restate_s / rebuilt.seconds, 3) if rebuilt.seconds else None,
         "rebuild_stage_s": {k: round(v, 2) for k, v in rebuilt.stage_seconds.items()},
     }
