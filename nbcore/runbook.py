@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from functools import lru_cache
 from typing import Any, Callable, Iterator, Optional
 
 import pandas as pd
@@ -41,7 +42,7 @@ import yaml
 from .archive import ArchiveWriteError, RunArchive, unique_run_id, utcnow, write_atomic
 from .errors import (EXIT_INTERRUPTED, EXIT_SUCCEEDED, GateBlockedError, StageFailed, UsageError, exit_code_for,
                      exit_code_for_name, exit_code_for_signal)
-from .kernels import LocalKernelManager, kill_kernels
+from .kernels import LocalKernelManager, WarmKernels, kill_kernels
 from .lock import RunLockedError, WarehouseLock, warehouse_label
 from .notify import notify, run_payload, webhook_url
 from .params import PROJECT_ROOT, RunParams, load_params
@@ -131,8 +132,9 @@ def _skip_iri_grammar() -> None:
     sys.modules.setdefault("rfc3987_syntax", None)
 
 
-def export_html(notebook: Path, html: Path, no_input: bool = False, title: Optional[str] = None) -> Path:
-    """Standalone HTML of an executed notebook (figures embedded); ``no_input`` drops the code."""
+@lru_cache(maxsize=2)
+def _html_exporter(no_input: bool):
+    """One nbconvert exporter per kind for the driver's life: its templates load once, not per page."""
     _skip_iri_grammar()
     from nbconvert import HTMLExporter
 
@@ -141,7 +143,14 @@ def export_html(notebook: Path, html: Path, no_input: bool = False, title: Optio
         exporter.exclude_input = True
         exporter.exclude_input_prompt = True
         exporter.exclude_output_prompt = True
+    return exporter
+
+
+def export_html(notebook: Path, html: Path, no_input: bool = False, title: Optional[str] = None) -> Path:
+    """Standalone HTML of an executed notebook (figures embedded); ``no_input`` drops the code."""
     import nbformat
+
+    exporter = _html_exporter(no_input)
 
     nb = nbformat.read(str(notebook), as_version=4)
     nb.metadata["title"] = title or notebook.stem
@@ -259,55 +268,40 @@ def _new_entry(step: Step, nb_dir: Path) -> dict:
     }
 
 
-class _HtmlExports:
-    """Each step's HTML page is made on a background thread while the next step runs (nbconvert
-    takes about half a second a notebook, in the driver, which otherwise only waits for the kernel).
+def _step_env(step: Step, archive: RunArchive, params: RunParams) -> dict:
+    """The environment a step's kernel starts with: the driver's, the secrets (``secret_env``),
+    and the run id, stage and run folder (the BigQuery job labels; the run log and stop requests)."""
+    env = dict(os.environ)
+    secret = params.bigquery.credentials_path if params.bigquery is not None else None
+    if secret is not None:
+        env[SECRET_ENV] = secret.get_secret_value()
+    env.update({"RUNBOOK_RUN_ID": archive.run_id, "RUNBOOK_STAGE": step.stage, RUN_DIR_ENV: str(archive.path)})
+    return env
 
-    ``settle`` applies what finished to the step's manifest entry: an HTML problem is noted on the
-    entry (``html_error``) and never changes the run's outcome; a full disk (``ArchiveWriteError``)
-    stops the run at that step, as it would have inline. The run waits for every page before its
-    manifest is final, and the report's pages are made inline (nothing runs after them)."""
 
-    def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+def _warm_up(warm: Optional[WarmKernels], step: Optional[Step], archive: RunArchive, params: RunParams,
+             nb_dir: Path) -> None:
+    """Start ``step``'s kernel ahead of time (with the imports of its notebook's stage module)."""
+    if warm is None or step is None or not (nb_dir / step.notebook).exists():
+        return
+    import importlib.util
 
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runbook-html")
-        self._pending: list[tuple[dict, Any]] = []
+    module = f"nbcore.{step.stage}"
+    warm.prepare(step.name, _step_env(step, archive, params), str((nb_dir / step.notebook).parent),
+                 imports=module if importlib.util.find_spec(module) is not None else "")
 
-    def submit(self, entry: dict, out: Path, no_input: bool) -> None:
-        self._pending.append((entry, self._pool.submit(export_html, out, out.with_suffix(".html"), no_input=no_input)))
 
-    def settle(self, wait: bool = False, stop: bool = True) -> None:
-        """Apply the finished exports (all of them with ``wait``). A full disk's error is re-raised
-        with its step marked running, so the driver records the run as stopped there; with
-        ``stop=False`` (the run already stopped for another reason) it is only noted."""
-        keep = []
-        for entry, fut in self._pending:
-            if not wait and not fut.done():
-                keep.append((entry, fut))
-                continue
-            try:
-                fut.result()
-            except ArchiveWriteError as e:
-                if not stop:
-                    entry["html_error"] = str(e)
-                    continue
-                self._pending = keep + [x for x in self._pending if x[1] is not fut and not x[1].done()]
-                entry["status"] = "running"
-                raise
-            except Exception as e:  # noqa: BLE001 - an HTML problem must not change the run's outcome
-                log.warning("HTML export of %s failed: %s", entry.get("notebook"), e)
-                entry["html_error"] = f"{type(e).__name__}: {e}"
-        self._pending = keep
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+def _warm_kernels(params: RunParams) -> Optional[WarmKernels]:
+    """Kernels started a step ahead (``RUNBOOK_WARM_KERNELS=0`` turns it off: every step cold)."""
+    if os.environ.get("RUNBOOK_WARM_KERNELS", "1") == "0":
+        return None
+    return WarmKernels(params.kernel_name)
 
 
 def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb_dir: Path,
-             exports: Optional[_HtmlExports] = None) -> None:
+             warm: Optional[WarmKernels] = None, next_step: Optional[Step] = None) -> None:
     """Run one step's notebook; fills ``entry`` (status, seconds, error, stage record). With
-    ``exports`` the step's HTML page is made in the background (the report's never is)."""
+    ``warm`` the step takes its kernel started ahead, and ``next_step``'s kernel starts meanwhile."""
     _skip_iri_grammar()
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -327,6 +321,8 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     t0 = time.perf_counter()
     began = datetime.now(timezone.utc)
     status, error = "succeeded", None
+    km = warm.take(step.name) if warm is not None else None
+    _warm_up(warm, next_step, archive, params, nb_dir)
     try:
         # the BigQuery backend labels every job with these (run_id, stage): the manifest lists them below
         # RUNBOOK_RUN_DIR: where the stage finds the run log and a stop request (nbcore.runlog)
@@ -334,7 +330,7 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
             pm.execute_notebook(
                 str(src), str(out), parameters=parameters, kernel_name=params.kernel_name, cwd=str(src.parent),
                 progress_bar=False, log_output=False, request_save_on_cell_execute=True,
-                kernel_manager_class=LocalKernelManager,
+                kernel_manager_class=LocalKernelManager, **({"km": km} if km is not None else {}),
             )
     except PapermillExecutionError as e:
         status, error = "failed", f"{e.ename}: {e.evalue}"
@@ -344,6 +340,9 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     except Exception as e:  # the kernel died, could not start, or the notebook is unreadable
         status, error = "failed", f"{type(e).__name__}: {e}"
         entry.update(error_class=type(e).__name__, exit_code=exit_code_for(e))
+    finally:
+        if km is not None:  # papermill shuts down only the kernels it started
+            warm.release(km)
     entry["seconds"] = round(time.perf_counter() - t0, 3)
     record = _stage_record(archive, step)
     if record is not None:
@@ -361,9 +360,7 @@ def _execute(step: Step, entry: dict, archive: RunArchive, params: RunParams, nb
     total, cells = _cell_seconds(out)
     if total is not None and cells is not None:
         entry["kernel_overhead_s"] = round(max(0.0, float(total) - cells), 3)
-    if out.exists() and exports is not None and step.name != "report":
-        exports.submit(entry, out, step.no_input)
-    elif out.exists():
+    if out.exists():
         try:
             export_html(out, out.with_suffix(".html"), no_input=step.no_input)
             if step.name == "report":
@@ -597,7 +594,7 @@ def run_runbook(
         lock.acquire()
     finished = False
     stopper = _Stopper(run_dir, say)
-    exports = _HtmlExports()
+    warm = _warm_kernels(params)
     try:
         stopper.__enter__()
         archive = RunArchive.open(run_dir) if resuming or adopting else RunArchive.create(params, run_id)
@@ -642,6 +639,8 @@ def run_runbook(
         if lock.released_stale is not None:
             manifest.setdefault("stale_locks_released", []).append(vars(lock.released_stale))
         archive.write_manifest(manifest)
+        if start < len(steps):  # the first step's kernel starts while the plan is made
+            _warm_up(warm, steps[start], archive, params, nb_dir)
         if not resuming and start < len(steps):
             manifest["plan"] = _save_plan(archive, params)
             archive.write_manifest(manifest)
@@ -665,7 +664,6 @@ def run_runbook(
             with secret_env(params):
                 for i in range(start, len(steps)):
                     step, entry = steps[i], entries[i]
-                    exports.settle()
                     if stopper.signal is not None:  # stopped between two steps: this one has not started
                         status = "interrupted"
                         manifest.update(stopped_at=step.name, interrupted_by=stopper.signal,
@@ -679,7 +677,8 @@ def run_runbook(
                     rlog(f"step {step.name} started")
                     progress = Progress(run_dir, say, tty=_stdout_is_tty()).start() if echo is not None else None
                     try:
-                        _execute(step, entry, archive, params, nb_dir, exports)
+                        _execute(step, entry, archive, params, nb_dir, warm,
+                                 steps[i + 1] if i + 1 < len(steps) else None)
                     finally:
                         if progress is not None:
                             progress.stop()
@@ -714,10 +713,8 @@ def run_runbook(
                                         resume_command=resume_command(run_dir),
                                         stop_exit_code=entry.get("exit_code") if status == "failed" else None)
                         break
-                exports.settle(wait=True, stop=status == "succeeded")
         except BaseException as e:  # Ctrl-C or a driver bug: the manifest still says what happened
             status = "failed"
-            exports.settle(wait=True, stop=False)  # the first error is the one the run records
             running = next((e2 for e2 in entries if e2["status"] == "running"), None)
             if running is not None:
                 running.update(status="failed", error=f"interrupted: {type(e).__name__}", ended_at=utcnow())
@@ -733,7 +730,8 @@ def run_runbook(
         _finish(archive, manifest, status, params)
         finished = True
     finally:
-        exports.close()
+        if warm is not None:
+            warm.close()
         lock.release()
         stopper.__exit__(None, None, None)  # after the manifest is final: a late signal changes nothing
         if finished:  # after the lock is released and the manifest final: a slow webhook holds nobody up

@@ -9,6 +9,8 @@ tables into a second copy, timed; then both compared row for row. Keys:
 * ``restate_rows_written``: rows the backfill's derive, predict and grade inserted;
 * ``restate_rows_changed``: rows whose value is new or different after the backfill (compared with
   the before state); written / changed is the over-write ratio (at most 1.25);
+* ``restate_partitions`` / ``restate_partitions_unchanged``: derive's (table, date) partitions the
+  backfill computed, and how many of them came out identical (work that changed nothing);
 * ``restate_s`` (derive + predict + grade of the backfill) and ``rebuild_s`` (the same three
   stages from empty tables, with the run's ``chunk_days``): the incremental run must be the faster;
   ``restate_ratio`` is restate_s / rebuild_s.
@@ -79,6 +81,8 @@ def run(ctx) -> dict:
         "restate_write_ratio": round(written / changed, 3) if changed else None,
         "restate_stale_dates": {k: len(v) for k, v in derived.stale_dates.items()}
         | {convergence.lineage.PREDICTIONS: len(predicted.stale_dates)},
+        "restate_partitions": sum(c.detail.get("partitions", 0) for c in derived.chunks),
+        "restate_partitions_unchanged": sum(c.detail.get("partitions_unchanged", 0) for c in derived.chunks),
         "restate_s": round(restate_s, 2),
         "restate_stage_s": {k: round(v, 2) for k, v in seconds.items()},
         "rebuild_s": round(rebuilt.seconds, 2),

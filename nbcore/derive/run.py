@@ -276,9 +276,13 @@ class _ChunkPlan:
             for name, s in seconds.items():
                 result.processor_seconds[name] = result.processor_seconds.get(name, 0.0) + s
 
+        computed = [(p.table.fqn, d) for p, days in todo for d in days]
         return ChunkWork(
             history=[(p.name, p.phase, d, int(per_date.get((p.table.fqn, d), 0))) for p, days in todo for d in days],
             written=counts,
+            # partitions recomputed that came out identical: what a restatement paid for nothing
+            detail={"partitions": len(computed),
+                    "partitions_unchanged": sum(not counts[t].changed_on(d) for t, d in computed)},
             on_commit=committed,
         )
 
