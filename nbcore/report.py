@@ -251,6 +251,7 @@ def _time_label(ts: Optional[str]) -> Optional[str]:
 # lines, timestamped) shows how long each went on. Its run time is the sum of the attempts, never
 # the first attempt's duration nor the wall clock across the hours it sat stopped.
 _LOG_END = re.compile(r"^run (\w+) \(exit -?\d+\)")
+_LOG_START = re.compile(r"^(run started|resume from)\b")
 
 
 def _ts(value: Any) -> Optional[datetime]:
@@ -305,9 +306,16 @@ def attempts(run: RunData) -> pd.DataFrame:
     starts = [(first, steps[0].get("name") if steps else None)]
     starts += [(t, r.get("from")) for r in m.get("resumes") or [] if (t := _ts(r.get("at"))) is not None]
     starts.sort(key=lambda s: s[0])
-    events = [(t, msg if src == "driver" else "") for t, src, msg in _log_events(run)]
-    for s in m.get("stages", []):
-        events += [(t, "") for t in (_ts(s.get("started_at")), _ts(s.get("ended_at"))) if t is not None]
+    log = _log_events(run)
+    # the manifest keeps whole seconds; the log's own start lines are exact (an attempt that ended at
+    # 12:00:26.29 and the resume at 12:00:26.69 must not overlap), when there is one per attempt
+    marks = [t for t, src, msg in log if src == "driver" and _LOG_START.match(msg)]
+    if len(marks) == len(starts):
+        starts = [(mark, frm) for mark, (_, frm) in zip(marks, starts)]
+    events = [(t, msg if src == "driver" else "") for t, src, msg in log]
+    if not events:  # no run log: the steps' times (whole seconds) tell when each attempt was busy
+        for s in m.get("stages", []):
+            events += [(t, "") for t in (_ts(s.get("started_at")), _ts(s.get("ended_at"))) if t is not None]
     live = _rendering_inside(run)
     rows = []
     for i, (t0, frm) in enumerate(starts):
@@ -318,7 +326,8 @@ def attempts(run: RunData) -> pd.DataFrame:
         if last and live:
             end, outcome = datetime.now(timezone.utc), _status(run)
         elif last and m.get("ended_at") and m.get("status") != "running":
-            end, outcome = _ts(m.get("ended_at")), _status(run)
+            end = max([t for t in [_ts(m.get("ended_at"))] + [t for t, _ in inside] if t is not None], default=None)
+            outcome = _status(run)
         else:
             end = max((t for t, _ in inside), default=None)
             if end is None and i == len(starts) - 2 and m.get("seconds") is not None:  # the previous attempt's close
