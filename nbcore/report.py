@@ -307,11 +307,10 @@ def attempts(run: RunData) -> pd.DataFrame:
     starts += [(t, r.get("from")) for r in m.get("resumes") or [] if (t := _ts(r.get("at"))) is not None]
     starts.sort(key=lambda s: s[0])
     log = _log_events(run)
-    # the manifest keeps whole seconds; the log's own start lines are exact (an attempt that ended at
-    # 12:00:26.29 and the resume at 12:00:26.69 must not overlap), when there is one per attempt
+    # which log lines belong to which attempt: the manifest keeps whole seconds, the log's own start lines
+    # are exact (an attempt that ended at 12:00:26.29 is not the one resumed at 12:00:26.69)
     marks = [t for t, src, msg in log if src == "driver" and _LOG_START.match(msg)]
-    if len(marks) == len(starts):
-        starts = [(mark, frm) for mark, (_, frm) in zip(marks, starts)]
+    bounds = marks if len(marks) == len(starts) else [t for t, _ in starts]
     events = [(t, msg if src == "driver" else "") for t, src, msg in log]
     if not events:  # no run log: the steps' times (whole seconds) tell when each attempt was busy
         for s in m.get("stages", []):
@@ -320,8 +319,8 @@ def attempts(run: RunData) -> pd.DataFrame:
     rows = []
     for i, (t0, frm) in enumerate(starts):
         last = i == len(starts) - 1
-        t_next = None if last else starts[i + 1][0]
-        inside = [(t, msg) for t, msg in events if t >= t0 and (t_next is None or t < t_next)]
+        t_next = None if last else bounds[i + 1]
+        inside = [(t, msg) for t, msg in events if t >= bounds[i] and (t_next is None or t < t_next)]
         ended = [(t, mm.group(1)) for t, msg in inside if (mm := _LOG_END.match(msg))]
         if last and live:
             end, outcome = datetime.now(timezone.utc), _status(run)
