@@ -328,7 +328,9 @@ def attempts(run: RunData) -> pd.DataFrame:
             end = max([t for t in [_ts(m.get("ended_at"))] + [t for t, _ in inside] if t is not None], default=None)
             outcome = _status(run)
         else:
-            end = max((t for t, _ in inside), default=None)
+            # its own end line when it has one: lines after it (the next attempt re-planning before its
+            # "resume from" line) are not this attempt's
+            end = ended[-1][0] if ended else max((t for t, _ in inside), default=None)
             if end is None and i == len(starts) - 2 and m.get("seconds") is not None:  # the previous attempt's close
                 end = first + timedelta(seconds=float(m["seconds"]))
             outcome = ended[-1][1] if ended else ("running" if last else "stopped")

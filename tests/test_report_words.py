@@ -208,7 +208,8 @@ def test_a_resumed_runs_time_is_summed_over_its_attempts(tmp_path):
         "2026-01-01T00:00:00.000Z driver   run started (pid 1, 3 step(s) to run)\n"
         "2026-01-01T00:00:10.000Z derive   chunk 1/2 2024-04-20..2024-04-24 succeeded: 12 rows in 1.0 s\n"
         "2026-01-01T00:00:28.000Z driver   run failed (exit 1), stopped at grade; resume with: runbook resume r4\n"
-        "2026-01-01T01:00:00.000Z driver   resume from grade (pid 2, 2 step(s) to run)\n"
+        "2026-01-01T01:00:03.000Z driver   re-planning: the warehouse changed since the plan\n"  # before its start line
+        "2026-01-01T01:00:06.000Z driver   resume from grade (pid 2, 2 step(s) to run)\n"
         "2026-01-01T01:00:42.000Z driver   run succeeded (exit 0)\n")
     run = report.load_run(run_dir)
     tries = report.attempts(run)
