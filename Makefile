@@ -32,6 +32,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m nbcore.bench
 
+## make screenshots: a clean demo (SCALE=full, the default, or small) in build/screenshots, then the report in
+## headless Chromium at 1400 and 420 px: docs/report.png, docs/report-420.png and docs/report.json (what they show)
+.PHONY: screenshots
+screenshots: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	PYTHONPATH=$(CURDIR) $(BIN)/python tests/browser.py screenshots --scale $(or $(SCALE),full)
+
 ## make lab: JupyterLab on notebooks/
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks

@@ -14,8 +14,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .grade import wilson_interval  # noqa: E402
+from .report import BREAK_EVEN, season_label  # noqa: E402  (52.4 %: a bet at −110 odds breaks even)
 
 CONFIDENCE_BANDS = [0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 1.0001]
+BREAK_EVEN_LABEL = "52.4 % to break even at −110 odds"
+BREAK_EVEN_COLOR = "#bc4c00"
 
 
 def _axes(ax, size=(8, 4)):
@@ -56,7 +59,7 @@ def hit_rate_table(rows: pd.DataFrame, bands: list[float] = CONFIDENCE_BANDS) ->
 
 
 def hit_rate_by_confidence(rows: pd.DataFrame, ax=None, bands: list[float] = CONFIDENCE_BANDS):
-    """Hit rate per confidence band per system, with 95 % intervals; 50 % is a coin flip."""
+    """Hit rate per confidence band per system, with 95 % intervals; 50 % is a coin flip, 52.4 % breaks even at −110."""
     ax = _axes(ax)
     table = hit_rate_table(rows, bands)
     systems = sorted(table.system_id.unique())
@@ -69,6 +72,7 @@ def hit_rate_by_confidence(rows: pd.DataFrame, ax=None, bands: list[float] = CON
     labels = table.drop_duplicates("band").sort_values("band_mid").band.tolist()
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+    ax.axhline(BREAK_EVEN, color=BREAK_EVEN_COLOR, linewidth=1.0, label=BREAK_EVEN_LABEL)
     ax.set_xlabel("confidence band")
     ax.set_ylabel("hit rate (OVER/UNDER calls)")
     ax.set_title("Hit rate by confidence band (95 % Wilson intervals)")
@@ -101,7 +105,9 @@ def mae_over_season(rows: pd.DataFrame, ax=None):
 
 def hit_rate_by_system(metrics: pd.DataFrame, ax=None):
     """Hit rate of each system per season with its 95 % interval, from the per-system metrics
-    (``nbcore.report.grading_metrics``: no warehouse needed); the dashed line is a coin flip."""
+    (``nbcore.report.grading_metrics``: no warehouse needed); the dashed line is a coin flip, the
+    solid one the 52.4 % a bet at −110 odds needs to break even. The report draws the same in HTML
+    (``nbcore.report_html.hit_rate_chart``), whose labels stay readable on a phone."""
     f = metrics.dropna(subset=["hit_rate"]).copy() if "hit_rate" in metrics else pd.DataFrame()
     if f.empty:
         return None
@@ -119,9 +125,10 @@ def hit_rate_by_system(metrics: pd.DataFrame, ax=None):
         name = "all seasons" if season is None else f"{int(season)}-{(int(season) + 1) % 100:02d}"
         ax.errorbar(rate, y, xerr=[rate - lo, hi - rate], fmt="o", capsize=3, label=name)
     ax.axvline(50, color="grey", linewidth=0.8, linestyle="--")
+    ax.axvline(100 * BREAK_EVEN, color=BREAK_EVEN_COLOR, linewidth=1.0, label=BREAK_EVEN_LABEL)
     ax.set_yticks(range(len(systems)), systems, fontsize=10)
     ax.invert_yaxis()
-    ax.set_xlabel("hit rate of OVER/UNDER calls, % (bars: 95 % interval; dashed: coin flip)", fontsize=9)
+    ax.set_xlabel("hit rate of OVER/UNDER calls, % (bars: 95 % interval; dashed: coin flip; solid: break-even at −110)", fontsize=9)
     ax.legend(fontsize=9, title="season", title_fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     ax.figure.tight_layout()
@@ -135,8 +142,9 @@ def hit_rate_alt(metrics: pd.DataFrame) -> str:
         return "Hit rate by system: no calls were graded."
     parts = []
     for r in f.itertuples(index=False):
-        season = f" {int(r.season_year)}-{(int(r.season_year) + 1) % 100:02d}" if hasattr(r, "season_year") else ""
+        season = f" {season_label(r.season_year)}" if hasattr(r, "season_year") else ""
         bounds = f" (95 % interval {100 * r.hit_rate_low:.1f} to {100 * r.hit_rate_high:.1f} %)" \
             if hasattr(r, "hit_rate_low") and r.hit_rate_low == r.hit_rate_low else ""
         parts.append(f"{r.system_id}{season}: {100 * r.hit_rate:.1f} %{bounds}")
-    return "Hit rate of OVER/UNDER calls per prediction system, against 50 % for a coin flip: " + "; ".join(parts) + "."
+    return ("Hit rate of OVER/UNDER calls per prediction system, against 50 % for a coin flip and 52.4 % to break "
+            "even at −110 odds: " + "; ".join(parts) + ".")

@@ -16,7 +16,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -219,12 +219,15 @@ def run_header(run: RunData) -> pd.DataFrame:
         else (f"seasons {', '.join(season_label(s) for s in seasons)}" if seasons else "all seasons")
     resumes = len(m.get("resumes") or [])
     commit = m.get("git_commit")
+    tries = attempts(run)
+    ended = _dt_label(tries.ended_at.iloc[-1])[:16] + " UTC" if len(tries) and pd.notna(tries.ended_at.iloc[-1]) else None
     rows = [
         ("run", run.run_id), ("name", m.get("run_name")), ("status", _status(run)),
         ("stopped at", m.get("stopped_at") and f"{m.get('stopped_at')}: {strip_paths(m.get('reason'), run.run_dir)}"),
         ("scope", scope), ("warehouse", display_path(m.get("warehouse") or m.get("backend"), run.run_dir)),
         ("backfill mode", "on (defensive checks skipped)" if p.get("backfill_mode") else None),
-        ("started", _time_label(m.get("started_at"))), ("ended", _time_label(m.get("ended_at"))),
+        ("started", _time_label(m.get("started_at"))), ("ended", ended or _time_label(m.get("ended_at"))),
+        ("run time", run_time_label(run)),
         ("runbook commit", commit and commit[:12] + (" (with local changes)" if m.get("git_dirty") else "")),
         ("params hash", m.get("params_hash")), ("resumed", plural(resumes, "time") if resumes else None),
     ]
@@ -240,6 +243,138 @@ def _time_label(ts: Optional[str]) -> Optional[str]:
     except ValueError:
         return ts
     return t.strftime("%Y-%m-%d %H:%M") + (" UTC" if t.utcoffset() == timedelta(0) else "")
+
+
+# -- run time over attempts -------------------------------------------------------------------------
+# A run that stopped and was resumed is one run in one archive, worked on in several attempts: the
+# manifest's ``started_at`` and each ``resumes[].at`` start one, and ``run.log`` (driver and stage
+# lines, timestamped) shows how long each went on. Its run time is the sum of the attempts, never
+# the first attempt's duration nor the wall clock across the hours it sat stopped.
+_LOG_END = re.compile(r"^run (\w+) \(exit -?\d+\)")
+_LOG_START = re.compile(r"^(run started|resume from)\b")
+
+
+def _ts(value: Any) -> Optional[datetime]:
+    """An ISO timestamp (``+00:00`` or ``Z``) as an aware datetime; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _log_events(run: RunData) -> list[tuple[datetime, str, str]]:
+    """(time, source, message) of every readable ``run.log`` line, in file order."""
+    from .runlog import LOG_FILE
+
+    try:
+        text = (run.run_dir / LOG_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        t = _ts(parts[0]) if parts else None
+        if t is not None:
+            out.append((t, parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""))
+    return out
+
+
+def _rendering_inside(run: RunData) -> bool:
+    """True while this report is made by the run's own report step (the run has not ended yet)."""
+    from .runlog import kernel_run_dir
+
+    d = kernel_run_dir()
+    try:
+        return d is not None and Path(d).resolve() == run.run_dir.resolve()
+    except OSError:
+        return False
+
+
+def attempts(run: RunData) -> pd.DataFrame:
+    """One row per attempt of the run (the first, then one per resume): when it started and ended,
+    how long it took, the step it started from and how it ended. ``seconds`` is None when the
+    archive cannot tell when an attempt ended (a driver killed without a trace)."""
+    cols = ["attempt", "started_at", "ended_at", "seconds", "from", "outcome"]
+    m = run.manifest
+    first = _ts(m.get("started_at"))
+    if first is None:
+        return pd.DataFrame(columns=cols)
+    steps = [s for s in m.get("stages", []) if s.get("status") != "skipped" or s.get("seconds")]
+    starts = [(first, steps[0].get("name") if steps else None)]
+    starts += [(t, r.get("from")) for r in m.get("resumes") or [] if (t := _ts(r.get("at"))) is not None]
+    starts.sort(key=lambda s: s[0])
+    log = _log_events(run)
+    # which log lines belong to which attempt: the manifest keeps whole seconds, the log's own start lines
+    # are exact (an attempt that ended at 12:00:26.29 is not the one resumed at 12:00:26.69)
+    marks = [t for t, src, msg in log if src == "driver" and _LOG_START.match(msg)]
+    bounds = marks if len(marks) == len(starts) else [t for t, _ in starts]
+    events = [(t, msg if src == "driver" else "") for t, src, msg in log]
+    if not events:  # no run log: the steps' times (whole seconds) tell when each attempt was busy
+        for s in m.get("stages", []):
+            events += [(t, "") for t in (_ts(s.get("started_at")), _ts(s.get("ended_at"))) if t is not None]
+    live = _rendering_inside(run)
+    rows = []
+    for i, (t0, frm) in enumerate(starts):
+        last = i == len(starts) - 1
+        t_next = None if last else bounds[i + 1]
+        inside = [(t, msg) for t, msg in events if t >= bounds[i] and (t_next is None or t < t_next)]
+        ended = [(t, mm.group(1)) for t, msg in inside if (mm := _LOG_END.match(msg))]
+        if last and live:
+            end, outcome = datetime.now(timezone.utc), _status(run)
+        elif last and m.get("ended_at") and m.get("status") != "running":
+            end = max([t for t in [_ts(m.get("ended_at"))] + [t for t, _ in inside] if t is not None], default=None)
+            outcome = _status(run)
+        else:
+            # its own end line when it has one: lines after it (the next attempt re-planning before its
+            # "resume from" line) are not this attempt's
+            end = ended[-1][0] if ended else max((t for t, _ in inside), default=None)
+            if end is None and i == len(starts) - 2 and m.get("seconds") is not None:  # the previous attempt's close
+                end = first + timedelta(seconds=float(m["seconds"]))
+            outcome = ended[-1][1] if ended else ("running" if last else "stopped")
+        secs = round((end - t0).total_seconds(), 1) if end is not None and end >= t0 else None
+        rows.append({"attempt": i + 1, "started_at": t0, "ended_at": end, "seconds": secs, "from": frm,
+                     "outcome": outcome})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def run_time(run: RunData) -> tuple[Optional[float], int]:
+    """(seconds summed over the run's attempts, number of attempts); (None, 0) without a start."""
+    a = attempts(run)
+    known = a.seconds.dropna()
+    if known.empty:
+        return None, len(a)
+    return round(float(known.sum()), 1), len(a)
+
+
+def run_time_label(run: RunData) -> Optional[str]:
+    """"1 min 11 s", or "1 min 11 s, summed over 2 attempts (28.0 s + 43.0 s)"."""
+    total, n = run_time(run)
+    if total is None:
+        return None
+    if n <= 1:
+        return seconds_label(total)
+    parts = " + ".join(seconds_label(s) for s in attempts(run).seconds)
+    return f"{seconds_label(total)}, summed over {n} attempts ({parts})"
+
+
+def attempts_table(run: RunData) -> pd.DataFrame:
+    """``attempts`` for people: times as "2026-11-29 05:53 UTC", durations as "28.0 s"."""
+    a = attempts(run)
+    if a.empty:
+        return pd.DataFrame(columns=["attempt", "started", "ended", "took", "from step", "outcome"])
+    return pd.DataFrame({
+        "attempt": a.attempt.map(count_label), "started": a.started_at.map(_dt_label), "ended": a.ended_at.map(_dt_label),
+        "took": a.seconds.map(seconds_label), "from step": a["from"].map(lambda v: v or "—"), "outcome": a.outcome,
+    })
+
+
+def _dt_label(t: Any) -> str:
+    if t is None or (isinstance(t, float) and t != t) or t is pd.NaT:
+        return "—"
+    return t.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if t.utcoffset() == timedelta(0) else "")
 
 
 # -- completeness matrices -------------------------------------------------------------------
@@ -785,6 +920,40 @@ def retries(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _collapse_text(items: list[str]) -> list[str]:
+    """The same text repeated n times shown once, with "(× n)"; first-seen order kept."""
+    seen: dict[str, int] = {}
+    for x in items:
+        seen[x] = seen.get(x, 0) + 1
+    return [x if n == 1 else f"{x} (× {n})" for x, n in seen.items()]
+
+
+_WHERE_KEYS = ("date", "game_id", "present", "blocking")  # what differs between repeats of one finding
+
+
+def _collapse_entries(entries: list[dict], run_dir: Optional[Path] = None) -> list[str]:
+    """Record rows (gate findings, waivers) that say the same thing on different dates or games,
+    one line each: what they say, then how many and where — never the same reason ten times."""
+    groups: dict[str, list[dict]] = {}
+    for d in entries:
+        what = ", ".join(("approved by " if k == "approved_by" else "") + _value_text(x, run_dir)
+                         for k, x in d.items() if k not in _WHERE_KEYS and x not in (None, "", False))
+        groups.setdefault(what, []).append(d)
+    out = []
+    for what, ds in groups.items():
+        days = _dates(d.get("date") for d in ds)
+        games = sorted({str(d["game_id"]) for d in ds if d.get("game_id")})
+        where = "; ".join(range_label(*g) for g in group_dates(days)[:3]) if days else ""
+        if days and len(group_dates(days)) > 3:
+            where += f" and {len(group_dates(days)) - 3} more ranges"
+        if len(ds) == 1:
+            out.append(f"{what} ({where})" if where else what)
+            continue
+        what_n = f"{what} (× {len(ds)}: {plural(len(games), 'game')}" if games else f"{what} (× {len(ds)}"
+        out.append(f"{what_n}{', ' + where if where else ''})")
+    return out
+
+
 def _value_text(v: Any, run_dir: Optional[Path] = None) -> str:
     """A record value as words: booleans as yes/no, lists joined (or counted, for rows)."""
     if v is None or (isinstance(v, float) and v != v):
@@ -800,8 +969,8 @@ def _value_text(v: Any, run_dir: Optional[Path] = None) -> str:
             return "none"
         if isinstance(v[0], dict):
             return plural(len(v), "entry", "entries")
-        parts = [strip_paths(x, run_dir) if isinstance(x, str) else _value_text(x, run_dir) for x in v[:12]]
-        return ", ".join(parts) + (f" and {len(v) - 12} more" if len(v) > 12 else "")
+        parts = _collapse_text([strip_paths(x, run_dir) if isinstance(x, str) else _value_text(x, run_dir) for x in v])
+        return ", ".join(parts[:12]) + (f" and {len(parts) - 12} more" if len(parts) > 12 else "")
     return strip_paths(v, run_dir)
 
 
@@ -820,8 +989,8 @@ def gate_verdict(run: RunData) -> pd.DataFrame:
         if key in rec and not (key == "override_reason" and not rec.get(key)):
             v = rec[key]
             if isinstance(v, list) and v and isinstance(v[0], dict):
-                v = [", ".join(_value_text(x, run.run_dir) for x in d.values() if x not in (None, "", False))
-                     for d in v]
+                rows.append((label, "; ".join(_collapse_entries(v, run.run_dir))))
+                continue
             rows.append((label, _value_text(v, run.run_dir)))
     override = _gate_override(run)
     if override and not any(k == "override reason" for k, _ in rows):
@@ -829,31 +998,63 @@ def gate_verdict(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["", "value"]).set_index("")
 
 
+WARNS_SUFFIX = " (calibrated; warns)"  # how the gate names a check whose findings only warn (nbcore.gate)
+
+
+def _warn_level(rec: dict) -> set[tuple[str, str]]:
+    """(check, source) of the gate's warn-level findings: unusual for the source and season, never blocking."""
+    return {(str(w.get("check")), str(w.get("source"))) for w in rec.get("warnings") or [] if isinstance(w, dict)}
+
+
 def gate_checks(run: RunData) -> pd.DataFrame:
-    """The gate's individual checks: what was checked on which source, blocking or not, result."""
+    """The gate's individual checks: what was checked on which source, blocking or not, result.
+
+    A calibrated check whose findings only warn (``level`` warn: a short-handed game is real) that
+    found something is "warned", never "FAILED": ``runbook status`` says the same."""
     rec = run.record("gate")
-    for key in ("checks",):
-        v = rec.get(key)
-        if isinstance(v, list) and v and isinstance(v[0], dict):
-            f = pd.DataFrame(v)
-            if "passed" in f:
-                f["passed"] = f["passed"].map(lambda x: "passed" if x is True or _resolved(x) else "FAILED")
-            if "blocking" in f:
-                f["blocking"] = f["blocking"].map(yes_no)
-            if "problems" in f:
-                f["problems"] = f["problems"].map(count_label)
-            for c in f.columns:  # anything else a check carries, in words (no raw True/False/None)
-                if c not in ("passed", "blocking", "problems"):
-                    f[c] = f[c].map(lambda x: x if isinstance(x, str) else _value_text(x, run.run_dir))
-            return f.astype(object).where(f.notna(), "—")
-    return pd.DataFrame()
+    v = rec.get("checks")
+    if not (isinstance(v, list) and v and isinstance(v[0], dict)):
+        return pd.DataFrame()
+    f = pd.DataFrame(v)
+    warns = _warn_level(rec)
+    names = f["check"].astype(str) if "check" in f else pd.Series("", index=f.index)
+    sources = f["source"].astype(str) if "source" in f else pd.Series("", index=f.index)
+    warn = [n.endswith(WARNS_SUFFIX) or (n, s) in warns for n, s in zip(names, sources)]
+    if "check" in f:
+        f["check"] = names.map(lambda n: n[:-len(WARNS_SUFFIX)] + " (calibrated)" if n.endswith(WARNS_SUFFIX) else n)
+    if "passed" in f:
+        f["passed"] = [("passed" if x is True or _resolved(x) else ("warned" if w else "FAILED"))
+                       for x, w in zip(f["passed"], warn)]
+    if "blocking" in f:
+        f["blocking"] = f["blocking"].map(yes_no)
+    if "problems" in f:
+        f["problems"] = f["problems"].map(count_label)
+    for c in f.columns:  # anything else a check carries, in words (no raw True/False/None)
+        if c not in ("passed", "blocking", "problems"):
+            f[c] = f[c].map(lambda x: x if isinstance(x, str) else _value_text(x, run.run_dir))
+    return f.astype(object).where(f.notna(), "—")
+
+
+def gate_check_counts(checks: pd.DataFrame) -> str:
+    """"12 checks: 10 passed, 2 warned" (the words ``runbook status`` uses)."""
+    if checks.empty or "passed" not in checks:
+        return plural(len(checks), "check")
+    n = checks.passed.value_counts()
+    parts = [f"{count_label(int(n[k]))} {w}" for k, w in (("passed", "passed"), ("warned", "warned"), ("FAILED", "failed"))
+             if n.get(k)]
+    return f"{plural(len(checks), 'check')}: " + ", ".join(parts)
 
 
 GRADING_CSV = "grading_metrics.csv"
+GRADED_TABLE = "nba_predictions.prediction_accuracy"
+# A bet on a line at −110 odds risks 110 to win 100: it breaks even when right 110 / 210 of the time.
+BREAK_EVEN = 110 / 210
+ALL_SEASONS, ALL_SYSTEMS = "all seasons", "all systems"
 
 # Plain-words captions of every grading metric (the report shows them under the table).
 METRIC_CAPTIONS = {
-    "graded": "predictions compared with the points the player actually scored",
+    "graded": "graded predictions: rows of prediction_accuracy, one per player, game and prediction system, compared "
+              "with the points the player actually scored (voided ones left out)",
     "voided": "predictions for players who did not play: not counted as misses",
     "MAE": "mean absolute error: on average, how many points a prediction was off (lower is better)",
     "bias": "mean of predicted − actual points: positive means the system over-predicts, negative that it under-predicts",
@@ -861,17 +1062,103 @@ METRIC_CAPTIONS = {
     "calls": "OVER or UNDER recommendations against a points line (passes and missing lines left out)",
     "hit rate": "share of calls that were right (pushes left out), with its 95 % interval: "
                 "the true rate is between the low and high bound 19 times out of 20; 50 % is a coin flip",
+    "vs break-even": "hit rate minus 52.4 %, the rate a bet at −110 odds needs to break even (risk 110 to win 100): "
+                     "above 0 a bettor following the calls would have won money",
     "pushes": "calls where the player scored exactly the line: neither right nor wrong",
     "passes": "predictions where the system made no call (its edge over the line was too small)",
 }
 
 
+def with_totals(frame: pd.DataFrame) -> pd.DataFrame:
+    """``grading_metrics`` rows (per system and season), each system followed by its row over all
+    seasons (when there are several) and, last, one row for all systems together (when there are
+    several). Counts are summed; MAE, bias and within 3 are weighted by graded predictions; the hit
+    rate is recomputed from the calls (right / decided) with its 95 % Wilson interval."""
+    if frame is None or frame.empty or "system_id" not in frame:
+        return frame
+    f = frame.reset_index(drop=True)
+    seasons = "season_year" in f and f.season_year.nunique() > 1
+    parts = []
+    for system_id, g in f.groupby("system_id", sort=False):
+        parts.append(g)
+        if seasons:
+            parts.append(_pooled(g, system_id, ALL_SEASONS))
+    if f.system_id.nunique() > 1:
+        parts.append(_pooled(f, ALL_SYSTEMS, ALL_SEASONS))
+    out = pd.concat(parts, ignore_index=True)
+    if "season_year" in out:
+        out["season_year"] = out.season_year.astype(object)
+    return out
+
+
+def _pooled(g: pd.DataFrame, system_id: str, season: str) -> pd.DataFrame:
+    from .grade import wilson_interval
+
+    num = lambda c: pd.to_numeric(g[c], errors="coerce").fillna(0)  # noqa: E731
+    row: dict[str, Any] = {"system_id": system_id}
+    if "season_year" in g:
+        row["season_year"] = season
+    for c in ("graded", "voided", "calls", "correct", "wrong", "pushes", "passes", "no_line"):
+        if c in g:
+            row[c] = int(num(c).sum())
+    weight = num("graded") if "graded" in g else pd.Series(1.0, index=g.index)
+    for c in ("mae", "bias", "within_3_pct"):
+        if c in g and weight[g[c].notna()].sum() > 0:
+            ok = g[c].notna()
+            row[c] = float((num(c)[ok] * weight[ok]).sum() / weight[ok].sum())
+    if "hit_rate" in g:
+        if {"correct", "wrong"} <= set(g.columns):
+            right, decided = int(num("correct").sum()), int((num("correct") + num("wrong")).sum())
+        elif "calls" in g:  # an older archive: the calls decided are the calls but the pushes
+            decided_each = num("calls") - (num("pushes") if "pushes" in g else 0)
+            rate = pd.to_numeric(g.hit_rate, errors="coerce")
+            ok = rate.notna()
+            right, decided = int(round(float((rate[ok] * decided_each[ok]).sum()))), int(decided_each[ok].sum())
+        else:
+            right = decided = 0
+        row["hit_rate"] = right / decided if decided else float("nan")
+        row["hit_rate_low"], row["hit_rate_high"] = wilson_interval(right, decided)
+    return pd.DataFrame([row])
+
+
+def graded_total(run: RunData) -> Optional[int]:
+    """The report's one "graded" figure: graded predictions in the run's scope after the run — rows
+    of prediction_accuracy (one per player, game and prediction system) in the run's seasons,
+    voided ones left out. The sum of the grading table's per-system rows; None without grading."""
+    m = grading_metrics(run)
+    if m is None or m.empty or "graded" not in m:
+        return None
+    return int(pd.to_numeric(m.graded, errors="coerce").fillna(0).sum())
+
+
+def graded_note(run: RunData) -> Optional[str]:
+    """What the "graded predictions" figure counts, and how it relates to what the run itself did."""
+    k = key_figures(run)
+    if k["graded"] is None:
+        return None
+    m = grading_metrics(run)
+    systems = m.system_id.nunique() if "system_id" in m else 0
+    text = (f"Graded predictions ({count_label(k['graded'])}): rows of prediction_accuracy in the run's seasons "
+            f"after the run, one per player, game and prediction system ({plural(systems, 'system')}), "
+            f"voided ones (the player did not play) left out; the grading table below adds them up per system.")
+    if k["graded_by_run"] is not None and k["graded_dates"]:
+        text += (f" This run graded the {plural(k['graded_dates'], 'date')} that needed it, "
+                 f"{count_label(k['graded_by_run'])} graded predictions on them")
+        if k["graded_rows_written"] is not None:
+            text += (f"; it wrote {count_label(k['graded_rows_written'])} rows to prediction_accuracy "
+                     f"(new or changed grades, voided ones included; a grade already right is not rewritten)")
+        text += "."
+    return text
+
+
 def grading_table(frame: pd.DataFrame) -> pd.DataFrame:
     """``grading_metrics`` for people: seasons as 2023-24, rates as percentages, counts with
-    thousands separators, bias signed, and the hit rate with its 95 % bounds."""
+    thousands separators, bias signed, and the hit rate with its 95 % bounds. Each system over all its
+    seasons and all systems together follow (``with_totals``); "vs break-even" is the hit rate
+    against the 52.4 % a bet at −110 odds needs."""
     if frame is None or frame.empty:
         return pd.DataFrame()
-    f = frame.copy()
+    f = with_totals(frame)
     out = pd.DataFrame(index=f.index)
     out["system"] = f.get("system_id", pd.Series("—", index=f.index)).astype(str)
     if "season_year" in f:
@@ -896,6 +1183,7 @@ def grading_table(frame: pd.DataFrame) -> pd.DataFrame:
         out["hit rate"] = [rate_label(h) + (f" ({rate_label(a)} to {rate_label(b)})" if lo is not None and a == a and a is not None else "")
                            for h, a, b in zip(num("hit_rate"), lo if lo is not None else [None] * len(f),
                                               hi if hi is not None else [None] * len(f))]
+        out["vs break-even"] = num("hit_rate").map(lambda v: "—" if v != v else f"{100 * (v - BREAK_EVEN):+.1f} pts")
     for c in ("pushes", "passes"):
         if c in f:
             out[c] = f[c].map(count_label)
@@ -944,7 +1232,8 @@ def _measure_grading(params) -> Optional[pd.DataFrame]:
     except Exception:  # the report still renders without metrics
         return None
     keep = [c for c in ("system_id", "season_year", "graded", "voided", "mae", "bias", "rmse", "within_3_pct",
-                        "calls", "hit_rate", "hit_rate_low", "hit_rate_high", "pushes", "passes") if c in frame.columns]
+                        "calls", "correct", "wrong", "hit_rate", "hit_rate_low", "hit_rate_high", "pushes", "passes")
+            if c in frame.columns]
     frame = frame[keep].copy()
     for c in ("mae", "bias", "rmse", "within_3_pct", "hit_rate", "hit_rate_low", "hit_rate_high"):
         if c in frame.columns:
@@ -1150,6 +1439,7 @@ def key_figures(run: RunData) -> dict[str, Any]:
     recovered = int(fl["resolved"].map(_resolved).sum()) if not fl.empty and "resolved" in fl else 0
     still = len(_failed_dates(run))
     grade = run.record("grade")
+    seconds, n_attempts = run_time(run)
     return {
         "status": _status(run), "has_before": run.before is not None, "has_after": run.after is not None,
         "missing_before": before_missing, "tables_before": before_tables, "restated": _restated(run),
@@ -1159,8 +1449,10 @@ def key_figures(run: RunData) -> dict[str, Any]:
         "waived_in_run": _waived_in_run(run) if run.after is not None else 0,
         "failures_recovered": recovered, "failures_open": still,
         "findings_open": int(findings_open(run)["count"].sum()) if run.after else 0,
-        "graded": grade.get("graded") if isinstance(grade.get("graded"), int) else None,
-        "seconds": run.manifest.get("seconds"), "override": _gate_override(run),
+        "graded": graded_total(run), "graded_by_run": grade.get("graded") if isinstance(grade.get("graded"), int) else None,
+        "graded_dates": grade.get("dates") if isinstance(grade.get("dates"), int) else None,
+        "graded_rows_written": (grade.get("rows_written") or {}).get(GRADED_TABLE) if grade else None,
+        "seconds": seconds, "attempts": n_attempts, "override": _gate_override(run),
         "stopped_at": run.manifest.get("stopped_at"), "reason": strip_paths(run.manifest.get("reason"), run.run_dir),
     }
 
@@ -1168,7 +1460,12 @@ def key_figures(run: RunData) -> dict[str, Any]:
 def headline(run: RunData) -> str:
     """One sentence that says what happened, e.g. "All 1,233 missing table-dates closed in 9
     tables; 0 open; 1 load failure recovered by retry"."""
-    k = key_figures(run)
+    return headline_text(key_figures(run), findings_open(run).to_dict("records") if run.after else [])
+
+
+def headline_text(k: dict[str, Any], findings: list[dict]) -> str:
+    """The headline from the key figures (``key_figures``) and the open check findings alone: the
+    wording ``docs/report.json`` records for the screenshots, checked against the current renderer."""
     parts = []
     if k["stopped_at"] or k["status"] in ("failed", "blocked", "interrupted"):
         where = f" at {k['stopped_at']}" if k["stopped_at"] else ""
@@ -1199,18 +1496,17 @@ def headline(run: RunData) -> str:
     if k["failures_open"]:
         parts.append(f"{plural(k['failures_open'], 'load failure')} still failing")
     if k["findings_open"] and not k["stopped_at"]:  # a stopped run's reason already names them
-        fo = findings_open(run)
         parts.append(f"{plural(k['findings_open'], 'check finding')} open after the run ("
-                     + ", ".join(f"{r.check} in {r.table}" for r in fo.itertuples(index=False)) + ")")
+                     + ", ".join(f"{r['check']} in {r['table']}" for r in findings) + ")")
     if k["override"]:
         parts.append(f"gate overridden: {k['override']}")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
 
 
-def key_figures_list(run: RunData) -> list[tuple[str, str]]:
-    """(big number, what it counts) pairs shown under the headline."""
-    k = key_figures(run)
+def key_figures_list(run: RunData, k: Optional[dict[str, Any]] = None) -> list[tuple[str, str]]:
+    """(big number, what it counts) pairs shown under the headline (from ``k`` when given)."""
+    k = k if k is not None else key_figures(run)
     out = [(count_label(k["closed"]), "table-dates closed"), (count_label(k["tables_closed"]), "tables filled")]
     if k["has_after"]:
         out.append((count_label(k["open"]), "still open"))
@@ -1222,9 +1518,10 @@ def key_figures_list(run: RunData) -> list[tuple[str, str]]:
         out.append((count_label(k["findings_open"]), "check findings open"))
     out.append((count_label(k["failures_recovered"] + k["failures_open"]), "load failures"))
     if k["graded"] is not None:
-        out.append((count_label(k["graded"]), "predictions graded"))
+        out.append((count_label(k["graded"]), "graded predictions (player-game × system)"))
     if k["seconds"] is not None:
-        out.append((seconds_label(k["seconds"]), "run time"))
+        out.append((seconds_label(k["seconds"]),
+                    "run time" if k["attempts"] <= 1 else f"run time, {k['attempts']} attempts summed"))
     return out
 
 
@@ -1264,9 +1561,6 @@ def summary_markdown(run: RunData) -> str:
     lines = [f"# Backfill run `{run.run_id}` — {_status(run)}", "", f"**{headline(run)}**", ""]
     h = run_header(run)
     lines += [f"- **{k}**: {v}" for k, v in h["value"].items() if k not in ("run",)]
-    dur = run.manifest.get("seconds")
-    if dur is not None:
-        lines.append(f"- **duration**: {seconds_label(dur)}")
     ps = phase_summary(run)
     if not ps.empty:
         shown = ps.copy()
@@ -1291,6 +1585,9 @@ def summary_markdown(run: RunData) -> str:
     steps = timeline_table(run)
     if not steps.empty:
         lines += ["", "## Stages", "", _md_table(steps, index=False)]
+    tries = attempts_table(run)
+    if len(tries) > 1:
+        lines += ["", f"## Attempts (run time {seconds_label(run_time(run)[0])}, summed)", "", _md_table(tries, index=False)]
     hand = by_hand(run)
     if not hand.empty:
         lines += ["", "## Stages run by hand before this run", "", _md_table(hand.fillna(""), index=False)]

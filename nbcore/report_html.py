@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import re
 from typing import Any, Iterable, Optional
 
@@ -66,6 +67,29 @@ STYLE = """
 .rb-legend { display: flex; flex-wrap: wrap; gap: .2em 1em; font-size: .9em; margin: .1em 0 .6em; }
 .rb-swatch { display: inline-block; width: .95em; height: .95em; border-radius: 2px; vertical-align: -.12em; margin-right: .3em; }
 .rb img.rb-img { max-width: 100%; height: auto; display: block; margin: .3em 0 .2em; }
+.rb-warn-text { color: #9a6700; font-weight: 600; }
+.rb-heat-note { display: block; white-space: normal; line-height: 1.15; }
+.rb-hr { margin: .4em 0 1em; max-width: 760px; font-size: 13px; }
+.rb-hr-title { font-weight: 600; margin: 0 0 .3em; }
+.rb-hr-row { display: grid; grid-template-columns: minmax(5.5em, 9em) minmax(0, 1fr) 4.4em; column-gap: .6em;
+  align-items: center; min-height: 1.6em; }
+.rb-hr-system { font-weight: 600; margin-top: .5em; font-size: 13px; }
+.rb-hr-label { color: #424a53; font-size: 13px; overflow-wrap: anywhere; }
+.rb-hr-value { text-align: right; font-size: 13px; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.rb-hr-track { position: relative; height: 1.4em; background: #f6f8fa; border-radius: 3px; }
+.rb-hr-ref { position: absolute; top: 0; bottom: 0; width: 0; border-left: 1px dashed #8c959f; }
+.rb-hr-ref.rb-hr-even { border-left: 2px solid #bc4c00; }
+.rb-hr-ci { position: absolute; top: calc(50% - 1px); height: 2px; background: currentColor; }
+.rb-hr-dot { position: absolute; top: 50%; width: .8em; height: .8em; border-radius: 50%; transform: translate(-50%, -50%);
+  background: currentColor; }
+.rb-hr-all .rb-hr-dot { border-radius: 2px; }
+.rb-hr-all .rb-hr-label { font-weight: 600; color: #1f2328; }
+.rb-hr-axis .rb-hr-track { background: none; height: 1.3em; }
+.rb-hr-tick { position: absolute; top: 0; transform: translateX(-50%); font-size: 12px; color: #57606a; white-space: nowrap; }
+.rb-hr-legend { display: flex; flex-wrap: wrap; gap: .2em 1.2em; font-size: 12px; color: #424a53; margin-top: .35em; }
+.rb-hr-key { display: inline-block; width: 1.4em; height: 0; vertical-align: middle; margin-right: .35em;
+  border-top: 2px solid #bc4c00; }
+.rb-hr-key.rb-hr-coin { border-top: 1px dashed #8c959f; }
 @media (max-width: 700px) {
   .rb { font-size: 14px; }
   .jp-RenderedHTMLCommon table.rb-table, table.rb-table { width: 100%; }
@@ -83,6 +107,7 @@ STYLE = """
   .jp-RenderedHTMLCommon table.rb-heat, table.rb-heat { font-size: 12px; border-spacing: 1px; }
   .jp-RenderedHTMLCommon table.rb-heat td, table.rb-heat td { min-width: 2.4em; padding: .2em .15em; }
   .jp-RenderedHTMLCommon table.rb-heat th, table.rb-heat th { max-width: 8em; padding-right: .25em; }
+  .rb-hr-row { grid-template-columns: minmax(4.6em, 6.5em) minmax(0, 1fr) 3.9em; column-gap: .45em; }
 }
 """
 
@@ -149,6 +174,8 @@ def table_html(frame: pd.DataFrame, numeric: Iterable[str] = (), index: bool = F
             shown = _text(v)
             if c in ("passed", "outcome", "status") and str(v).lower() in ("failed", "still failing", "blocked"):
                 shown = f'<span class="rb-bad-text">{shown}</span>'
+            elif c in ("passed", "outcome", "status") and str(v).lower() in ("warned", "interrupted"):
+                shown = f'<span class="rb-warn-text">{shown}</span>'  # amber: worth a look, not a failure
             cells.append(f'<td class="{cls}" data-label="{_esc(c)}"><span class="rb-v">{shown}</span></td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     cap = f'<p class="rb-caption">{caption}</p>' if caption else ""
@@ -188,8 +215,10 @@ def headline(run: report.RunData):
     figures = "".join(f'<div class="rb-figure"><b>{_esc(n)}</b><span>{_esc(what)}</span></div>'
                       for n, what in report.key_figures_list(run))
     details = kv_html(report.run_header(run)["value"].items())
+    graded = report.graded_note(run)
+    graded = f'<p class="rb-caption rb-graded-note">{_esc(graded)}</p>' if graded else ""
     return HTML(_wrap(f'<p class="rb-headline {cls}">{_esc(report.headline(run))}</p>'
-                      f'<div class="rb-figures">{figures}</div>'
+                      f'<div class="rb-figures">{figures}</div>{graded}'
                       f'{details}'))
 
 
@@ -229,12 +258,13 @@ def heat_grid_html(cells: pd.DataFrame, title: str) -> tuple[str, set[str]]:
             r = r.iloc[0]
             cat = category(float(r.pct), int(r.missing), int(r.waived), int(r.stale))
             used.add(cat.key)
-            extra = f" · {int(r.stale)} stale" if r.stale else ""
-            extra += f" · {int(r.waived)} waived" if r.waived else ""
+            notes = ([f"{int(r.stale)} stale"] if r.stale else []) + ([f"{int(r.waived)} waived"] if r.waived else [])
+            extra = "".join(f" · {n}" for n in notes)
             tip = f"{r.table} {report.season_label(s)}: {report.pct_label(r.pct)} of {int(r.expected)} game dates present" \
                   f"{', ' + str(int(r.missing)) + ' missing' if r.missing else ''}{extra}"
             tds.append(f'<td style="background:{cat.color};color:{cat.text}" title="{_esc(tip)}">'
-                       f'{_esc(report.pct_label(r.pct).replace(" %", ""))}{_esc(extra)}</td>')
+                       f'{_esc(report.pct_label(r.pct).replace(" %", ""))}'
+                       + "".join(f'<span class="rb-heat-note">{_esc(n)}</span>' for n in notes) + "</td>")
         rows.append(f'<tr{sep}><th scope="row">{_esc(p)} · {_breakable(_short_table(label))}</th>{"".join(tds)}</tr>')
     head = "".join(f'<th scope="col">{_esc(report.season_label(s))}</th>' for s in seasons)
     return (f'<table class="rb-heat"><caption>{_esc(title)}</caption><thead><tr><th></th>{head}</tr></thead>'
@@ -380,16 +410,80 @@ def gate(run: report.RunData):
 
 
 def gate_checks(run: report.RunData):
-    """The gate's checks; when every one passed they are folded under a one-line summary."""
+    """The gate's checks: folded under a one-line summary when every one passed; otherwise shown,
+    a calibrated check that only warns in amber ("warned"), a failed one in red."""
     f = report.gate_checks(run)
-    cap = "Blocking checks stop the run when they fail; the others are reported only."
-    if f.empty or "passed" not in f or (f.passed != "passed").any():
+    cap = ("Blocking checks stop the run when they fail; the others are reported only. A calibrated check "
+           "(unusual for the source and season, but real games do it) never blocks: it is \"warned\", not failed.")
+    if f.empty or "passed" not in f:
         return table(f, "the gate recorded no individual checks", numeric=("problems",), caption=cap)
+    counts = _esc(report.gate_check_counts(f))
     body = table_html(f, numeric=("problems",), caption=cap)
-    return HTML(_wrap(f"<details><summary>{_esc(report.plural(len(f), 'check'))}, all passed</summary>{body}</details>"))
+    if (f.passed != "passed").any():
+        return HTML(_wrap(f"<p><strong>{counts}</strong></p>{body}"))
+    return HTML(_wrap(f"<details><summary>{counts}</summary>{body}</details>"))
+
+
+SEASON_COLORS = ["#0969da", "#8250df", "#1a7f37", "#bf3989", "#9a6700", "#57606a"]
+
+
+def hit_rate_chart(metrics: pd.DataFrame) -> str:
+    """Hit rate per system and season, each system over all its seasons, and all systems together:
+    a dot with its 95 % interval on a track, against 50 % (a coin flip, dashed) and 52.4 % (the
+    break-even of a bet at −110 odds, solid). HTML, not a picture: its labels are text at the page's
+    size on any screen (a scaled-down image of a chart is unreadable on a phone)."""
+    from .grade_charts import hit_rate_alt
+
+    f = report.with_totals(metrics)
+    if f is None or f.empty or "hit_rate" not in f:
+        return ""
+    f = f[pd.to_numeric(f.hit_rate, errors="coerce").notna()]
+    if f.empty:
+        return ""
+    num = lambda c: pd.to_numeric(f[c], errors="coerce") if c in f else pd.to_numeric(f.hit_rate)  # noqa: E731
+    rate, low, high = num("hit_rate"), num("hit_rate_low").fillna(num("hit_rate")), num("hit_rate_high").fillna(num("hit_rate"))
+    lo = math.floor(min(low.min(), 0.5) * 20) / 20
+    hi = math.ceil(max(high.max(), report.BREAK_EVEN) * 20) / 20
+    hi = max(hi, lo + 0.1)
+    x = lambda v: f"{100 * (float(v) - lo) / (hi - lo):.2f}%"  # noqa: E731
+    step = 0.05 if hi - lo <= 0.3 else 0.1
+    ticks = [lo + i * step for i in range(int(round((hi - lo) / step)) + 1)]
+    refs = (f'<span class="rb-hr-ref rb-hr-coin" style="left:{x(0.5)}"></span>'
+            f'<span class="rb-hr-ref rb-hr-even" style="left:{x(report.BREAK_EVEN)}"></span>')
+    seasons = [s for s in dict.fromkeys(f.season_year)] if "season_year" in f else []
+    colour = {s: SEASON_COLORS[i % len(SEASON_COLORS)] for i, s in enumerate(s for s in seasons if s != report.ALL_SEASONS)}
+    rows = []
+    for system_id, g in f.groupby("system_id", sort=False):
+        rows.append(f'<div class="rb-hr-system">{_text(system_id)}</div>')
+        for i in g.index:
+            season = f.season_year[i] if "season_year" in f else report.ALL_SEASONS
+            pooled = season == report.ALL_SEASONS
+            label = report.season_label(season)
+            bounds = (f" (95 % interval {report.rate_label(low[i])} to {report.rate_label(high[i])})"
+                      if high[i] > low[i] else "")
+            calls = f", {report.count_label(f.calls[i])} calls" if "calls" in f else ""
+            tip = f"{system_id} {label}: {report.rate_label(rate[i])}{bounds}{calls}"
+            rows.append(
+                f'<div class="rb-hr-row{" rb-hr-all" if pooled else ""}" title="{_esc(tip)}" '
+                f'style="color:{"#1f2328" if pooled else colour.get(season, SEASON_COLORS[0])}">'
+                f'<span class="rb-hr-label">{_text(label)}</span>'
+                f'<span class="rb-hr-track">{refs}'
+                f'<span class="rb-hr-ci" style="left:{x(low[i])};width:{100 * (high[i] - low[i]) / (hi - lo):.2f}%"></span>'
+                f'<span class="rb-hr-dot" style="left:{x(rate[i])}"></span></span>'
+                f'<span class="rb-hr-value">{_esc(report.rate_label(rate[i]))}</span></div>')
+    axis = "".join(f'<span class="rb-hr-tick" style="left:{x(t)}">{round(100 * t)} %</span>' for t in ticks)
+    legend = ('<div class="rb-hr-legend"><span><i class="rb-hr-key rb-hr-coin"></i>50 %: a coin flip</span>'
+              '<span><i class="rb-hr-key"></i>52.4 %: break-even at −110 odds</span>'
+              '<span>dot: hit rate; bar: 95 % interval; square: all seasons</span></div>')
+    return (f'<div class="rb-hr" role="img" aria-label="{_esc(hit_rate_alt(metrics))}">'
+            f'<p class="rb-hr-title">Hit rate of OVER/UNDER calls, per system and season</p>{"".join(rows)}'
+            f'<div class="rb-hr-row rb-hr-axis"><span></span><span class="rb-hr-track">{axis}</span><span></span></div>'
+            f'{legend}</div>')
 
 
 def grading(run: report.RunData, params=None, save: bool = False):
+    """The grading table (per system and season, each system over all seasons, all systems), what
+    "graded" counts, the metrics in words, and the hit-rate chart with its break-even line."""
     metrics = report.grading_metrics(run, params, save=save)
     f = report.grading_table(metrics)
     if f.empty:
@@ -397,11 +491,10 @@ def grading(run: report.RunData, params=None, save: bool = False):
     captions = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in report.METRIC_CAPTIONS.items()
                        if k in f.columns)
     numeric = [c for c in f.columns if c not in ("system", "season")]
-    from .grade_charts import hit_rate_alt, hit_rate_by_system
-
-    ax = hit_rate_by_system(metrics)
-    img = image(ax.figure, hit_rate_alt(metrics)) if ax is not None else ""
-    return HTML(_wrap(table_html(f, numeric) + f'<dl class="rb-captions rb-caption">{captions}</dl>' + img))
+    note_ = report.graded_note(run)
+    head = f'<p class="rb-caption">{_esc(note_)}</p>' if note_ else ""
+    return HTML(_wrap(head + table_html(f, numeric) + hit_rate_chart(metrics)
+                      + f'<dl class="rb-captions rb-caption">{captions}</dl>'))
 
 
 def plan_vs_outcome(run: report.RunData):
@@ -422,10 +515,14 @@ def plan_vs_outcome(run: report.RunData):
 
 def rows_written(run: report.RunData):
     f = report.rows_written(run)
-    return table(f.assign(rows=f.rows.map(report.count_label)), "no stage recorded rows written", numeric=("rows",))
+    return table(f.assign(rows=f.rows.map(report.count_label)), "no stage recorded rows written", numeric=("rows",),
+                 caption="Rows each stage inserted or changed; a row that was already right is not rewritten. For "
+                         "prediction_accuracy these are new or changed grades, voided ones included: not the "
+                         "graded predictions figure, which counts every graded row in the run's seasons.")
 
 
 def timeline(run: report.RunData):
+    """The steps on a time axis and as a table; for a resumed run, its attempts with their times."""
     fig = report.timeline_chart(run)
     img = image(fig, report.timeline_alt(run)) if fig is not None else ""
     t = report.timeline_table(run)
@@ -433,9 +530,15 @@ def timeline(run: report.RunData):
         return table(t, "no stage ran")
     if (t.note == "").all():
         t = t.drop(columns="note")
-    return HTML(_wrap(img + table_html(t, numeric=("started", "took"))))
+    tries = report.attempts_table(run)
+    extra = ""
+    if len(tries) > 1:
+        extra = (f'<p><strong>{_esc(report.plural(len(tries), "attempt"))}</strong>: run time '
+                 f'{_esc(report.run_time_label(run))}. A resumed run keeps the steps an earlier attempt finished; '
+                 f'the steps above show their latest attempt.</p>' + table_html(tries, numeric=("took",)))
+    return HTML(_wrap(img + table_html(t, numeric=("started", "took")) + extra))
 
 
 __all__ = ["style", "headline", "completeness", "phase_summary", "dates_closed", "closed_by_stage", "dates_open",
-           "failures", "retries", "gate", "gate_checks", "grading", "rows_written", "timeline", "table", "note",
-           "image", "BY_KEY"]
+           "failures", "retries", "gate", "gate_checks", "grading", "hit_rate_chart", "rows_written", "timeline", "table",
+           "note", "image", "BY_KEY"]

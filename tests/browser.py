@@ -3,7 +3,8 @@
 Drives Debian's ``chromium`` (``apt-get install chromium``; ``make test`` installs it when
 missing) over the DevTools protocol with ``websocket-client``: no browser download, no
 Selenium. Used by ``tests/test_report_browser.py`` and, from the command line, to refresh the
-report screenshots under ``docs/``::
+report screenshots under ``docs/`` (``make screenshots`` builds a clean demo and takes both, with
+``docs/report.json``, what they show: ``python tests/browser.py screenshots [--scale small]``), or by hand::
 
     PYTHONPATH=$PWD .venv/bin/python tests/browser.py runs/RUN_ID/report.html docs/report.png --width 1400
     PYTHONPATH=$PWD .venv/bin/python tests/browser.py runs/RUN_ID/report.html docs/report-420.png --width 420
@@ -129,9 +130,82 @@ class Browser:
         self.close()
 
 
+# -- the README's screenshots (``make screenshots``) ------------------------------------------------
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SHOTS = {1400: "report.png", 420: "report-420.png"}
+SIDECAR = "report.json"
+# Everything the sidecar records from the page, read by the browser itself.
+PAGE_FACTS = """(() => ({
+  headline: ((document.querySelector('.rb-headline') || {}).innerText || '').trim(),
+  figures: Array.from(document.querySelectorAll('.rb-figure span')).map(s => s.innerText.trim()),
+  sections: Array.from(document.querySelectorAll('h2')).map(h => h.textContent.replace('\u00b6', '').trim()),
+}))()"""
+
+
+def screenshots(scale: str = "full", out: Path = DOCS, work: Optional[Path] = None) -> dict:
+    """Build a clean demo (``scale``) in a folder of its own, run the whole runbook on it with
+    ``runbook demo``, then take the report's screenshots at 1400 and 420 px into ``out`` and write
+    ``report.json`` beside them: the headline, the key figures it is made of, the figure labels and
+    the section headings the pictures show (``tests/test_report_docs.py`` checks those against the
+    current renderer)."""
+    import os
+
+    import yaml
+
+    from nbcore import report
+    from nbcore.params import DEFAULT_PARAMS, PROJECT_ROOT
+
+    work = Path(work or PROJECT_ROOT / "build" / "screenshots")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    data = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    waivers = data.get("waivers")
+    data.update(duckdb_path=str(work / "warehouse.duckdb"), bucket=str(work / "bucket"), archive_dir=str(work / "runs"),
+                waivers=str((PROJECT_ROOT / waivers).resolve()) if waivers else None)
+    data["demo"] = {**(data.get("demo") or {}), "scale": scale}
+    params_file = work / "params.yaml"
+    params_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    runbook = Path(sys.executable).with_name("runbook")
+    done = subprocess.run([str(runbook), "demo", "--params", str(params_file)], cwd=PROJECT_ROOT,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if done.returncode != 0:
+        raise SystemExit(f"runbook demo exited {done.returncode}: no screenshots taken")
+    run_dir = report.latest_run(work / "runs")
+    if run_dir is None or not (run_dir / "report.html").exists():
+        raise SystemExit(f"no report in {work / 'runs'}")
+    run = report.load_run(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    facts = {}
+    with Browser() as b:
+        for width, name in SHOTS.items():
+            b.open(run_dir / "report.html", width)
+            facts[width] = b.evaluate(PAGE_FACTS)
+            print(b.screenshot(out / name))
+    page = facts[1400]
+    k = report.key_figures(run)
+    sidecar = {
+        "made_by": "make screenshots (tests/browser.py screenshots)",
+        "demo": {"scale": scale, "seed": (data.get("demo") or {}).get("seed"), "seasons": data.get("seasons")},
+        "images": {name: width for width, name in SHOTS.items()},
+        "headline": page["headline"], "figure_labels": page["figures"], "sections": page["sections"],
+        "key_figures": k,
+        "findings_open": report.findings_open(run).to_dict("records") if run.after else [],
+    }
+    (out / SIDECAR).write_text(json.dumps(sidecar, indent=1, ensure_ascii=False, default=str) + "\n")
+    print(out / SIDECAR)
+    return sidecar
+
+
 def main(argv: list[str]) -> int:
     import argparse
 
+    if argv[:1] == ["screenshots"]:
+        ap = argparse.ArgumentParser(prog="browser.py screenshots", description=screenshots.__doc__.split("\n\n")[0])
+        ap.add_argument("--scale", choices=["full", "small"], default="full")
+        ap.add_argument("--out", type=Path, default=DOCS)
+        a = ap.parse_args(argv[1:])
+        screenshots(a.scale, a.out)
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("html")
     ap.add_argument("png")

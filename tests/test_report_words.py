@@ -164,3 +164,135 @@ def test_stale_dates_rebuilt_are_counted_apart_from_missing_ones_closed(tmp_path
     before[0]["missing_dates"], before[0]["missing_ranges"], before[0]["present_dates"] = [], [], 10
     run = report.load_run(_archive(tmp_path / "again", before, after))
     assert report.headline(run) == "No table-date was missing; 2 stale table-dates rebuilt."
+
+
+def _steps(*rows):
+    return [{"name": n, "stage": n, "status": st, "started_at": a, "ended_at": b, "seconds": s} for n, st, a, b, s in rows]
+
+
+def test_a_run_shows_when_it_ended_and_its_run_time_while_its_report_is_written(tmp_path, monkeypatch):
+    """The report step runs inside the run: the manifest has no end yet, the report still says when
+    the run ended (now) and how long it ran, like summary.md written after it."""
+    from nbcore import runlog
+
+    run_dir = _archive(tmp_path, [], [], {
+        "run_id": "r3", "status": "running", "started_at": "2026-01-01T00:00:00+00:00", "ended_at": None,
+        "stages": _steps(("load", "succeeded", "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:20+00:00", 20.0),
+                         ("report", "running", "2026-01-01T00:00:21+00:00", None, None))})
+    monkeypatch.setenv(runlog.RUN_DIR_ENV, str(run_dir))  # as the driver sets it for the report's kernel
+    run = report.load_run(run_dir)
+    header = report.run_header(run)["value"]
+    assert header["ended"].endswith(" UTC") and header["run time"].endswith(" s")
+    labels = [what for _, what in report.key_figures_list(run)]
+    assert labels[-1] == "run time"
+    assert "run time" in report_html.headline(run).data
+    # the same archive read after the run (the driver closed the manifest): its recorded end
+    monkeypatch.delenv(runlog.RUN_DIR_ENV)
+    m = json.loads((run_dir / "manifest.json").read_text())
+    m.update(status="succeeded", ended_at="2026-01-01T00:00:30+00:00", seconds=30.0)
+    (run_dir / "manifest.json").write_text(json.dumps(m))
+    run = report.load_run(run_dir)
+    assert report.run_time(run) == (30.0, 1)
+    assert report.run_header(run)["value"]["ended"] == "2026-01-01 00:00 UTC"
+
+
+def test_a_resumed_runs_time_is_summed_over_its_attempts(tmp_path):
+    """28 s, stopped for an hour, then 43 s: 71 s in two attempts, not 28 s and not an hour."""
+    run_dir = _archive(tmp_path, [], [], {
+        "run_id": "r4", "status": "succeeded", "started_at": "2026-01-01T00:00:00+00:00",
+        "ended_at": "2026-01-01T01:00:43+00:00", "seconds": 3643.0,
+        "resumes": [{"at": "2026-01-01T01:00:00+00:00", "from": "grade"}],
+        "stages": _steps(("derive", "succeeded", "2026-01-01T00:00:01+00:00", "2026-01-01T00:00:20+00:00", 19.0),
+                         ("grade", "succeeded", "2026-01-01T01:00:01+00:00", "2026-01-01T01:00:30+00:00", 29.0))})
+    (run_dir / "run.log").write_text(
+        "2026-01-01T00:00:00.000Z driver   run started (pid 1, 3 step(s) to run)\n"
+        "2026-01-01T00:00:10.000Z derive   chunk 1/2 2024-04-20..2024-04-24 succeeded: 12 rows in 1.0 s\n"
+        "2026-01-01T00:00:28.000Z driver   run failed (exit 1), stopped at grade; resume with: runbook resume r4\n"
+        "2026-01-01T01:00:03.000Z driver   re-planning: the warehouse changed since the plan\n"  # before its start line
+        "2026-01-01T01:00:06.000Z driver   resume from grade (pid 2, 2 step(s) to run)\n"
+        "2026-01-01T01:00:42.000Z driver   run succeeded (exit 0)\n")
+    run = report.load_run(run_dir)
+    tries = report.attempts(run)
+    assert list(tries.seconds) == [28.0, 43.0] and list(tries.outcome) == ["failed", "succeeded"]
+    assert list(tries["from"]) == ["derive", "grade"]
+    assert report.run_time(run) == (71.0, 2)
+    assert report.run_time_label(run) == "71.0 s, summed over 2 attempts (28.0 s + 43.0 s)"
+    assert ("71.0 s", "run time, 2 attempts summed") in report.key_figures_list(run)
+    html = report_html.timeline(run).data
+    assert "2 attempts" in html and "28.0 s" in html and "43.0 s" in html
+    summary = report.summary_markdown(run)
+    assert "- **ended**: 2026-01-01 01:00 UTC" in summary and "## Attempts (run time 71.0 s, summed)" in summary
+
+
+def _gate_archive(tmp_path, gate: dict) -> Path:
+    return _archive(tmp_path, [], [], {"run_id": "r5", "status": "succeeded", "stages": [
+        {"name": "gate", "stage": "gate", "status": "succeeded", "record": {"status": "passed", "gate": "raw", **gate}}]})
+
+
+def test_a_check_that_only_warns_is_warned_never_failed(tmp_path):
+    warn = {"check": "players per game", "source": "bdl_player_boxscores", "date": "2024-04-20",
+            "detail": "7 players for BOS", "blocking": False}
+    run = report.load_run(_gate_archive(tmp_path, {
+        "warnings": [warn, {**warn, "date": "2024-04-22"}],
+        "checks": [{"check": "complete against the schedule", "source": "bdl_player_boxscores", "blocking": True,
+                    "passed": True, "problems": 0},
+                   {"check": "players per game (calibrated; warns)", "source": "bdl_player_boxscores", "blocking": False,
+                    "passed": False, "problems": 2},
+                   {"check": "duplicate keys", "source": "nbac_gamebook_player_stats", "blocking": True,
+                    "passed": False, "problems": 1}]}))
+    checks = report.gate_checks(run)
+    assert list(checks.passed) == ["passed", "warned", "FAILED"]
+    assert checks.check.iloc[1] == "players per game (calibrated)"
+    assert report.gate_check_counts(checks) == "3 checks: 1 passed, 1 warned, 1 failed"
+    html = report_html.gate_checks(run).data
+    assert '<span class="rb-warn-text">warned</span>' in html and '<span class="rb-bad-text">FAILED</span>' in html
+    # the same calibrated check named as it is in the record's warnings, without the suffix
+    rec = json.loads((run.run_dir / "manifest.json").read_text())
+    rec["stages"][0]["record"]["checks"] = [{"check": "players per game", "source": "bdl_player_boxscores",
+                                             "blocking": False, "passed": False, "problems": 2}]
+    (run.run_dir / "manifest.json").write_text(json.dumps(rec))
+    assert list(report.gate_checks(report.load_run(run.run_dir)).passed) == ["warned"]
+
+
+def test_a_reason_repeated_on_many_dates_is_said_once_with_a_count(tmp_path):
+    reason = "No book posted player points lines for these nights; nothing to load."
+    waived = [{"source": "odds_api_player_points_props", "date": f"2024-10-{d:02d}", "game_id": None, "check": None,
+               "present": False, "reason": reason, "approved_by": "jane.doe"} for d in range(20, 30)]
+    waived.append({"source": "bdl_player_boxscores", "date": "2024-11-02", "game_id": None, "check": None,
+                   "present": False, "reason": "The feed lost it.", "approved_by": "sam.lee"})
+    run = report.load_run(_gate_archive(tmp_path, {"waived": waived}))
+    text = report.gate_verdict(run)["value"]["waived"]
+    assert text.count(reason) == 1, text
+    assert (f"odds_api_player_points_props, {reason}, approved by jane.doe (× 10, 2024-10-20 → 2024-10-29 (10 dates))"
+            in text), text
+    assert "bdl_player_boxscores, The feed lost it., approved by sam.lee (2024-11-02)" in text
+    assert report._value_text(["a", "b", "a", "a"]) == "a (× 3), b"
+
+
+def test_one_graded_figure_per_system_and_overall_against_break_even(tmp_path):
+    rows = [{"system_id": sys_id, "season_year": s, "graded": g, "voided": 5, "mae": mae, "bias": 0.2,
+             "within_3_pct": 40.0, "calls": right + wrong + 10, "correct": right, "wrong": wrong,
+             "hit_rate": right / (right + wrong), "hit_rate_low": 0.5, "hit_rate_high": 0.6, "pushes": 10, "passes": 3}
+            for sys_id, s, g, mae, right, wrong in [("baseline", 2023, 100, 5.0, 50, 50), ("baseline", 2024, 300, 4.0, 160, 140),
+                                                    ("ensemble", 2023, 100, 4.5, 60, 40), ("ensemble", 2024, 300, 3.5, 180, 120)]]
+    metrics = pd.DataFrame(rows)
+    table = report.grading_table(metrics)
+    assert list(zip(table.system, table.season)) == [
+        ("baseline", "2023-24"), ("baseline", "2024-25"), ("baseline", "all seasons"),
+        ("ensemble", "2023-24"), ("ensemble", "2024-25"), ("ensemble", "all seasons"), ("all systems", "all seasons")]
+    overall = table.iloc[-1]
+    assert overall.graded == "800" and overall.MAE == "4.00 pts"  # weighted by graded predictions
+    assert overall["hit rate"].startswith(report.rate_label(450 / 800) + " (")  # 450 right of 800 decided calls
+    assert overall["vs break-even"] == f"{100 * (450 / 800 - 110 / 210):+.1f} pts" == "+3.9 pts"
+    assert table.iloc[2]["vs break-even"] == "+0.1 pts"  # baseline: 210 right of 400, 52.5 %
+    run_dir = _archive(tmp_path, [], [], {"run_id": "r6", "status": "succeeded", "stages": [
+        {"name": "grade", "stage": "grade", "status": "succeeded",
+         "record": {"status": "succeeded", "graded": 350, "dates": 12, "rows_written": {report.GRADED_TABLE: 420}}}]})
+    metrics.to_csv(run_dir / report.GRADING_CSV, index=False)
+    run = report.load_run(run_dir)
+    assert report.key_figures(run)["graded"] == 800 == report.graded_total(run)
+    note = report.graded_note(run)
+    assert note.startswith("Graded predictions (800): rows of prediction_accuracy") and "2 systems" in note
+    assert "350 graded predictions on them" in note and "wrote 420 rows" in note
+    chart = report_html.hit_rate_chart(metrics)
+    assert chart.count('class="rb-hr-ref rb-hr-even"') == 7 and "52.4 %: break-even at −110 odds" in chart
