@@ -179,7 +179,8 @@ def status(params_file: str, as_json: bool, check: bool) -> None:
 
     params = _params(params_file, "read", "status")
     with open_for_reading(params) as wh:  # read-only: status never takes the DuckDB file from a running backfill
-        result = run_validate(params, wh, progress=False)
+        # grading completeness is in the JSON only: the terminal view does not show it
+        result = run_validate(params, wh, progress=False, grading=as_json)
     if as_json:
         _echo_json(result.to_status_json())
     else:

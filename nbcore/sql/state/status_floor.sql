@@ -8,17 +8,26 @@ expected AS (
   WHERE game_status = 'final'
     AND season_year IN UNNEST(@seasons)
     AND game_date BETWEEN @start_date AND @end_date
+),
+per_date AS (
+  SELECT game_date, season_year, COUNT(*) AS games_expected
+  FROM expected
+  GROUP BY game_date, season_year
+),
+got AS (
+  SELECT p.table_name, e.game_date, COUNT(*) AS games_present, SUM(p.row_count) AS row_count
+  FROM present_games AS p
+  JOIN expected AS e ON e.game_id = p.game_id
+  GROUP BY p.table_name, e.game_date
 )
 SELECT
   t AS table_name,
-  e.season_year,
-  e.game_date,
-  COUNT(*) AS games_expected,
-  COUNT(p.game_id) AS games_present,
-  COALESCE(SUM(p.row_count), 0) AS row_count
-FROM expected AS e
+  d.season_year,
+  d.game_date,
+  d.games_expected,
+  COALESCE(g.games_present, 0) AS games_present,
+  COALESCE(g.row_count, 0) AS row_count
+FROM per_date AS d
 CROSS JOIN UNNEST(@tables) AS t
-LEFT JOIN present_games AS p
-  ON p.table_name = t AND p.game_id = e.game_id
-GROUP BY t, e.season_year, e.game_date
-ORDER BY t, e.game_date
+LEFT JOIN got AS g
+  ON g.table_name = t AND g.game_date = d.game_date
