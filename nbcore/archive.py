@@ -291,7 +291,8 @@ def _run_row(d: Path, m: dict) -> dict:
         rng = f"{p.get('start_date') or '…'} → {p.get('end_date') or '…'}"
     else:
         seasons = p.get("seasons") or []
-        rng = f"seasons {min(seasons)}-{max(seasons)}" if seasons else "all seasons"
+        rng = (f"season {seasons[0]}" if len(set(seasons)) == 1 else f"seasons {min(seasons)}-{max(seasons)}") \
+            if seasons else "all seasons"
     report = d / "report.html"
     seconds = m.get("seconds")
     if seconds is None and m.get("started_at") and m.get("ended_at"):  # a stage run by hand: its span

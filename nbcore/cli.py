@@ -117,11 +117,14 @@ def print_table(rows: list[dict], columns: list[str], title: str | None = None, 
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for c in columns:
-        table.add_column(c, justify="right" if c in right else "left", overflow="fold")
+    for i, c in enumerate(columns):  # the first column (an id, a name) is never broken
+        table.add_column(c, justify="right" if c in right else "left", no_wrap=i == 0, overflow="fold")
     for r in rows:
         table.add_row(*[_cell(r.get(c), plain=("season" in c or "year" in c)) for c in columns])
-    Console(width=max(100, Console().width), highlight=False).print(table)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a file or a pipe: whole lines, not the 80 columns rich assumes
+        console = Console(highlight=False, width=200)
+    console.print(table)
 
 
 def print_frame(frame, title: str | None = None) -> None:

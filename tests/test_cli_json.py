@@ -18,7 +18,7 @@ from nbcore.cli import EXIT_CODES, main
 
 from runbook_helpers import copy_demo
 
-HOLE = "2024-03-31"  # the small demo's first raw hole (box scores and gamebook never loaded)
+HOLE = "2024-03-31"  # the small demo's first raw hole (the gamebook never loaded)
 
 
 def cli(*args) -> click.testing.Result:
@@ -66,13 +66,14 @@ def test_json_on_every_data_command(one_date):
     r = cli("status", *p, "--json")
     assert r.exit_code == 0, r.output
     status = as_json(r)
-    boxscores = [t for t in status["tables"] if t["table"] == "bdl_player_boxscores"]
-    assert boxscores and boxscores[0]["states"] == {HOLE: "missing"}
+    states = {t["table"]: t["states"] for t in status["tables"]}
+    assert states["nbac_gamebook_player_stats"] == {HOLE: "missing"}
+    assert states["player_game_summary"] == {HOLE: "blocked"}
     assert cli("status", *p, "--check").exit_code == 5  # the hole is open
 
     r = cli("plan", *p, "--json")
     assert r.exit_code == 0, r.output
-    assert {t["table"] for t in as_json(r)["tables"]} >= {"bdl_player_boxscores", "player_game_summary"}
+    assert {t["table"] for t in as_json(r)["tables"]} >= {"nbac_gamebook_player_stats", "player_game_summary"}
 
     r = cli("why", "player_game_summary", HOLE, *p, "--json")
     assert r.exit_code == 0, r.output
@@ -127,6 +128,8 @@ def test_the_terminal_views_read_as_sentences_and_tables(one_date):
     params, params_file = one_date
     p = ["--params", params_file]
     assert cli("load", *p, "--no-progress").exit_code == 0
+    r = cli("derive", *p, "--no-progress")
+    assert r.exit_code == 0 and r.output.startswith("derive succeeded: 1/1 date in 1 chunk, "), r.output
     r = cli("predict", *p, "--dates", HOLE, "--no-progress")
     assert r.exit_code == 0, r.output
     assert "rows changed" in r.output and " rows," not in r.output
@@ -160,3 +163,23 @@ def test_runs_newest_first_named_runs_by_their_time_and_no_nan(tmp_path):
     assert "NaN" not in table and "None" not in table
     assert table.index("20260103-000000-demo") < table.index("nightly") < table.index("20260101-000000-demo")
     assert "12.5 s" in table and "interactive" in table
+
+
+HEAVY = {"papermill", "nbformat", "nbclient", "jupyter_client", "jupyter_core", "ipykernel", "IPython", "zmq",
+         "matplotlib"}
+
+
+def test_read_only_commands_import_only_what_they_need(one_date):
+    """``status``, ``plan`` and ``why`` (issue 21): no papermill, Jupyter or matplotlib at import time,
+    read off ``python -X importtime`` of the real command."""
+    import subprocess
+    import sys
+
+    _, params_file = one_date
+    for command in (["status"], ["plan"], ["why", "player_game_summary", HOLE]):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "nbcore.cli", *command, "--params", str(params_file)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        modules = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in r.stderr.splitlines()
+                   if line.startswith("import time:")}
+        assert "duckdb" in modules and not modules & HEAVY, (command, modules & HEAVY)
