@@ -11,23 +11,23 @@
 -- succeeded), detail (its error / the changed upstream table), first_date and last_date (the
 -- upstream's changed dates), changed_at, computed_at.
 SELECT
-  'present' AS part, table_name, game_date, CAST(game_id AS STRING) AS game_id, row_count AS n,
+  'present' AS part, p.table_name, p.game_date, CAST(p.game_id AS STRING) AS game_id, p.row_count AS n,
   CAST(NULL AS BOOL) AS ok, CAST(NULL AS STRING) AS detail, CAST(NULL AS DATE) AS first_date,
   CAST(NULL AS DATE) AS last_date, CAST(NULL AS TIMESTAMP) AS changed_at, CAST(NULL AS TIMESTAMP) AS computed_at
-FROM present_games
+FROM present_games AS p
 UNION ALL
 SELECT
-  'attempt', processor, data_date, CAST(NULL AS STRING), attempts, success, error, CAST(NULL AS DATE),
+  'attempt', a.processor, a.data_date, CAST(NULL AS STRING), a.attempts, a.success, a.error, CAST(NULL AS DATE),
   CAST(NULL AS DATE), CAST(NULL AS TIMESTAMP), CAST(NULL AS TIMESTAMP)
-FROM attempts
+FROM attempts AS a
 UNION ALL
 SELECT
-  'stale', table_name, data_date, CAST(NULL AS STRING), upstream_dates, CAST(NULL AS BOOL), upstream_table,
-  upstream_first_date, upstream_last_date, upstream_changed_at, computed_at
-FROM stale
+  'stale', s.table_name, s.data_date, CAST(NULL AS STRING), s.upstream_dates, CAST(NULL AS BOOL), s.upstream_table,
+  s.upstream_first_date, s.upstream_last_date, s.upstream_changed_at, s.computed_at
+FROM stale AS s
 UNION ALL
 SELECT
-  'unpredicted', CAST(NULL AS STRING), game_date, CAST(NULL AS STRING), player_games_missing, CAST(NULL AS BOOL),
+  'unpredicted', CAST(NULL AS STRING), u.game_date, CAST(NULL AS STRING), u.player_games_missing, CAST(NULL AS BOOL),
   CAST(NULL AS STRING), CAST(NULL AS DATE), CAST(NULL AS DATE), CAST(NULL AS TIMESTAMP), CAST(NULL AS TIMESTAMP)
-FROM unpredicted
-WHERE player_games_missing > 0 AND @with_unpredicted
+FROM unpredicted AS u
+WHERE u.player_games_missing > 0 AND @with_unpredicted
