@@ -261,3 +261,92 @@ def _disk_full(code: int | None) -> bool:
 
 def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# -- listing the archived runs (``runbook runs``) ---------------------------------------------------
+#: the columns of ``list_runs``, in order
+RUNS_COLUMNS = ["run_id", "name", "status", "range", "started_at", "seconds", "stopped_at", "report", "kind"]
+
+
+def run_alive(manifest: dict) -> bool:
+    """Whether the process a ``running`` manifest names may still be running (True when it ran on
+    another host or names no pid: this host cannot tell)."""
+    import socket
+
+    pid, host = manifest.get("pid"), manifest.get("host")
+    if host != socket.gethostname() or not pid:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_row(d: Path, m: dict) -> dict:
+    status = m.get("status", "?")
+    if status == "running" and not run_alive(m):
+        status = "interrupted"
+    p = m.get("params") or {}
+    if p.get("start_date") or p.get("end_date"):
+        rng = f"{p.get('start_date') or '…'} → {p.get('end_date') or '…'}"
+    else:
+        seasons = p.get("seasons") or []
+        rng = (f"season {seasons[0]}" if len(set(seasons)) == 1 else f"seasons {min(seasons)}-{max(seasons)}") \
+            if seasons else "all seasons"
+    report = d / "report.html"
+    seconds = m.get("seconds")
+    if seconds is None and m.get("started_at") and m.get("ended_at"):  # a stage run by hand: its span
+        try:
+            seconds = round((datetime.fromisoformat(m["ended_at"]) - datetime.fromisoformat(m["started_at"]))
+                            .total_seconds(), 1)
+        except (TypeError, ValueError):
+            seconds = None
+    return {"run_id": m.get("run_id", d.name), "name": m.get("run_name"), "status": status, "range": rng,
+            "started_at": m.get("started_at"), "seconds": seconds, "stopped_at": m.get("stopped_at"),
+            "report": str(report) if report.exists() else None, "kind": m.get("kind", "run")}
+
+
+def _started_key(row: dict, d: Path) -> str:
+    """What orders runs in time: the manifest's ``started_at`` (UTC, ISO), else the folder's mtime. A named
+    run (``--run-id nightly``) sorts by when it started, never by its name."""
+    started = row.get("started_at")
+    if started:
+        try:
+            return datetime.fromisoformat(str(started).replace("Z", "+00:00")).astimezone(timezone.utc).isoformat()
+        except ValueError:
+            pass
+    try:
+        return datetime.fromtimestamp(d.stat().st_mtime, timezone.utc).isoformat()
+    except OSError:
+        return ""
+
+
+def list_runs(archive_dir: str | Path, records: bool = False):
+    """Archived runs, newest first: id, name, status, date range, start, duration, where it stopped,
+    report, kind (``run``, or ``interactive`` for a stage run by hand). A folder without a readable
+    ``manifest.json`` is not a run and is left out. A DataFrame (``RUNS_COLUMNS``), or with ``records``
+    a list of dicts whose missing values are ``None`` (what ``runbook runs --json`` prints)."""
+    rows = []
+    base = Path(archive_dir)
+    for d in base.iterdir() if base.is_dir() else []:
+        m_path = d / "manifest.json"
+        if not m_path.is_file():
+            continue
+        try:
+            m = json.loads(m_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(m, dict):
+            continue
+        row = _run_row(d, m)
+        rows.append((_started_key(row, d), d.name, row))
+    rows.sort(key=lambda x: (x[0], x[1]), reverse=True)
+    out = [r for _, _, r in rows]
+    if records:
+        return out
+    import pandas as pd
+
+    return pd.DataFrame(out, columns=RUNS_COLUMNS)

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, Optional
 import pandas as pd
 import yaml
 
-from .archive import ArchiveWriteError, RunArchive, unique_run_id, utcnow, write_atomic
+from .archive import ArchiveWriteError, RunArchive, list_runs, run_alive, unique_run_id, utcnow, write_atomic
 from .errors import (EXIT_INTERRUPTED, EXIT_SUCCEEDED, GateBlockedError, StageFailed, UsageError, exit_code_for,
                      exit_code_for_name, exit_code_for_signal)
 from .kernels import LocalKernelManager, WarmKernels, kill_kernels
@@ -575,7 +575,8 @@ def run_runbook(
         nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
         run_id = _unique_run_id(params, run_id)
         run_dir = Path(params.archive_dir) / run_id
-        resuming = (run_dir / "manifest.json").exists()
+        # a stage run by hand (`runbook gate`: kind interactive) is taken over like an archive without a manifest
+        resuming = (run_dir / "manifest.json").exists() and not _by_hand(run_dir)
         adopting = not resuming and (run_dir / "params.yaml").exists()
         if run_dir.exists() and not (resuming or adopting):
             raise UsageError(f"{show(run_dir)} exists but is not a run archive (no manifest.json, no params.yaml); "
@@ -944,48 +945,15 @@ def _check_before_resume(params: RunParams) -> None:
     preflight(params, "resume", command="resume", notebooks=True)
 
 
-def _alive(manifest: dict) -> bool:
-    pid, host = manifest.get("pid"), manifest.get("host")
-    if host != socket.gethostname() or not pid:
-        return True  # cannot tell from here
+_alive = run_alive  # (nbcore.archive: listing runs lives there)
+
+
+def _by_hand(run_dir: Path) -> bool:
+    """Whether the archive is a stage run by hand (manifest ``kind: interactive``): a run takes it over."""
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        return json.loads((run_dir / "manifest.json").read_text()).get("kind") == "interactive"
+    except (OSError, ValueError, AttributeError):
         return False
-    except PermissionError:
-        return True
-    return True
-
-
-def list_runs(archive_dir: str | Path) -> pd.DataFrame:
-    """Archived runs: id, name, status, date range, start, duration, where it stopped."""
-    rows = []
-    base = Path(archive_dir)
-    for d in sorted(base.iterdir()) if base.is_dir() else []:
-        m_path = d / "manifest.json"
-        if not m_path.is_file():
-            continue
-        try:
-            m = json.loads(m_path.read_text())
-        except ValueError:
-            continue
-        status = m.get("status", "?")
-        if status == "running" and not _alive(m):
-            status = "interrupted"
-        p = m.get("params") or {}
-        if p.get("start_date") or p.get("end_date"):
-            rng = f"{p.get('start_date') or '…'} → {p.get('end_date') or '…'}"
-        else:
-            seasons = p.get("seasons") or []
-            rng = f"seasons {min(seasons)}-{max(seasons)}" if seasons else "all seasons"
-        rows.append({
-            "run_id": m.get("run_id", d.name), "name": m.get("run_name"), "status": status,
-            "range": rng, "started_at": m.get("started_at"), "seconds": m.get("seconds"),
-            "stopped_at": m.get("stopped_at"), "report": str(d / REPORT_HTML) if (d / REPORT_HTML).exists() else None,
-            "kind": m.get("kind", "run"),
-        })
-    return pd.DataFrame(rows, columns=["run_id", "name", "status", "range", "started_at", "seconds", "stopped_at", "report",
-                                       "kind"])
 
 
 def report_path(run_dir: Path) -> Path:

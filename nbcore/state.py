@@ -23,9 +23,12 @@ for every game it lacks; a derived table: a required source waived on that date 
 else ``failed`` when its latest attempt failed, else ``blocked`` when a table it needs (its declared
 upstreams, optional raw sources aside, same date) is missing, failed or blocked, else ``missing``.
 
-The reads are three queries, the same SQL on DuckDB and BigQuery: the generated
-``validate/present_games`` (rows per table and game), ``lineage/stale_partitions`` and
-``state/latest_attempts``; the waivers come from the params' waiver file. A report's "closed" is
+The warehouse is read with one statement, the same SQL on DuckDB and BigQuery
+(``state/partition_reads``, ``reads_sql``): the generated ``validate/present_games`` (rows per table and
+game), the latest attempts (``state/latest_attempts``), the stale partitions
+(``lineage/stale_partitions``) and the player-games without a prediction (``state/upcoming_dates``),
+tagged and unioned, so a state costs one round trip (a second each on BigQuery); the expected games
+come from ``nbcore.expected`` and the waivers from the params' waiver file. A report's "closed" is
 ``missing|stale|failed|blocked -> present``; ``-> waived`` is waived, never closed (``closed``).
 """
 from __future__ import annotations
@@ -129,11 +132,8 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
 
         waivers = waived(params, wh, games=games)
     lo, hi = min(games.game_date), max(games.game_date)
-    present = wh.query_file("validate/present_games", {"start_date": lo, "end_date": hi})
+    present, unpredicted, attempts, stale_causes = _reads(wh, params, lo, hi)
     coverage = _coverage(games, present)
-    unpredicted = _unpredicted(wh, lo, hi, params)
-    attempts = _latest_attempts(wh, lo, hi)
-    stale_causes = _stale_causes(wh, lo, hi)
     stale = {(schema.table(t).name, d): c.text(t) for t, causes in stale_causes.items() for d, c in causes.items()}
     required = set(params.required_sources)
     states: dict[tuple[str, date], str] = {}
@@ -176,6 +176,53 @@ def partition_states(wh: Warehouse, params: RunParams, *, expected: Optional[Exp
     in_scope = {(r.table, r.game_date) for r in frame[frame.state == "stale"].itertuples(index=False)}
     return PartitionStates(frame, exp, {t: {d: c for d, c in causes.items() if (schema.table(t).name, d) in in_scope}
                                         for t, causes in stale_causes.items()})
+
+
+# -- the reads: one statement (state/partition_reads), or four on a warehouse without bookkeeping ---------
+#: the bookkeeping tables the one-statement read needs (an old warehouse opened read-only may lack them)
+BOOKKEEPING = ("nba_reference.processor_run_history", "nba_reference.partition_lineage")
+_READS = "state/partition_reads"
+
+
+def reads_sql() -> str:
+    """The BigQuery text of the one read: each of the four reads (their own files, unchanged) as a CTE,
+    then ``state/partition_reads.sql``, which tags and unions them."""
+    from .sqlfiles import read_sql
+
+    ctes = {"present_games": "validate/present_games", "attempts": "state/latest_attempts",
+            "stale": "lineage/stale_partitions", "unpredicted": "state/upcoming_dates"}
+    return "WITH " + ",\n".join(f"{name} AS (\n{read_sql(f)}\n)" for name, f in ctes.items()) + "\n" + read_sql(_READS)
+
+
+def _reads(wh: Warehouse, params: RunParams, lo: date, hi: date):
+    """(rows per table and game, unpredicted player-games per date, latest attempts, stale causes):
+    one statement on either engine. A warehouse without the bookkeeping tables (made before they
+    existed, opened read-only so they cannot be created) is read with the four queries instead,
+    each skipping what is absent."""
+    from .warehouse import WarehouseError
+
+    derived = [t.fqn for t in schema.tracked_tables() if t.phase != "2"]
+    p = {"start_date": lo, "end_date": hi, "processors": [t.name for t in schema.tracked_tables()],
+         "tables": derived, "seasons": params.season_list,
+         "with_unpredicted": params.table_selected("player_prop_predictions")}
+    try:
+        f = wh.query(reads_sql(), p, label=_READS)
+    except WarehouseError:
+        if all(wh.table_exists(t) for t in BOOKKEEPING):
+            raise  # a real failure, not an old warehouse
+        present = wh.query_file("validate/present_games", {"start_date": lo, "end_date": hi})
+        return present, _unpredicted(wh, lo, hi, params), _latest_attempts(wh, lo, hi), _stale_causes(wh, lo, hi)
+    part = f.part
+    present = f[part == "present"].rename(columns={"n": "row_count"})[["table_name", "game_date", "game_id", "row_count"]]
+    unpredicted = {pd.Timestamp(r.game_date).date(): int(r.n) for r in f[part == "unpredicted"].itertuples(index=False)}
+    attempts = {(r.table_name, pd.Timestamp(r.game_date).date()): (bool(r.ok), str(r.detail or "unknown error"), int(r.n))
+                for r in f[part == "attempt"].itertuples(index=False)}
+    stale = f[part == "stale"].rename(columns={
+        "game_date": "data_date", "detail": "upstream_table", "first_date": "upstream_first_date",
+        "last_date": "upstream_last_date", "n": "upstream_dates", "changed_at": "upstream_changed_at"})
+    for c in ("data_date", "upstream_first_date", "upstream_last_date"):
+        stale[c] = pd.to_datetime(stale[c]).dt.date
+    return present, unpredicted, attempts, lineage.stale_seeds(stale)
 
 
 def _blocking_upstreams(t: schema.Table, required: set[str]) -> list[str]:

@@ -265,6 +265,7 @@ def run_validate(
     apply_waivers: bool = True,
     fail_on_findings: bool = False,
     checks: bool = True,
+    grading: bool = True,
 ) -> ValidateResult:
     """Measure completeness of every tracked table against the schedule, and run sanity checks.
 
@@ -284,7 +285,8 @@ def run_validate(
     fail it (the report lists them as open); warnings do not either.
 
     ``checks=False`` leaves out the sanity checks and the grading summary: the partition states
-    and the completeness matrix only, what a plan reads.
+    and the completeness matrix only, what a plan reads. ``grading=False`` leaves out only the
+    grading summary (``runbook status`` shows it only with ``--json``).
     """
     t0 = time.perf_counter()
     own = wh is None
@@ -309,7 +311,7 @@ def run_validate(
             checks, findings = sanity.empty_checks(), sanity.empty_findings()
         else:
             checks, findings = run_sanity_checks(wh, params, p, expected, index)
-        grading = _grading(wh, params) if wanted else pd.DataFrame()
+        grading = _grading(wh, params) if wanted and grading else pd.DataFrame()
     finally:
         if own:
             wh.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from nbcore import runbook
+from nbcore import archive
 from nbcore.cli import main
 from nbcore.errors import (GateBlockedError, RunbookError, StageFailed, UsageError, WarehouseLockedError,
                            exit_code_for)
@@ -33,10 +33,10 @@ def test_existing_error_classes_joined_the_family_and_keep_their_old_bases():
 
 
 def test_a_bug_is_not_reported_as_usage(tmp_path, monkeypatch):
-    def broken(_archive_dir):
+    def broken(_archive_dir, records=False):
         raise ValueError("column 'seconds' not found")  # a bug deep inside, not the user's input
 
-    monkeypatch.setattr(runbook, "list_runs", broken)
+    monkeypatch.setattr(archive, "list_runs", broken)
     r = CliRunner().invoke(main, ["runs", "--archive-dir", str(tmp_path)])
     assert r.exit_code == 1 and isinstance(r.exception, ValueError)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..params import PROJECT_ROOT, build_params
 
-PARTS = ["foundation", "load", "derive", "predict", "runbook", "converge", "bigquery"]
+PARTS = ["foundation", "status", "load", "derive", "predict", "runbook", "converge", "bigquery"]
 
 
 class BenchContext:
