@@ -53,6 +53,28 @@ class FileProblem(RunbookError):
         self.reason = reason
 
 
+class FileTooLarge(FileProblem):
+    """A phase 1 file over the supported size (``MAX_FILE_BYTES``): refused before it is parsed.
+
+    Parsing a JSON document holds it several times over (the bytes, the text, the objects, the
+    rows), about 9-11 times the file; the bound keeps a load's memory bounded whatever lands in
+    the bucket. No real file comes near it (a day of prop lines is under 4 MB)."""
+
+    def __init__(self, file: str, size: int, limit: int):
+        super().__init__(
+            "read", f"file {file} is {size / 2**20:,.1f} MB, larger than any real phase 1 file "
+                    f"(at most {limit // 2**20} MB); it is not read: re-scrape it (a day of box scores, "
+                    f"gamebook rows or prop lines is well under 4 MB)")
+        self.file, self.size, self.limit = file, size, limit
+
+
+def refuse_oversized(file: str, size: int | None) -> None:
+    """Raise ``FileTooLarge`` when ``size`` (bytes; None: unknown) is over ``MAX_FILE_BYTES``
+    (read here at call time, so a test can lower it)."""
+    if size is not None and size > MAX_FILE_BYTES:
+        raise FileTooLarge(file, size, MAX_FILE_BYTES)
+
+
 # -- schemas -----------------------------------------------------------------------------
 
 @lru_cache(maxsize=None)
