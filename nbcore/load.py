@@ -85,7 +85,9 @@ def check_file(bucket: Bucket, source: str, day: date, schedule: ScheduleIndex, 
     check_schema(source, doc)
     parsed = parse_document(source, doc, rel, loaded_at, season_of=season_of, positions=True)
     check_dated_rules(source, doc, parsed, day, schedule)
-    return parsed.drop(columns=list(POSITION_COLUMNS))
+    for c in POSITION_COLUMNS:  # in place: ``drop`` copies every column of the frame
+        del parsed[c]
+    return parsed
 
 
 def schedule_index(bucket: Bucket, seasons: Iterable[int]) -> tuple[ScheduleIndex, dict]:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import schema
 from ..warehouse import Warehouse
-from ..warehouse.base import WriteCount, conform_frame, key_strings, replace_rows, value_columns
+from ..warehouse.base import WriteCount, conform_frame, replace_rows, value_columns
 
 CURRENT_SQL = "predict/current_rows"
 
@@ -40,7 +40,7 @@ class CurrentRows:
         rows = pd.DataFrame({
             "day": pd.to_datetime(old[t.date_column]).astype("datetime64[ns]").to_numpy(),
             "sig": signatures(t, old),
-            "key": np.asarray(key_strings(t, old), dtype=object),
+            "key": _keys(t, old),
         })
         return cls(t.fqn, rows.sort_values("day", kind="mergesort").reset_index(drop=True))
 
@@ -85,6 +85,21 @@ def rows_on(sorted_days: np.ndarray, dates) -> np.ndarray:
     if not len(want):
         return np.empty(0, dtype=np.intp)
     return np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])
+
+
+def _keys(t: schema.Table, frame: pd.DataFrame) -> np.ndarray:
+    """``key_strings`` as an object array, built in one vectorised pass (``key_strings`` returns a
+    list, iterating a string column element by element: seconds for a stage's ~800 k rows)."""
+    if frame.empty:
+        return np.empty(0, dtype=object)
+    out = None
+    for k in t.key:
+        col = frame[k]
+        if t.columns[k] == "DATE":
+            col = pd.to_datetime(col).dt.strftime("%Y-%m-%d")
+        col = col.astype(str)
+        out = col if out is None else out + "|" + col
+    return out.to_numpy(dtype=object)
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)

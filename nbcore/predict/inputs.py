@@ -82,6 +82,10 @@ class PredictInputs:
         """The targets on ``dates``, in order, indexed from 0 (what a read of just them returns)."""
         return self.targets.iloc[rows_on(self._target_days, dates)].reset_index(drop=True)
 
+    def target_days_on(self, dates: list[date]) -> np.ndarray:
+        """The game dates of ``targets_on(dates)`` as datetime64[ns] (converted once, at read)."""
+        return self._target_days[rows_on(self._target_days, dates)]
+
     def baseline_on(self, system_id: str, dates: list[date]) -> pd.DataFrame:
         """``game_id, player_lookup, predicted_points, sigma`` of one SQL system on ``dates``."""
         frame = self.baselines[system_id]

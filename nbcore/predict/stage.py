@@ -31,7 +31,7 @@ from ..errors import RunInterrupted
 from ..params import RunParams
 from ..warehouse import Warehouse, open_warehouse
 from ..warehouse.base import WriteCount
-from . import baseline, ensemble, matchup, regression
+from . import baseline, ensemble, matchup, model_cache, regression
 from .calls import make_calls
 from .changes import CurrentRows, write_changes
 from .inputs import PredictInputs, days64, game_dates
@@ -134,9 +134,9 @@ def model_window_start(params: RunParams):
     return walkforward.model_window_start(params.refit_days, params.train_window_days)
 
 
-def refit_days64(game_dates: pd.Series, refit_days: int) -> np.ndarray:
-    """``walkforward.refit_date`` of every date in a column, as datetime64[D] (one numpy pass)."""
-    days = days64(game_dates).astype("datetime64[D]")
+def refit_days64(game_days: np.ndarray, refit_days: int) -> np.ndarray:
+    """``walkforward.refit_date`` of every date (datetime64), as datetime64[D] (one numpy pass)."""
+    days = np.asarray(game_days).astype("datetime64[D]")
     epoch = np.datetime64(walkforward.EPOCH, "D")
     offset = (days - epoch).astype(np.int64)
     return epoch + (offset // refit_days) * refit_days
@@ -175,7 +175,7 @@ def predict_frame(
         members[system.SYSTEM_ID] = out[["predicted_points", "sigma"]].set_axis(targets.index)
 
     # each row's refit date, set-based (walkforward.refit_date on every row), and one model per refit date
-    refits = refit_days64(targets["game_date"], params.refit_days)
+    refits = refit_days64(inputs.target_days_on(dates), params.refit_days)
     refit_keys = np.unique(refits)
     by_day = {k: pd.Timestamp(k).date() for k in refit_keys}
     models.ensure(sorted(by_day.values()))
@@ -232,6 +232,7 @@ class WalkForwardModels:
         self.wh = wh
         self.train_window_days = train_window_days
         self.models: dict[date, regression.Model] = {}
+        self.reused = 0  # models taken from ``model_cache`` (their window's rows had not changed)
         self._X: np.ndarray | None = None  # design matrix of the training rows
         self._y: np.ndarray | None = None  # their points (NaN: not usable)
         self._days: np.ndarray | None = None  # the rows' game_date as datetime64 (sorted)
@@ -270,9 +271,19 @@ class WalkForwardModels:
             first, last = np.searchsorted(self._days, w0, "left"), np.searchsorted(self._days, w1, "right")
             y = self._y[first:last]
             ok = ~np.isnan(y)
-            n = int(ok.sum())
-            X = self._X[first:last][ok] if n >= regression.MIN_TRAIN_ROWS else None
-            self.models[refit] = regression.fit_design(X, y[ok], self._days[first:last][ok], refit)
+            y, days = y[ok], self._days[first:last][ok]
+            if len(y) < regression.MIN_TRAIN_ROWS:  # nothing to fit: the moving average stands in
+                self.models[refit] = regression.fit_design(None, y, days, refit)
+                continue
+            X = self._X[first:last][ok]
+            key = model_cache.digest(refit, X, y, days)  # the window's content: unchanged, the same model
+            model = model_cache.load(key)
+            if model is None:
+                model = regression.fit_design(X, y, days, refit)
+                model_cache.store(key, model)
+            else:
+                self.reused += 1
+            self.models[refit] = model
 
 
 def prediction_mix(params: RunParams, wh: Warehouse | None = None, dates: list[date] | None = None) -> pd.DataFrame:

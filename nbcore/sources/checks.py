@@ -444,15 +444,22 @@ def _volume_rules(source: str, rows: pd.DataFrame) -> list[str]:
     """Players per team (and books per game, for prop lines) within the plausibility bounds: a file of
     600,000 lines for one date passes every per-row rule, so its size is what gives it away."""
     problems: list[str] = []
-    players = rows.groupby(["game_id", "team_abbr"], sort=False)["player_lookup"].nunique()
-    for (gid, team), n in players[players > MAX_PLAYERS_PER_TEAM].items():
-        problems.append(f"game {gid}: {n:,} players of {team}, more than any team lists ({MAX_PLAYERS_PER_TEAM}); "
-                        f"the file is not box-score or prop data for this date: re-scrape it")
+    game_ids = rows["game_id"].tolist()
+    players: dict[tuple, set] = {}  # (game, team) -> players: plain sets, a file has a few hundred rows
+    for key, player in zip(zip(game_ids, rows["team_abbr"].tolist()), rows["player_lookup"].tolist()):
+        players.setdefault(key, set()).add(player)
+    for (gid, team), names in players.items():
+        if len(names) > MAX_PLAYERS_PER_TEAM:
+            problems.append(f"game {gid}: {len(names):,} players of {team}, more than any team lists ({MAX_PLAYERS_PER_TEAM}); "
+                            f"the file is not box-score or prop data for this date: re-scrape it")
     if source == PROPS:
-        books = rows.groupby("game_id", sort=False)["bookmaker"].nunique()
-        for gid, n in books[books > MAX_BOOKMAKERS].items():
-            problems.append(f"game {gid}: lines from {n:,} bookmakers, more than the {MAX_BOOKMAKERS} that quote "
-                            f"player points; re-scrape the file")
+        books: dict[str, set] = {}
+        for gid, book in zip(game_ids, rows["bookmaker"].tolist()):
+            books.setdefault(gid, set()).add(book)
+        for gid, names in books.items():
+            if len(names) > MAX_BOOKMAKERS:
+                problems.append(f"game {gid}: lines from {len(names):,} bookmakers, more than the {MAX_BOOKMAKERS} that quote "
+                                f"player points; re-scrape the file")
     return problems
 
 
@@ -507,7 +514,9 @@ def _row_rules(source: str, rows: pd.DataFrame, schedule: "ScheduleIndex") -> li
 def _score_rules(rows: pd.DataFrame, schedule: "ScheduleIndex") -> list[str]:
     """Each team's points add up to its final score in the schedule (a 300-point row cannot hide)."""
     problems: list[str] = []
-    totals = rows.groupby(["game_id", "team_abbr"], sort=False)["points"].sum()
+    totals: dict[tuple, int] = {}  # (game, team) -> points, in order of appearance
+    for gid, team, pts in zip(rows["game_id"].tolist(), rows["team_abbr"].tolist(), rows["points"].tolist()):
+        totals[(gid, team)] = totals.get((gid, team), 0) + pts
     for (gid, team), pts in totals.items():
         s, score = schedule.games.get(gid), schedule.scores.get(gid)
         if s is None or score is None:
