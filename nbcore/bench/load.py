@@ -83,7 +83,8 @@ def run(ctx) -> dict:
 
 def big_file_memory(bucket: Path, scratch: Path) -> dict:
     """``load_peak_rss_mb`` (a 150 MB box-score file) and ``load_peak_rss_limit_mb`` (one just under
-    the supported size), each loaded in a fresh process; ``load_rss_base_mb`` its RSS before."""
+    the supported size), each loaded in a fresh process; ``load_rss_base_mb`` its RSS before; the
+    files' sizes (``load_big_file_mb``, ``load_limit_file_mb``) and what the load said of them."""
     from ..sources import checks
 
     source_dir = bucket / BOXSCORES
@@ -92,7 +93,8 @@ def big_file_memory(bucket: Path, scratch: Path) -> dict:
     season = int(day[:4]) if int(day[5:7]) >= 7 else int(day[:4]) - 1
     out: dict = {}
     try:
-        for key, size in (("load_peak_rss_mb", BIG_FILE_MB * 2**20), ("load_peak_rss_limit_mb", checks.MAX_FILE_BYTES - 2**16)):
+        for key, name, size in (("load_peak_rss_mb", "big", BIG_FILE_MB * 2**20),
+                                ("load_peak_rss_limit_mb", "limit", checks.MAX_FILE_BYTES - 2**16)):
             root = scratch / key
             (root / BOXSCORES).mkdir(parents=True, exist_ok=True)
             (root / "nbac_schedule").mkdir(parents=True, exist_ok=True)
@@ -104,8 +106,8 @@ def big_file_memory(bucket: Path, scratch: Path) -> dict:
                 raise RuntimeError(f"bench load: the big-file process failed: {proc.stderr[-2000:]}")
             child = json.loads(proc.stdout.strip().splitlines()[-1])
             out[key] = child["peak_mb"]
-            out[key.replace("peak_rss", "file")] = round(written / 2**20, 1)
-            out[key.replace("peak_rss", "outcome")] = child["outcome"]
+            out[f"load_{name}_file_mb"] = round(written / 2**20, 1)
+            out[f"load_{name}_file_outcome"] = child["outcome"]
             out["load_rss_base_mb"] = child["base_mb"]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
