@@ -39,7 +39,8 @@ from .bucket import Bucket, FileMissing, TransientReadError, parse_dated_path
 from .history import RunRecord, record_runs
 from .params import ParamsError, RunParams
 from .sources import DATED_SOURCES, SCHEDULE, file_path
-from .sources.checks import MAX_FILE_BYTES, FileProblem, ScheduleIndex, check_dated_rules, check_schedule_rules, check_schema, decode, load_json
+from .sources.checks import (FileProblem, ScheduleIndex, check_dated_rules, check_schedule_rules, check_schema, decode, load_json,
+                             refuse_oversized)
 from .sources.checks import join_reasons
 from .sources.parse import POSITION_COLUMNS, now_utc, parse_document
 from .warehouse import Warehouse, WarehouseError, open_warehouse
@@ -53,6 +54,49 @@ PHASE = "2"
 FAILURES_FILE = "failures.csv"
 FAILURE_COLUMNS = ["date", "source", "file", "stage", "reason", "attempt", "resolved"]
 MAX_ATTEMPTS = 2  # the first try and one retry
+
+
+def read_document(bucket: Bucket, rel: str):
+    """One phase 1 file as a parsed JSON document, holding one copy of it at a time.
+
+    A file over the supported size (``sources.checks.MAX_FILE_BYTES``) is refused with
+    ``FileTooLarge`` before it is read (its size from the bucket's listing) or, when the bucket
+    cannot tell the size, right after the read and before anything is parsed. The bytes are let go
+    once decoded and the text once parsed, so the peak is the document plus one transient copy."""
+    refuse_oversized(bucket.display(rel), bucket.size(rel))  # junk: refused before it is read into memory
+    try:
+        raw = bucket.read_bytes(rel)
+    except FileMissing:
+        raise FileProblem("read", f"file missing in bucket ({bucket.display(rel)})") from None
+    except TransientReadError as e:
+        raise FileProblem("read", str(e)) from None
+    refuse_oversized(bucket.display(rel), len(raw))
+    text = decode(raw)
+    del raw
+    return load_json(text)
+
+
+def check_file(bucket: Bucket, source: str, day: date, schedule: ScheduleIndex, season_of: dict,
+               loaded_at=None) -> pd.DataFrame:
+    """The phase 2 rows of one dated source's file, once it passed every check (size, decoding,
+    JSON, JSON Schema, the rules a person would check); raises ``FileProblem`` saying why not."""
+    rel = file_path(source, day)
+    doc = read_document(bucket, rel)
+    check_schema(source, doc)
+    parsed = parse_document(source, doc, rel, loaded_at, season_of=season_of, positions=True)
+    check_dated_rules(source, doc, parsed, day, schedule)
+    for c in POSITION_COLUMNS:  # in place: ``drop`` copies every column of the frame
+        del parsed[c]
+    return parsed
+
+
+def schedule_index(bucket: Bucket, seasons: Iterable[int]) -> tuple[ScheduleIndex, dict]:
+    """The schedule of ``seasons`` read straight from their files (no warehouse): the lookups
+    ``check_file`` needs (used to load one file on its own, e.g. by ``nbcore.bench.load``)."""
+    frames = [parse_document(SCHEDULE, read_document(bucket, file_path(SCHEDULE, season_year=s)),
+                             file_path(SCHEDULE, season_year=s)) for s in seasons]
+    games = pd.concat(frames, ignore_index=True)
+    return ScheduleIndex(games), dict(zip(games.game_id, games.season_year.astype(int)))
 
 
 def schedule_anchor(season_year: int) -> date:
@@ -330,17 +374,7 @@ class _Loader:
 
     def _read(self, rel: str):
         self._refuse_escape(rel)
-        size = self.bucket.size(rel)
-        if size is not None and size > MAX_FILE_BYTES:  # junk: refused before it is read into memory
-            raise FileProblem("read", f"file is {size / 2**20:,.0f} MB, larger than any real phase 1 file "
-                                      f"(at most {MAX_FILE_BYTES // 2**20} MB); it is not read: re-scrape it")
-        try:
-            raw = self.bucket.read_bytes(rel)
-        except FileMissing:
-            raise FileProblem("read", f"file missing in bucket ({self.bucket.display(rel)})") from None
-        except TransientReadError as e:
-            raise FileProblem("read", str(e)) from None
-        return load_json(decode(raw))
+        return read_document(self.bucket, rel)
 
     def _refuse_escape(self, rel: str) -> None:
         """A local bucket's file must really be in the bucket: a symbolic link pointing elsewhere is not
@@ -425,11 +459,8 @@ class _Loader:
                     out.state, out.note = "loaded", f"no completed games on {day}: nothing to load"
                     rows = pd.DataFrame(columns=list(schema.table(source).columns))
                     break
-                doc = self._read(rel)
-                check_schema(source, doc)
-                parsed = parse_document(source, doc, rel, self.loaded_at, season_of=self.season_of, positions=True)
-                check_dated_rules(source, doc, parsed, day, self.schedule)
-                rows = parsed.drop(columns=list(POSITION_COLUMNS))
+                self._refuse_escape(rel)
+                rows = check_file(self.bucket, source, day, self.schedule, self.season_of, self.loaded_at)
                 out.state = "loaded"
                 break
             except FileProblem as e:

@@ -12,11 +12,16 @@ figure), then
 * ``predict_rows``, ``grade_rows``: rows written by those full runs;
 * ``predict_mae`` / ``predict_hit_rate``: every system's MAE and OVER/UNDER hit rate over all
   graded predictions (the moving average is the baseline the others must beat).
+
+The walk-forward model cache (``nbcore.predict.model_cache``) is a folder of the bench's own, empty
+at the start: the backfill fits cold, and the full run reuses only the models the backfill fitted
+on windows it did not change, as a restatement after a backfill would.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import time
 from pathlib import Path
@@ -37,6 +42,10 @@ def run(ctx) -> dict:
     shutil.copy(params.duckdb_path, copy)
     p = params.model_copy(update={"duckdb_path": copy, "chunk_days": 30})
     out: dict = {}
+    from ..predict import model_cache
+
+    saved_cache = os.environ.get(model_cache.ENV)
+    os.environ[model_cache.ENV] = str(Path(ctx.root) / "model-cache")
     try:
         with open_warehouse(p) as wh:
             t = time.perf_counter()
@@ -70,6 +79,10 @@ def run(ctx) -> dict:
             out["predict_mae"] = {s: round(float(v), 4) for s, v in m.mae.items()}
             out["predict_hit_rate"] = {s: round(float(v), 4) for s, v in m.hit_rate.items()}
     finally:
+        if saved_cache is None:
+            os.environ.pop(model_cache.ENV, None)
+        else:
+            os.environ[model_cache.ENV] = saved_cache
         copy.unlink(missing_ok=True)
         Path(str(copy) + ".wal").unlink(missing_ok=True)
     return out

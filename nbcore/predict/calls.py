@@ -39,7 +39,8 @@ def make_calls(predicted: pd.Series, sigma: pd.Series, line: pd.Series, threshol
     edge = np.where(has_line, np.round(pred - ln, 2), np.nan)
     absedge = np.abs(np.nan_to_num(edge))
     rec = np.where(~has_line | (absedge < threshold) | (absedge == 0), PASS, np.where(edge > 0, OVER, UNDER))
-    conf = np.where(has_line, np.round(normal_cdf(absedge / sig), 4), np.nan)
+    conf = np.full(len(pred), np.nan)
+    conf[has_line] = np.round(normal_cdf(absedge[has_line] / sig[has_line]), 4)  # erf only where there is a line
     return pd.DataFrame(
         {"edge": edge, "recommendation": rec, "confidence": conf}, index=predicted.index
     )

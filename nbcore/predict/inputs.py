@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..warehouse import Warehouse
 from . import baseline, matchup
-from .changes import CurrentRows
+from .changes import CurrentRows, rows_on
 
 TARGETS_SQL = "predict/targets"
 BASELINES = (baseline, matchup)  # the systems computed in SQL, one read each
@@ -52,7 +52,13 @@ class PredictInputs:
     _target_days: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._target_days = days64(self.targets["game_date"])
+        days = days64(self.targets["game_date"])
+        if len(days) and (np.diff(days.view(np.int64)) < 0).any():  # the read orders them by date; keep it so
+            order = np.argsort(days, kind="mergesort")
+            self.targets, days = self.targets.iloc[order].reset_index(drop=True), days[order]
+        self._target_days = days
+        for system_id, frame in self.baselines.items():  # sorted by day once: a chunk's rows are ranges
+            self.baselines[system_id] = frame.sort_values("day", kind="mergesort").reset_index(drop=True)
 
     @classmethod
     def read(cls, wh: Warehouse, dates: list[date], system_ids: list[str], *, restate: bool) -> "PredictInputs":
@@ -74,9 +80,13 @@ class PredictInputs:
 
     def targets_on(self, dates: list[date]) -> pd.DataFrame:
         """The targets on ``dates``, in order, indexed from 0 (what a read of just them returns)."""
-        return self.targets[np.isin(self._target_days, days64(dates))].reset_index(drop=True)
+        return self.targets.iloc[rows_on(self._target_days, dates)].reset_index(drop=True)
+
+    def target_days_on(self, dates: list[date]) -> np.ndarray:
+        """The game dates of ``targets_on(dates)`` as datetime64[ns] (converted once, at read)."""
+        return self._target_days[rows_on(self._target_days, dates)]
 
     def baseline_on(self, system_id: str, dates: list[date]) -> pd.DataFrame:
         """``game_id, player_lookup, predicted_points, sigma`` of one SQL system on ``dates``."""
         frame = self.baselines[system_id]
-        return frame.loc[np.isin(frame["day"].to_numpy(), days64(dates)), KEY + ["predicted_points", "sigma"]]
+        return frame.iloc[rows_on(frame["day"].to_numpy(), dates)][KEY + ["predicted_points", "sigma"]]

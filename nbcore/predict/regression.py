@@ -120,9 +120,17 @@ class Model:
         if not self.fitted:
             return pd.DataFrame({"predicted_points": fallback.to_numpy(dtype=float),
                                  "sigma": fallback_sigma.to_numpy(dtype=float)}, index=frame.index)
-        pred = np.maximum(design(frame) @ self.coef, 0.0)
-        sigma = np.maximum(ABS_TO_SIGMA * (self.sigma_coef[0] + self.sigma_coef[1] * pred), 1.5)
+        pred, sigma = self.predict_design(design(frame), None, None)
         return pd.DataFrame({"predicted_points": pred, "sigma": sigma}, index=frame.index)
+
+    def predict_design(self, X: np.ndarray, fallback: Optional[np.ndarray],
+                       fallback_sigma: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` on rows' design matrix: (predicted points, sigma) arrays."""
+        if not self.fitted:
+            return np.asarray(fallback, dtype=float), np.asarray(fallback_sigma, dtype=float)
+        pred = np.maximum(X @ self.coef, 0.0)
+        sigma = np.maximum(ABS_TO_SIGMA * (self.sigma_coef[0] + self.sigma_coef[1] * pred), 1.5)
+        return pred, sigma
 
 
 def least_absolute_deviations(X: np.ndarray, y: np.ndarray, iterations: int = IRLS_ITERATIONS) -> np.ndarray:
@@ -144,14 +152,24 @@ def weighted_least_squares(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.nd
 
 def fit(train: pd.DataFrame, refit: date) -> Model:
     """Least squares on the training rows (already restricted to the window before ``refit``)."""
-    train = train[pd.to_numeric(train["actual_points"], errors="coerce").notna()]
-    if len(train) < MIN_TRAIN_ROWS:
-        return Model(refit_date=refit, window_start=None, window_end=None, n_train=int(len(train)))
-    days = pd.to_datetime(train["game_date"]).dt.date
-    if days.max() >= refit:  # the caller broke the walk-forward contract
-        raise ValueError(f"training rows on/after the refit date {refit} (latest {days.max()}): look-ahead")
-    X = design(train)
-    y = train["actual_points"].astype(float).to_numpy()
+    y = pd.to_numeric(train["actual_points"], errors="coerce").astype(float).to_numpy()
+    ok = ~np.isnan(y)
+    days = pd.to_datetime(train["game_date"]).to_numpy(dtype="datetime64[D]")
+    return fit_design(design(train[ok]) if ok.sum() >= MIN_TRAIN_ROWS else None, y[ok], days[ok], refit)
+
+
+def fit_design(X: Optional[np.ndarray], y: np.ndarray, days: np.ndarray, refit: date) -> Model:
+    """``fit`` on the design matrix of the training rows (``X``, None when there are too few rows
+    to fit), their points ``y`` and game dates ``days`` (datetime64), rows with no points left out.
+
+    The stage builds the design of every training row once and hands each refit date its slice:
+    ``design`` is row by row, so the matrix is the one ``fit`` builds, in the same order."""
+    n = len(y)
+    if n < MIN_TRAIN_ROWS:
+        return Model(refit_date=refit, window_start=None, window_end=None, n_train=int(n))
+    first, last = _as_date(days.min()), _as_date(days.max())
+    if last >= refit:  # the caller broke the walk-forward contract
+        raise ValueError(f"training rows on/after the refit date {refit} (latest {last}): look-ahead")
     coef = least_absolute_deviations(X, y)
     fitted = np.maximum(X @ coef, 0.0)
     resid = np.abs(y - fitted)
@@ -160,6 +178,10 @@ def fit(train: pd.DataFrame, refit: date) -> Model:
     if sigma_coef[0] + sigma_coef[1] * np.median(fitted) <= 0:  # degenerate: use a constant spread
         sigma_coef = np.array([float(resid.mean()), 0.0])
     return Model(
-        refit_date=refit, window_start=days.min(), window_end=days.max(), n_train=int(len(train)),
+        refit_date=refit, window_start=first, window_end=last, n_train=int(n),
         coef=coef, sigma_coef=sigma_coef, mae_train=float(resid.mean()),
     )
+
+
+def _as_date(day: np.datetime64) -> date:
+    return pd.Timestamp(day).date()

@@ -31,7 +31,7 @@ from ..errors import RunInterrupted
 from ..params import RunParams
 from ..warehouse import Warehouse, open_warehouse
 from ..warehouse.base import WriteCount
-from . import baseline, ensemble, matchup, regression
+from . import baseline, ensemble, matchup, model_cache, regression
 from .calls import make_calls
 from .changes import CurrentRows, write_changes
 from .inputs import PredictInputs, days64, game_dates
@@ -134,6 +134,14 @@ def model_window_start(params: RunParams):
     return walkforward.model_window_start(params.refit_days, params.train_window_days)
 
 
+def refit_days64(game_days: np.ndarray, refit_days: int) -> np.ndarray:
+    """``walkforward.refit_date`` of every date (datetime64), as datetime64[D] (one numpy pass)."""
+    days = np.asarray(game_days).astype("datetime64[D]")
+    epoch = np.datetime64(walkforward.EPOCH, "D")
+    offset = (days - epoch).astype(np.int64)
+    return epoch + (offset // refit_days) * refit_days
+
+
 def restates(params: RunParams) -> bool:
     """Whether this run recomputes every player-game of a date it predicts (and writes what changed),
     rather than only the player-games still missing a prediction (``freeze_predictions``)."""
@@ -166,16 +174,24 @@ def predict_frame(
             raise RuntimeError(f"{system.SYSTEM_ID}: no prediction for {int(out.predicted_points.isna().sum())} rows")
         members[system.SYSTEM_ID] = out[["predicted_points", "sigma"]].set_axis(targets.index)
 
-    refits = targets["game_date"].map(lambda d: regression.refit_date(d, params.refit_days))
-    models.ensure(sorted(set(refits)))
-    reg = pd.DataFrame(index=targets.index, columns=["predicted_points", "sigma"], dtype=float)
-    windows = pd.DataFrame(index=targets.index, columns=["training_window_start", "training_window_end"], dtype=object)
+    # each row's refit date, set-based (walkforward.refit_date on every row), and one model per refit date
+    refits = refit_days64(inputs.target_days_on(dates), params.refit_days)
+    refit_keys = np.unique(refits)
+    by_day = {k: pd.Timestamp(k).date() for k in refit_keys}
+    models.ensure(sorted(by_day.values()))
+    X = regression.design(targets)
+    n = len(targets)
+    reg_pred, reg_sigma = np.empty(n), np.empty(n)
+    win_start, win_end = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
     base = members[baseline.SYSTEM_ID]
-    for refit, idx in targets.groupby(refits).groups.items():
-        model = models[refit]
-        reg.loc[idx] = model.predict(targets.loc[idx], base.loc[idx, "predicted_points"], base.loc[idx, "sigma"]).to_numpy()
-        windows.loc[idx, "training_window_start"] = model.window_start
-        windows.loc[idx, "training_window_end"] = model.window_end
+    base_pred, base_sigma = base["predicted_points"].to_numpy(dtype=float), base["sigma"].to_numpy(dtype=float)
+    for key in refit_keys:  # the same rows, in the same order, as one model.predict per refit date
+        model = models[by_day[key]]
+        pos = np.flatnonzero(refits == key)
+        reg_pred[pos], reg_sigma[pos] = model.predict_design(X[pos], base_pred[pos], base_sigma[pos])
+        win_start[pos], win_end[pos] = model.window_start, model.window_end
+    reg = pd.DataFrame({"predicted_points": reg_pred, "sigma": reg_sigma}, index=targets.index)
+    windows = pd.DataFrame({"training_window_start": win_start, "training_window_end": win_end}, index=targets.index)
     members[regression.SYSTEM_ID] = reg
     members[ensemble.SYSTEM_ID] = ensemble.combine({k: members[k] for k in ensemble.WEIGHTS})
 
@@ -204,8 +220,9 @@ class WalkForwardModels:
     """The regression's models of one run, by refit date, and the training rows behind them.
 
     The stage loads the training rows of every model it will need with one query before its
-    first chunk (``load``); a model is fitted when a chunk first needs it, on its window's slice
-    of those rows. Rows are kept sorted by (game_date, game_id, player_lookup), exactly as a read
+    first chunk (``load``) and builds their design matrix once; a model is fitted when a chunk
+    first needs it, on its window's slice of those rows (a slice of the matrix: ``design`` is row
+    by row). Rows are kept sorted by (game_date, game_id, player_lookup), exactly as a read
     of just that window would be, so a model never depends on the span read with it, nor on the
     chunking. Asked for a model whose window the rows do not cover (``predict_frame`` used on
     its own), ``ensure`` reads that span first.
@@ -215,7 +232,9 @@ class WalkForwardModels:
         self.wh = wh
         self.train_window_days = train_window_days
         self.models: dict[date, regression.Model] = {}
-        self._rows: pd.DataFrame | None = None
+        self.reused = 0  # models taken from ``model_cache`` (their window's rows had not changed)
+        self._X: np.ndarray | None = None  # design matrix of the training rows
+        self._y: np.ndarray | None = None  # their points (NaN: not usable)
         self._days: np.ndarray | None = None  # the rows' game_date as datetime64 (sorted)
         self._span: tuple[date, date] | None = None
 
@@ -235,7 +254,9 @@ class WalkForwardModels:
         rows = self.wh.query_file("predict/training_rows", {"train_start": lo, "train_end": hi})
         rows["game_date"] = _dates(rows["game_date"])
         rows = rows.sort_values(["game_date", "game_id", "player_lookup"], kind="mergesort").reset_index(drop=True)
-        self._rows, self._days, self._span = rows, days64(rows["game_date"]), (lo, hi)
+        self._X = regression.design(rows)
+        self._y = pd.to_numeric(rows["actual_points"], errors="coerce").astype(float).to_numpy()
+        self._days, self._span = days64(rows["game_date"]), (lo, hi)
 
     def ensure(self, refits: list[date]) -> None:
         """Fit the models for ``refits`` not fitted yet."""
@@ -248,7 +269,21 @@ class WalkForwardModels:
         for refit in todo:
             w0, w1 = days64(regression.training_window(refit, self.train_window_days))
             first, last = np.searchsorted(self._days, w0, "left"), np.searchsorted(self._days, w1, "right")
-            self.models[refit] = regression.fit(self._rows.iloc[first:last], refit)
+            y = self._y[first:last]
+            ok = ~np.isnan(y)
+            y, days = y[ok], self._days[first:last][ok]
+            if len(y) < regression.MIN_TRAIN_ROWS:  # nothing to fit: the moving average stands in
+                self.models[refit] = regression.fit_design(None, y, days, refit)
+                continue
+            X = self._X[first:last][ok]
+            key = model_cache.digest(refit, X, y, days)  # the window's content: unchanged, the same model
+            model = model_cache.load(key)
+            if model is None:
+                model = regression.fit_design(X, y, days, refit)
+                model_cache.store(key, model)
+            else:
+                self.reused += 1
+            self.models[refit] = model
 
 
 def prediction_mix(params: RunParams, wh: Warehouse | None = None, dates: list[date] | None = None) -> pd.DataFrame:

@@ -53,6 +53,28 @@ class FileProblem(RunbookError):
         self.reason = reason
 
 
+class FileTooLarge(FileProblem):
+    """A phase 1 file over the supported size (``MAX_FILE_BYTES``): refused before it is parsed.
+
+    Parsing a JSON document holds it several times over (the bytes, the text, the objects, the
+    rows), about 9-11 times the file; the bound keeps a load's memory bounded whatever lands in
+    the bucket. No real file comes near it (a day of prop lines is under 4 MB)."""
+
+    def __init__(self, file: str, size: int, limit: int):
+        super().__init__(
+            "read", f"file {file} is {size / 2**20:,.1f} MB, larger than any real phase 1 file "
+                    f"(at most {limit // 2**20} MB); it is not read: re-scrape it (a day of box scores, "
+                    f"gamebook rows or prop lines is well under 4 MB)")
+        self.file, self.size, self.limit = file, size, limit
+
+
+def refuse_oversized(file: str, size: int | None) -> None:
+    """Raise ``FileTooLarge`` when ``size`` (bytes; None: unknown) is over ``MAX_FILE_BYTES``
+    (read here at call time, so a test can lower it)."""
+    if size is not None and size > MAX_FILE_BYTES:
+        raise FileTooLarge(file, size, MAX_FILE_BYTES)
+
+
 # -- schemas -----------------------------------------------------------------------------
 
 @lru_cache(maxsize=None)
@@ -422,15 +444,22 @@ def _volume_rules(source: str, rows: pd.DataFrame) -> list[str]:
     """Players per team (and books per game, for prop lines) within the plausibility bounds: a file of
     600,000 lines for one date passes every per-row rule, so its size is what gives it away."""
     problems: list[str] = []
-    players = rows.groupby(["game_id", "team_abbr"], sort=False)["player_lookup"].nunique()
-    for (gid, team), n in players[players > MAX_PLAYERS_PER_TEAM].items():
-        problems.append(f"game {gid}: {n:,} players of {team}, more than any team lists ({MAX_PLAYERS_PER_TEAM}); "
-                        f"the file is not box-score or prop data for this date: re-scrape it")
+    game_ids = rows["game_id"].tolist()
+    players: dict[tuple, set] = {}  # (game, team) -> players: plain sets, a file has a few hundred rows
+    for key, player in zip(zip(game_ids, rows["team_abbr"].tolist()), rows["player_lookup"].tolist()):
+        players.setdefault(key, set()).add(player)
+    for (gid, team), names in players.items():
+        if len(names) > MAX_PLAYERS_PER_TEAM:
+            problems.append(f"game {gid}: {len(names):,} players of {team}, more than any team lists ({MAX_PLAYERS_PER_TEAM}); "
+                            f"the file is not box-score or prop data for this date: re-scrape it")
     if source == PROPS:
-        books = rows.groupby("game_id", sort=False)["bookmaker"].nunique()
-        for gid, n in books[books > MAX_BOOKMAKERS].items():
-            problems.append(f"game {gid}: lines from {n:,} bookmakers, more than the {MAX_BOOKMAKERS} that quote "
-                            f"player points; re-scrape the file")
+        books: dict[str, set] = {}
+        for gid, book in zip(game_ids, rows["bookmaker"].tolist()):
+            books.setdefault(gid, set()).add(book)
+        for gid, names in books.items():
+            if len(names) > MAX_BOOKMAKERS:
+                problems.append(f"game {gid}: lines from {len(names):,} bookmakers, more than the {MAX_BOOKMAKERS} that quote "
+                                f"player points; re-scrape the file")
     return problems
 
 
@@ -485,7 +514,9 @@ def _row_rules(source: str, rows: pd.DataFrame, schedule: "ScheduleIndex") -> li
 def _score_rules(rows: pd.DataFrame, schedule: "ScheduleIndex") -> list[str]:
     """Each team's points add up to its final score in the schedule (a 300-point row cannot hide)."""
     problems: list[str] = []
-    totals = rows.groupby(["game_id", "team_abbr"], sort=False)["points"].sum()
+    totals: dict[tuple, int] = {}  # (game, team) -> points, in order of appearance
+    for gid, team, pts in zip(rows["game_id"].tolist(), rows["team_abbr"].tolist(), rows["points"].tolist()):
+        totals[(gid, team)] = totals.get((gid, team), 0) + pts
     for (gid, team), pts in totals.items():
         s, score = schedule.games.get(gid), schedule.scores.get(gid)
         if s is None or score is None:

@@ -165,7 +165,7 @@ def parse_gamebook(doc: dict, source_file: str, loaded_at=None, *, season_of: Op
 def parse_props(doc: dict, source_file: str, loaded_at=None, *, season_of: Optional[Mapping[str, int]] = None,
                 positions: bool = False) -> pd.DataFrame:
     rows = list(_players(doc, "events", "lines", season_of))
-    snapshots = {gi: _utc_naive(g.get("snapshot_at")) for gi, g, *_ in rows}
+    snapshots = {gi: _utc_naive(g.get("snapshot_at")) for gi, g in enumerate(doc["events"])}  # once per game
     data: dict[str, list] = {
         "game_id": [g["game_id"] for _, g, _, _, _, _ in rows],
         "game_date": [d for *_, d in rows],
