@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import tempfile
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..params import PROJECT_ROOT, build_params
 
+DEMO_MODEL_CACHE = "model-cache-demo"  # where the bench's demo build keeps its fitted models
 PARTS = ["foundation", "status", "load", "derive", "predict", "runbook", "converge", "bigquery"]
 
 
@@ -34,12 +37,41 @@ class BenchContext:
         self.state: dict = {}
 
 
+@contextmanager
+def fresh_model_cache(ctx: "BenchContext", name: str, from_demo: bool = False):
+    """Inside the block, walk-forward models are kept in a folder of the bench's own
+    (``RUNBOOK_MODEL_CACHE``), so a figure never depends on models an earlier run on this machine
+    left behind: empty, or (``from_demo``) a copy of what building the demo fitted, as after
+    ``make demo`` on a new machine (the build's stages fill the cache the run then reads)."""
+    import shutil
+
+    from ..predict import model_cache
+
+    saved = os.environ.get(model_cache.ENV)
+    folder = Path(ctx.root) / f"model-cache-{name}"
+    shutil.rmtree(folder, ignore_errors=True)
+    demo = Path(ctx.root) / DEMO_MODEL_CACHE
+    if from_demo and demo.is_dir():
+        shutil.copytree(demo, folder)
+    os.environ[model_cache.ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(model_cache.ENV, None)
+        else:
+            os.environ[model_cache.ENV] = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parts = argv or PARTS
     out: dict = {}
+    from ..predict import model_cache
+
     with tempfile.TemporaryDirectory(prefix="runbook-bench-") as tmp:
         ctx = BenchContext(Path(tmp))
+        os.environ[model_cache.ENV] = str(Path(tmp) / DEMO_MODEL_CACHE)  # the demo build's models
         for part in parts:
             try:
                 mod = importlib.import_module(f"nbcore.bench.{part}")

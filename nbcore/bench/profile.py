@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from .. import profiling
+from . import fresh_model_cache
 
 COLUMNS = ("wall_s", "kernel", *profiling.PARTS, "python", "statements")
 
@@ -41,6 +42,8 @@ def _demo(ctx):
 
 def profile_run(ctx) -> list[dict]:
     """``runbook run`` on a copy of the demo, every kernel profiling itself."""
+    from ..predict import model_cache
+
     root = Path(ctx.root) / "profile-run"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -52,8 +55,10 @@ def profile_run(ctx) -> list[dict]:
     pfile.write_text(yaml.safe_dump(data, sort_keys=False))
     env = dict(os.environ, **{profiling.ENV: "1"})
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nbcore.cli", "run", "--params", str(pfile)], env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    with fresh_model_cache(ctx, "profile-run", from_demo=True):
+        env[model_cache.ENV] = os.environ[model_cache.ENV]
+        subprocess.run([sys.executable, "-m", "nbcore.cli", "run", "--params", str(pfile)], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     wall = time.perf_counter() - t
     run_dir = next((d for d in (root / "runs").iterdir() if (d / "manifest.json").exists()), None)
     if run_dir is None:
@@ -88,7 +93,7 @@ def profile_restate(ctx) -> tuple[list[dict], list[dict]]:
     shutil.copy(ctx.params.duckdb_path, copy)
     p = ctx.params.model_copy(update={"duckdb_path": copy, "run_name": "bench-profile"})
     run_load(p, progress=False)
-    with profiling.active() as prof:
+    with fresh_model_cache(ctx, "profile-restate", from_demo=True), profiling.active() as prof:
         with profiling.stage("derive"):
             run_derive(p, progress=False, skip_dates=waived_skip_dates(p))
         with profiling.stage("predict"):
@@ -96,7 +101,7 @@ def profile_restate(ctx) -> tuple[list[dict], list[dict]]:
         with profiling.stage("grade"):
             run_grade(p, progress=False, metrics=False)
     restate = _with_total(prof.rows())
-    with profiling.active() as prof:
+    with fresh_model_cache(ctx, "profile-rebuild"), profiling.active() as prof:
         convergence.rebuild_from_raw(p, root / "rebuild", chunk_days=p.chunk_days)
     return restate, _with_total(prof.rows())
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from . import fresh_model_cache
+
 _WRAPPER = """
 import resource, subprocess, sys
 rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
@@ -45,10 +47,11 @@ def run(ctx) -> dict:
     pfile.write_text(yaml.safe_dump(data, sort_keys=False))
     try:
         t0 = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "nbcore.cli", "run", "--params", str(pfile)],
-            capture_output=True, text=True, check=True,
-        )
+        with fresh_model_cache(ctx, "runbook", from_demo=True):
+            out = subprocess.run(
+                [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "nbcore.cli", "run", "--params", str(pfile)],
+                capture_output=True, text=True, check=True,
+            )
         wall = time.perf_counter() - t0
         maxrss_kb, rc = (int(x) for x in out.stdout.split())
         runs = [d for d in archive.iterdir() if (d / "manifest.json").exists()]
