@@ -20,11 +20,12 @@ from nbcore.lock import lock_path
 from nbcore.runbook import NOTEBOOKS_DIR, STEPS, list_runs, resume_run, run_runbook
 from nbcore.warehouse import open_warehouse
 
+from conftest import FULL_RUN_CHUNK_DAYS
 from runbook_helpers import children, copy_demo, kill_tree
 
-SECRET = "https://hooks.example.com/services/T0/B0/S3CR3T-5d1e?token=S3CR3T-5d1e"  # a webhook URL's token
-CHUNK_DAYS = 5  # small chunks: derive commits often, so a kill lands between commits
+CHUNK_DAYS = FULL_RUN_CHUNK_DAYS  # small chunks: derive commits often, so a kill lands between commits
 ALL_STAGES_PRESENT = all((NOTEBOOKS_DIR / s.notebook).exists() for s in STEPS)
+pytestmark = pytest.mark.slow  # real runs of the stage notebooks
 
 
 def _derive_cell(nb_path: Path) -> dict:
@@ -40,16 +41,6 @@ def _derive_cell(nb_path: Path) -> dict:
 def _checksums(params):
     with open_warehouse(params, read_only=True) as wh:
         return wh.checksums()
-
-
-@pytest.fixture(scope="module")
-def full_run(small_demo, tmp_path_factory):
-    """One uninterrupted run of every stage that exists, with a webhook token in the params."""
-    src, _ = small_demo
-    params, params_file = copy_demo(src, tmp_path_factory.mktemp("full_run"), chunk_days=CHUNK_DAYS,
-                                    notify_webhook=SECRET)
-    outcome = run_runbook(params, echo=None)
-    return params, params_file, outcome, _checksums(params)
 
 
 def test_run_archive_and_manifest(full_run):
