@@ -282,6 +282,20 @@ def full_run(small_demo, tmp_path_factory):
     return params, folder / "params.yaml", out, sums
 
 
+def copy_full_run(full_run, dst: Path, **extra) -> tuple[RunParams, Path]:
+    """A private, writable copy of ``full_run``'s folder (warehouse, bucket, archive, its paths
+    rewritten to the copy's): a backfilled demo to start from. Returns (params, params file)."""
+    import yaml
+
+    params, params_file, _, _ = full_run
+    src = params_file.parent
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    _relocate(dst, str(src), str(dst))
+    data = {**yaml.safe_load((dst / "params.yaml").read_text()), **extra}
+    (dst / "params.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False))
+    return build_params(data, "test", dst), dst / "params.yaml"
+
+
 # the derive tests' warehouses (built once per session, shared by test_derive, test_derive_values,
 # test_predict_grade_demo): see derive_fixtures.py
 from derive_fixtures import derived, raw_complete, rederived  # noqa: E402,F401
