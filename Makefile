@@ -25,14 +25,14 @@ demo: $(STAMP)
 ## demo and the derive warehouses are built once for all workers (tests/conftest.py shared_build)
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup tests
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup --no-loadscope-reorder -p no:nbval tests
 	$(BIN)/runbook demo --build-only --params params/nbval.yaml
 	RUNBOOK_PARAMS=params/nbval.yaml $(BIN)/python -m pytest -q --nbval-lax notebooks/
 
 ## make test-fast: the inner loop, every module's unit tests (the tests marked neither slow, browser
 ## nor zetasql: see tests/conftest.py) in about a minute; make test before pushing
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m fast tests
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup --no-loadscope-reorder -p no:nbval -m fast tests
 
 ## make bench: one JSON object of timings at full demo scale
 bench: $(STAMP)

@@ -28,11 +28,17 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+# jsonschema (under nbformat) imports rfc3987_syntax when it is installed, which builds four Earley
+# parsers at import: ~2 s of CPU in every process, for IRI checks no test makes. Not in the test
+# processes (make test runs pytest on tests/ with -p no:nbval, whose plugin would import it first).
+sys.modules.setdefault("rfc3987_syntax", None)
 
 import pytest
 
@@ -350,10 +356,18 @@ def pytest_collection_modifyitems(config, items):
         path = item.nodeid.split("::")[0]
         return path if path in shared else item.nodeid
 
-    rank: dict[str, tuple[int, int]] = {}  # scope -> (its slowest kind, where it was first collected)
+    # scope -> (its slowest kind, tier, where it was first collected); tier: the first test that needs
+    # the shared full run goes first and builds it, the tests that do not need it next, the other
+    # tests that need it last, so that no worker waits for the build while the other makes it
+    rank: dict[str, list] = {}
     for i, item in enumerate(items):
         k, s = kind(item), scope(item)
-        rank[s] = (min(rank[s][0], k), rank[s][1]) if s in rank else (k, i)
+        rank[s] = [min(rank[s][0], k), rank[s][1], rank[s][2]] if s in rank else [k, 1, i]
+        if "full_run" in item.fixturenames:
+            rank[s][1] = 2
+    full = sorted((r for r in rank.values() if r[1] == 2), key=lambda r: (r[0], r[2]))
+    if full:
+        full[0][1] = 0
     items.sort(key=lambda it: rank[scope(it)])
 
 

@@ -16,6 +16,8 @@ from nbcore.runbook import run_runbook
 from nbcore.validate import run_validate
 from nbcore.warehouse import open_warehouse
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 SECRET = "/secrets/bq-service-account-S3CR3T-7f3a.json"
 KNOWN_STAGES = {"validate", "load", "gate", "derive", "predict", "grade", "report", "adhoc",
                 "lock"}  # lock: the driver's warehouse lease (nbcore.lock on BigQuery)

@@ -20,6 +20,7 @@ from nbcore.runbook import NOTEBOOKS_DIR, export_html, run_runbook
 
 from browser import Browser
 from runbook_helpers import copy_demo
+pytestmark = pytest.mark.browser  # headless chromium (make test only)
 
 WIDTHS = (1400, 420)
 RAW_VALUE = re.compile(r"\b(None|NaN|nan|NaT|False|True)\b|\d+ item\(s\)|\b1 failed attempts\b")
