@@ -178,12 +178,12 @@ def _relocate(folder: Path, old: str, new: str) -> None:
 
 
 def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any],
-                 deps: tuple[str, ...] = ()) -> tuple[Path, Any]:
+                 deps: tuple[str, ...] = (), relocate: bool = False) -> tuple[Path, Any]:
     """``build(folder)`` once per version of the code it depends on (``deps``: the nbcore modules it
-    calls, see ``code_version``; ``RUN_DEPS`` for builds that run the
-    runbook), machine-wide; returns this session's private copy of the
-    folder (absolute paths in its text files rewritten to the copy's) and what ``build`` returned
-    (pickled: it must not hold the folder's paths, or the caller relocates them).
+    calls, see ``code_version``; ``RUN_DEPS`` for a build that runs the runbook), machine-wide;
+    returns this session's private copy of the folder and what ``build`` returned (pickled: it must
+    not hold the folder's paths, or the caller relocates them). ``relocate``: rewrite the absolute
+    paths the build wrote into its text files (a run archive) to the copy's.
     ``RUNBOOK_TEST_CACHE=0`` builds privately, as before."""
     mine = tmp_path_factory.mktemp(name)
     if os.environ.get("RUNBOOK_TEST_CACHE", "1") == "0":
@@ -199,7 +199,8 @@ def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any],
             done.write_bytes(pickle.dumps(meta))
         os.utime(cache)  # in use: not pruned
         shutil.copytree(cache / "data", mine, dirs_exist_ok=True)
-    _relocate(mine, str(cache / "data"), str(mine))
+    if relocate:
+        _relocate(mine, str(cache / "data"), str(mine))
     return mine, pickle.loads(done.read_bytes())
 
 
@@ -278,7 +279,7 @@ def full_run(small_demo, tmp_path_factory):
         rel = lambda p: p and Path(p).relative_to(folder)  # noqa: E731
         return dataclasses.replace(out, run_dir=rel(out.run_dir), report_path=rel(out.report_path), manifest={}), sums
 
-    folder, (out, sums) = shared_build(tmp_path_factory, "full_run", build, RUN_DEPS)
+    folder, (out, sums) = shared_build(tmp_path_factory, "full_run", build, RUN_DEPS, relocate=True)
     out = dataclasses.replace(out, run_dir=folder / out.run_dir,
                               report_path=out.report_path and folder / out.report_path)
     out.manifest = json.loads((out.run_dir / "manifest.json").read_text())
