@@ -322,44 +322,32 @@ def pytest_configure(config):
         os.environ[_ZETA_DIR_ENV] = str(folder)
 
 
-# the order pytest-xdist hands work out in (``--dist loadgroup``): slowest kinds first, so that no
-# worker starts a long test while the other has nothing left to do
+# the order pytest-xdist hands files out in: slowest kinds first
 _KIND_ORDER = {"slow": 0, "browser": 1, "zetasql": 1, "fast": 2}
 
 
-def _module_scoped(item) -> bool:
-    """Whether a test uses a fixture it shares with the other tests of its file (module or class scope)."""
-    info = getattr(item, "_fixtureinfo", None)
-    return bool(info) and any(d.scope in ("module", "class", "package")
-                              for defs in info.name2fixturedefs.values() for d in defs)
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+@pytest.hookimpl(tryfirst=True)  # before -m selects
 def pytest_collection_modifyitems(config, items):
     """SQLMesh's convention: a test that says nothing about its kind is fast (``-m fast``).
 
-    For ``--dist loadgroup``: the tests of a file that share a module fixture form one group (one
-    worker builds the fixture once, as ``--dist loadfile`` did); every other test is handed out on
-    its own. Then the groups and tests are ordered slowest kind first (``--no-loadscope-reorder``
-    keeps that order), each file's tests kept together."""
-    shared = {item.nodeid.split("::")[0] for item in items if _module_scoped(item)}
+    Then the files are ordered slowest kind first, for ``--dist loadfile --no-loadscope-reorder``
+    (pytest-xdist hands the files out in that order, one file to one worker, so that no worker
+    starts a long file while the other has nothing left). Not ``--dist loadgroup``: pytest-xdist
+    3.8 groups by rewriting ``item._nodeid``, which pytest 9 no longer reads, so every test is
+    handed out alone and module fixtures are built on both workers."""
     for item in items:
         if not any(item.get_closest_marker(kind) for kind in TEST_KINDS):
             item.add_marker(pytest.mark.fast)
-        path = item.nodeid.split("::")[0]
-        if path in shared and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(path))
 
     def kind(item) -> int:
         return min(_KIND_ORDER[k] for k in TEST_KINDS if item.get_closest_marker(k))
 
-    def scope(item) -> str:
-        path = item.nodeid.split("::")[0]
-        return path if path in shared else item.nodeid
+    def scope(item) -> str:  # loadfile: a file is one unit of work
+        return item.nodeid.split("::")[0]
 
-    # scope -> (its slowest kind, tier, where it was first collected); tier: the first test that needs
-    # the shared full run goes first and builds it, the tests that do not need it next, the other
-    # tests that need it last, so that no worker waits for the build while the other makes it
+    # file -> (its slowest kind, tier, where it was first collected); tier: the first file that needs
+    # the shared full run goes first and builds it, the files that do not need it next, the other
+    # files that need it last, so that no worker waits for the build while the other makes it
     rank: dict[str, list] = {}
     for i, item in enumerate(items):
         k, s = kind(item), scope(item)
