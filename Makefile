@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PARAMS ?= params/demo.yaml
 
-.PHONY: install demo test bench lab clean-notebooks status clean
+.PHONY: install demo test test-fast bench lab clean-notebooks status clean
 
 install: $(STAMP)
 
@@ -19,14 +19,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/runbook demo --params $(PARAMS)
 
-## make test: the whole test suite, notebooks included (nbval). pytest-xdist runs the test files in
-## parallel, one file per worker at a time (--dist loadfile: a file's module fixtures stay on one
-## worker); the small demo and the derive warehouses are built once for all workers (tests/conftest.py)
+## make test: the whole test suite, notebooks included (nbval); CI runs it (.ci/run). pytest-xdist runs
+## the test files in parallel, one file per worker at a time (--dist loadfile), files with slow tests
+## first (tests/conftest.py orders them; --no-loadscope-reorder keeps that order). The small demo, the
+## derive warehouses and one full run are built once for all workers (tests/conftest.py shared_build)
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -p no:nbval tests
 	$(BIN)/runbook demo --build-only --params params/nbval.yaml
 	RUNBOOK_PARAMS=params/nbval.yaml $(BIN)/python -m pytest -q --nbval-lax notebooks/
+
+## make test-fast: the inner loop, every module's unit tests (the tests marked neither slow, browser
+## nor zetasql: see tests/conftest.py) in about a minute; make test before pushing
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -p no:nbval -m fast tests
 
 ## make bench: one JSON object of timings at full demo scale
 bench: $(STAMP)

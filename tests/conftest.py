@@ -4,25 +4,41 @@ Tests that write to a warehouse copy the session's DuckDB file first (``demo_cop
 every test starts from the same before state and none depends on another's writes.
 
 Building the small demo (and the derived warehouses of ``derive_fixtures``) is the costliest
-setup of the suite. ``shared_build`` builds each once per *code version* into a folder every
-pytest process of the machine shares (pytest-xdist workers of one run, and later runs of the
-same code), under a file lock; each session then works on its own copy, so nothing a test does
-can leak into the cache. The key hashes every file of ``nbcore`` (code, SQL, schema) and the
-versions of the libraries that compute values, so any change rebuilds.
+setup of the suite. ``shared_build`` builds each once per *version of the code it depends on*
+into a folder every pytest process of the machine shares (pytest-xdist workers of one run, and
+later runs), under a file lock; each session then works on its own copy, so nothing a test does
+can leak into the cache. The key (``code_version``) hashes the ``nbcore`` modules the build
+imports, directly or not (its import closure, read from the source: an edit to the report or
+the CLI does not rebuild the demo), every SQL, schema and data file of ``nbcore`` (any module
+may read any of them through the warehouse), the waivers, the test files that define the builds,
+and the versions of the libraries that compute values.
+
+Markers (SQLMesh's convention): a test with no marker is ``fast`` (``make test-fast`` runs
+``-m fast``); ``slow`` marks what runs the real stage notebooks, end-to-end runs, many seeded
+scenarios or subprocesses that wait on a run; ``browser`` and ``zetasql`` mark the headless
+browser and loopback-BigQuery tests. Only ``make test`` (CI) runs those.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import fcntl
 import hashlib
+import json
 import os
 import pickle
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+
+# jsonschema (under nbformat) imports rfc3987_syntax when it is installed, which builds four Earley
+# parsers at import: ~2 s of CPU in every process, for IRI checks no test makes. Not in the test
+# processes (make test runs pytest on tests/ with -p no:nbval, whose plugin would import it first).
+sys.modules.setdefault("rfc3987_syntax", None)
 
 import pytest
 
@@ -32,6 +48,10 @@ from nbcore.params import RunParams, build_params
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 WAIVERS = ROOT / "params" / "waivers.example.yaml"
+# a test without one of these markers is fast (pytest_collection_modifyitems adds ``fast``)
+TEST_KINDS = ("fast", "slow", "browser", "zetasql")
+# what a build that runs the runbook depends on (``code_version``): every module and the stage notebooks
+RUN_DEPS = ("nbcore", "notebooks")
 
 
 def small_params(root: Path, **extra) -> RunParams:
@@ -49,18 +69,77 @@ def small_params(root: Path, **extra) -> RunParams:
     return build_params(data, "test", root)
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """A hash of everything a built warehouse depends on: nbcore's files, the waivers the small
-    demo uses, this file and derive_fixtures.py, and the versions of the computing libraries."""
+def _module_file(name: str) -> Path | None:
+    """``nbcore.a.b`` -> its source file, or None when it is not a module (a name imported from one)."""
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base / "__init__.py", base.with_suffix(".py")):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported(path: Path, name: str) -> Iterable[str]:
+    """Every ``nbcore`` name a module imports, at the top or inside a function (``ast``, not executed)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            yield base
+            yield from (f"{base}.{a.name}" for a in node.names)  # ``from . import schema``: a module
+
+
+@lru_cache(maxsize=None)
+def import_closure(*entries: str) -> tuple[Path, ...]:
+    """The source files of ``entries`` and of every nbcore module they import, transitively
+    (packages' ``__init__`` included: importing ``a.b`` runs ``a``)."""
+    seen: dict[str, Path] = {}
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        if not name.startswith("nbcore") or name in seen:
+            continue
+        path = _module_file(name)
+        if path is None:
+            continue
+        seen[name] = path
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        todo += list(_imported(path, name))
+    return tuple(sorted(set(seen.values())))
+
+
+def _data_files() -> list[Path]:
+    """nbcore's SQL, schema and data files: any module may read any of them (the warehouse reads SQL)."""
+    return sorted(p for p in (ROOT / "nbcore").rglob("*")
+                  if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts)
+
+
+@lru_cache(maxsize=None)
+def code_version(*entries: str) -> str:
+    """A hash of what a build made by ``entries`` depends on: their import closure in nbcore, every
+    SQL/schema/data file of nbcore, the waivers the small demo uses, the test helpers
+    that define builds (this file, derive_fixtures.py, runbook_helpers.py) and the versions of the
+    computing libraries. The entry ``nbcore`` (or none) stands for every module; ``notebooks``
+    adds the stage notebooks (``RUN_DEPS``: a runbook run)."""
     import duckdb
     import numpy
     import pandas
     import sqlglot
 
+    modules = [e for e in entries if e != "notebooks"]
+    code = list(import_closure(*modules)) if modules and "nbcore" not in modules else sorted(
+        p for p in (ROOT / "nbcore").rglob("*.py") if "__pycache__" not in p.parts)
+    if "notebooks" in entries:
+        code += sorted((ROOT / "notebooks").glob("*.ipynb"))
     h = hashlib.sha256()
-    files = sorted(p for p in (ROOT / "nbcore").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for path in [*files, WAIVERS, TESTS / "conftest.py", TESTS / "derive_fixtures.py"]:
+    helpers = [TESTS / f for f in ("conftest.py", "derive_fixtures.py", "runbook_helpers.py")]
+    for path in [*code, *_data_files(), WAIVERS, *helpers]:
         h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     h.update(f"{duckdb.__version__} {numpy.__version__} {pandas.__version__} {sqlglot.__version__}".encode())
     return h.hexdigest()[:16]
@@ -85,14 +164,31 @@ def _prune(folder: Path, name: str, older_than_s: float = 6 * 3600) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> tuple[Path, Any]:
-    """``build(folder)`` once per code version, machine-wide; returns this session's private copy
-    of the folder and what ``build`` returned (pickled: it must not hold the folder's paths, or
-    the caller relocates them). ``RUNBOOK_TEST_CACHE=0`` builds privately, as before."""
+_TEXT = (".yaml", ".yml", ".json", ".jsonl", ".md", ".html", ".ipynb", ".log", ".txt")
+
+
+def _relocate(folder: Path, old: str, new: str) -> None:
+    """Rewrite the absolute paths a build wrote into its text files (a run archive's params, manifest,
+    report) from where it was built to where this session's copy is."""
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix in _TEXT:
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+            if old in text:
+                path.write_text(text.replace(old, new), encoding="utf-8", errors="surrogateescape")
+
+
+def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any],
+                 deps: tuple[str, ...] = (), relocate: bool = False) -> tuple[Path, Any]:
+    """``build(folder)`` once per version of the code it depends on (``deps``: the nbcore modules it
+    calls, see ``code_version``; ``RUN_DEPS`` for a build that runs the runbook), machine-wide;
+    returns this session's private copy of the folder and what ``build`` returned (pickled: it must
+    not hold the folder's paths, or the caller relocates them). ``relocate``: rewrite the absolute
+    paths the build wrote into its text files (a run archive) to the copy's.
+    ``RUNBOOK_TEST_CACHE=0`` builds privately, as before."""
     mine = tmp_path_factory.mktemp(name)
     if os.environ.get("RUNBOOK_TEST_CACHE", "1") == "0":
         return mine, build(mine)
-    cache = tmp_path_factory.getbasetemp().parent / f"runbook-cache-{name}-{code_version()}"
+    cache = tmp_path_factory.getbasetemp().parent / f"runbook-cache-{name}-{code_version(*deps)}"
     done = cache / "done.pickle"
     with _locked(cache.with_suffix(".lock")):
         if not done.is_file():
@@ -103,8 +199,13 @@ def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> t
             done.write_bytes(pickle.dumps(meta))
         os.utime(cache)  # in use: not pruned
         shutil.copytree(cache / "data", mine, dirs_exist_ok=True)
+    if relocate:
+        _relocate(mine, str(cache / "data"), str(mine))
     return mine, pickle.loads(done.read_bytes())
 
+
+# what the small demo build calls (the warehouse, schema, sources and params come with them)
+DEMO_DEPS = ("nbcore.demo.build", "nbcore.params")
 
 @pytest.fixture(scope="session")
 def small_demo(tmp_path_factory):
@@ -114,7 +215,7 @@ def small_demo(tmp_path_factory):
         built = build_demo(small_params(folder), progress=False)
         return dataclasses.replace(built, bucket=None, warehouse=None)
 
-    root, built = shared_build(tmp_path_factory, "small_demo", build)
+    root, built = shared_build(tmp_path_factory, "small_demo", build, DEMO_DEPS)
     params = small_params(root)
     return params, dataclasses.replace(built, bucket=Path(params.bucket), warehouse=str(params.duckdb_path))
 
@@ -141,7 +242,7 @@ def loaded_demo(small_demo, tmp_path_factory):
         shutil.copytree(params.bucket, folder / "bucket")
         assert run_load(small_params(folder), progress=False).ok
 
-    folder, _ = shared_build(tmp_path_factory, "loaded_demo", build)
+    folder, _ = shared_build(tmp_path_factory, "loaded_demo", build, (*DEMO_DEPS, "nbcore.load"))
     return folder, built
 
 
@@ -152,6 +253,55 @@ def loaded(loaded_demo, tmp_path):
     shutil.copy(folder / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
     shutil.copytree(folder / "bucket", tmp_path / "bucket")
     return small_params(tmp_path), built
+
+# -- one whole run of the runbook, shared --------------------------------------------------------
+FULL_RUN_CHUNK_DAYS = 5  # small chunks: derive commits often (the crash and signal tests kill between chunks)
+FULL_RUN_SECRET = "https://hooks.example.com/services/T0/B0/S3CR3T-5d1e?token=S3CR3T-5d1e"  # a webhook URL's token
+
+
+@pytest.fixture(scope="session")
+def full_run(small_demo, tmp_path_factory):
+    """(params, params file, RunOutcome, table checksums) of one uninterrupted ``runbook run`` of
+    every stage on the small demo (``chunk_days`` 5, a webhook token in the params): the run every
+    test that needs "an uninterrupted run" compares with or reads (test_runbook_full, test_signals).
+    Made once per version of nbcore and the notebooks, machine-wide; read-only: copy before writing."""
+    from nbcore.runbook import run_runbook
+    from nbcore.warehouse import open_warehouse
+    from runbook_helpers import copy_demo
+
+    src, _ = small_demo
+
+    def build(folder: Path):
+        params, _ = copy_demo(src, folder, chunk_days=FULL_RUN_CHUNK_DAYS, notify_webhook=FULL_RUN_SECRET)
+        out = run_runbook(params, echo=None)
+        with open_warehouse(params, read_only=True) as wh:
+            sums = wh.checksums()
+        rel = lambda p: p and Path(p).relative_to(folder)  # noqa: E731
+        return dataclasses.replace(out, run_dir=rel(out.run_dir), report_path=rel(out.report_path), manifest={}), sums
+
+    folder, (out, sums) = shared_build(tmp_path_factory, "full_run", build, RUN_DEPS, relocate=True)
+    out = dataclasses.replace(out, run_dir=folder / out.run_dir,
+                              report_path=out.report_path and folder / out.report_path)
+    out.manifest = json.loads((out.run_dir / "manifest.json").read_text())
+    import yaml
+
+    params = build_params(yaml.safe_load((folder / "params.yaml").read_text()), "test", folder)  # as copy_demo made it
+    return params, folder / "params.yaml", out, sums
+
+
+def copy_full_run(full_run, dst: Path, **extra) -> tuple[RunParams, Path]:
+    """A private, writable copy of ``full_run``'s folder (warehouse, bucket, archive, its paths
+    rewritten to the copy's): a backfilled demo to start from. Returns (params, params file)."""
+    import yaml
+
+    params, params_file, _, _ = full_run
+    src = params_file.parent
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    _relocate(dst, str(src), str(dst))
+    data = {**yaml.safe_load((dst / "params.yaml").read_text()), **extra}
+    (dst / "params.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False))
+    return build_params(data, "test", dst), dst / "params.yaml"
+
 
 # the derive tests' warehouses (built once per session, shared by test_derive, test_derive_values,
 # test_predict_grade_demo): see derive_fixtures.py
@@ -170,6 +320,44 @@ def pytest_configure(config):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         os.environ[_ZETA_DIR_ENV] = str(folder)
+
+
+# the order pytest-xdist hands files out in: slowest kinds first
+_KIND_ORDER = {"slow": 0, "browser": 1, "zetasql": 1, "fast": 2}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects
+def pytest_collection_modifyitems(config, items):
+    """SQLMesh's convention: a test that says nothing about its kind is fast (``-m fast``).
+
+    Then the files are ordered slowest kind first, for ``--dist loadfile --no-loadscope-reorder``
+    (pytest-xdist hands the files out in that order, one file to one worker, so that no worker
+    starts a long file while the other has nothing left). Not ``--dist loadgroup``: pytest-xdist
+    3.8 groups by rewriting ``item._nodeid``, which pytest 9 no longer reads, so every test is
+    handed out alone and module fixtures are built on both workers."""
+    for item in items:
+        if not any(item.get_closest_marker(kind) for kind in TEST_KINDS):
+            item.add_marker(pytest.mark.fast)
+
+    def kind(item) -> int:
+        return min(_KIND_ORDER[k] for k in TEST_KINDS if item.get_closest_marker(k))
+
+    def scope(item) -> str:  # loadfile: a file is one unit of work
+        return item.nodeid.split("::")[0]
+
+    # file -> (its slowest kind, tier, where it was first collected); tier: the first file that needs
+    # the shared full run goes first and builds it, the files that do not need it next, the other
+    # files that need it last, so that no worker waits for the build while the other makes it
+    rank: dict[str, list] = {}
+    for i, item in enumerate(items):
+        k, s = kind(item), scope(item)
+        rank[s] = [min(rank[s][0], k), rank[s][1], rank[s][2]] if s in rank else [k, 1, i]
+        if "full_run" in item.fixturenames:
+            rank[s][1] = 2
+    full = sorted((r for r in rank.values() if r[1] == 2), key=lambda r: (r[0], r[2]))
+    if full:
+        full[0][1] = 0
+    items.sort(key=lambda it: rank[scope(it)])
 
 
 def pytest_sessionfinish(session):

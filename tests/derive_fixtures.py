@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import shared_build, small_params
+from conftest import DEMO_DEPS, shared_build, small_params
 from nbcore import schema
 from nbcore.demo.build import raw_frames
 from nbcore.derive import PROCESSORS, run_derive
@@ -59,7 +59,7 @@ def dates_present(wh, table: str) -> set[date]:
     return set(pd.to_datetime(df.d).dt.date)
 
 
-def _built_once(tmp_path_factory, name: str, src_params, build, **extra):
+def _built_once(tmp_path_factory, name: str, src_params, build, deps: tuple[str, ...], **extra):
     """A warehouse made from a copy of ``src_params``' by ``build(params, wh)``, built once per code
     version (``conftest.shared_build``); returns this session's copy, its params and what build returned."""
 
@@ -70,21 +70,22 @@ def _built_once(tmp_path_factory, name: str, src_params, build, **extra):
         finally:
             wh.close()
 
-    folder, out = shared_build(tmp_path_factory, name, make)
+    folder, out = shared_build(tmp_path_factory, name, make, (*DEMO_DEPS, "nbcore.warehouse.duckdb", *deps))
     return small_params(folder, bucket=str(src_params.bucket), **extra), out
 
 
 @pytest.fixture(scope="session")
 def raw_complete(small_demo, tmp_path_factory):
     params, built = small_demo
-    p, _ = _built_once(tmp_path_factory, "raw_complete", params, lambda p, wh: fill_raw(wh, built.league))
+    p, _ = _built_once(tmp_path_factory, "raw_complete", params, lambda p, wh: fill_raw(wh, built.league), ())
     return p, built
 
 
 @pytest.fixture(scope="session")
 def derived(raw_complete, tmp_path_factory):
     params, built = raw_complete
-    p, result = _built_once(tmp_path_factory, "derived", params, lambda p, wh: run_derive(p, wh=wh, progress=False))
+    p, result = _built_once(tmp_path_factory, "derived", params, lambda p, wh: run_derive(p, wh=wh, progress=False),
+                           ("nbcore.derive",))
     return p, built, result
 
 
@@ -97,5 +98,6 @@ def rederived(derived, tmp_path_factory):
         result = run_derive(p, wh=wh, progress=False, dates=final)
         assert result.ok, result.error
 
-    p, _ = _built_once(tmp_path_factory, "rederived", params, rederive, backfill_mode=True, chunk_days=400)
+    p, _ = _built_once(tmp_path_factory, "rederived", params, rederive, ("nbcore.derive",),
+                       backfill_mode=True, chunk_days=400)
     return p, built

@@ -33,6 +33,7 @@ from runbook_helpers import Webhook, copy_demo
 
 BIN = Path(sys.executable).parent
 FIRST_HOLE = "2024-03-31"  # the small demo's first raw hole
+pytestmark = pytest.mark.slow  # every command runs through a shell, most of them a stage notebook
 HOSTILE_DIR = "sp ace/ü €"  # a space and non-ASCII characters in every path of the scenario
 
 

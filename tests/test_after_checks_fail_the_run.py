@@ -22,7 +22,7 @@ from nbcore.runbook import run_runbook
 from nbcore.validate import FindingsFailed, run_validate
 from nbcore.warehouse import open_warehouse
 
-from runbook_helpers import copy_demo
+from conftest import copy_full_run
 
 
 def _duplicate_one_graded_game(params) -> tuple[str, int]:
@@ -65,9 +65,11 @@ def test_validate_fails_on_findings_only_when_asked(duplicated, tmp_path):
     assert json.loads((archive_dir / "validate_after.json").read_text())["open_errors"], "the snapshot is still saved"
 
 
-def test_duplicate_rows_found_after_the_run_fail_it_and_every_view_lists_them(small_demo, tmp_path):
-    src, _ = small_demo
-    params, params_file = copy_demo(src, tmp_path / "dup")
+@pytest.mark.slow
+def test_duplicate_rows_found_after_the_run_fail_it_and_every_view_lists_them(full_run, tmp_path):
+    # a backfilled warehouse (a copy of conftest.full_run): the writing stages find nothing to do, and the
+    # duplicates sit on a date no stage touches
+    params, params_file = copy_full_run(full_run, tmp_path / "dup", chunk_days=30, notify_webhook=None)
     game_id, n = _duplicate_one_graded_game(params)
     said: list[str] = []
     outcome = run_runbook(params, echo=said.append)

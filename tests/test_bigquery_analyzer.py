@@ -15,6 +15,8 @@ from bqserver import BigQueryLoopback
 from bqserver.server import zetasql_checker
 from nbcore.warehouse.bigquery import to_query_parameter
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 BOX = "loopback-project.raw.box"
 
 

@@ -16,6 +16,8 @@ from nbcore.warehouse import WarehouseError, open_warehouse
 from nbcore.warehouse.bigquery import BigQueryWarehouse, BytesBilledLimitError, _credentials
 from nbcore.warehouse.duckdb import DuckDBWarehouse
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 PROJECT = "loop-proj"
 BOX = "nba_raw.bdl_player_boxscores"
 SCHED = "nba_raw.nbac_schedule"

@@ -17,6 +17,8 @@ from bqserver import BigQueryLoopback
 from nbcore.warehouse import bigquery as bqmod
 from nbcore.warehouse.lease import Lease, LeaseHeldError, unlock
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 PROJECT = "lease-proj"
 DAYS = [date(2024, 1, 2) + timedelta(days=2 * i) for i in range(4)]
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)

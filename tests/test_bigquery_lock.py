@@ -23,6 +23,8 @@ from nbcore.warehouse import open_warehouse
 from nbcore.warehouse.bigquery import LEASE_ENV
 from nbcore.warehouse.lease import Lease
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 PROJECT = "lock-proj"
 BOX = "nba_raw.bdl_player_boxscores"
 

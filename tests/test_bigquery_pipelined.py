@@ -17,6 +17,8 @@ from bqserver import BigQueryLoopback
 from nbcore.stage_run import ChunkContext, ChunkedResult, ChunkWork, run_chunks
 from nbcore.warehouse import bigquery as bqmod
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 PROJECT = "pipe-proj"
 DAYS = [date(2024, 1, 2) + timedelta(days=2 * i) for i in range(4)]
 CARRIED = "COMMIT TRANSACTION;\nBEGIN TRANSACTION"  # text of a job carrying an earlier chunk's COMMIT

@@ -14,6 +14,8 @@ from nbcore.bench.bigquery import _stages
 from nbcore.demo.build import build_demo
 from nbcore.plan import plan_run
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

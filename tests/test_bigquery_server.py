@@ -17,6 +17,8 @@ from google.cloud import bigquery as bq
 
 from bqserver import BigQueryLoopback, MiB
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 PROJECT = "loop-proj"
 
 

@@ -22,6 +22,7 @@ TDZA = "nba_precompute.team_defense_zone_analysis"
 PSZA = "nba_precompute.player_shot_zone_analysis"
 PRED = "nba_predictions.player_prop_predictions"
 ACC = "nba_predictions.prediction_accuracy"
+pytestmark = pytest.mark.slow  # whole backfills and rebuilds of the small demo
 
 
 def backfill(params) -> dict:
@@ -42,11 +43,21 @@ def _copy(src, dst):
 
 
 @pytest.fixture(scope="module")
-def backfilled(small_demo, tmp_path_factory):
-    """The small demo after one backfill (load, derive, predict, grade), and the stage results."""
+def planned_and_backfilled(small_demo, tmp_path_factory):
+    """The small demo after one backfill (load, derive, predict, grade), the stage results, and the
+    plan ``runbook plan`` made just before it."""
+    from nbcore.plan import plan_run
+
     src, built = small_demo
     params = _copy(src, tmp_path_factory.mktemp("converge"))
-    return params, built, backfill(params)
+    plan = plan_run(params)
+    return params, built, backfill(params), plan
+
+
+@pytest.fixture(scope="module")
+def backfilled(planned_and_backfilled):
+    """The small demo after one backfill (load, derive, predict, grade), and the stage results."""
+    return planned_and_backfilled[:3]
 
 
 def test_a_backfill_equals_a_rebuild_from_raw_row_for_row(backfilled, tmp_path):
@@ -160,18 +171,13 @@ def test_freeze_predictions_keeps_issued_predictions_and_lists_them(backfilled, 
         assert restated.dates == frozen.frozen_stale_dates and wh.checksum(PRED) != before
 
 
-def test_the_run_executes_exactly_what_was_planned(small_demo, tmp_path):
+def test_the_run_executes_exactly_what_was_planned(planned_and_backfilled):
     """``runbook plan`` before the run lists, per table, the dates derive and predict then rebuild,
     date for date (missing and stale, each with its cause); grade rebuilds no date outside it."""
-    from nbcore.plan import plan_run
-
-    src, built = small_demo
-    p = _copy(src, tmp_path)
-    plan = plan_run(p)
+    _, _, results, plan = planned_and_backfilled  # the plan made before the backfill of the other tests
     assert plan.targets[PGS] and any(c.startswith("stale: ") for c in plan.targets[TDZA].values())
     stale_cause = next(c for c in plan.targets[PSZA].values() if c.startswith("stale"))
     assert "player_game_summary is rebuilt by this run on" in stale_cause and "window" in stale_cause
-    results = backfill(p)
     derived = results["derive"]
     for table, days in derived.table_dates.items():
         assert sorted(days) == plan.dates(table), table

@@ -15,6 +15,8 @@ from nbcore.history import RunRecord, record_runs
 from nbcore.predict import run_predict
 from nbcore.warehouse import open_warehouse
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 PGS = "nba_analytics.player_game_summary"
 TDZA = "nba_precompute.team_defense_zone_analysis"
 

@@ -63,6 +63,7 @@ def test_derive_closes_every_phase3_and_phase4_hole(derived):
     assert s["status"] == "succeeded" and s["dates_processed"] == len(result.processed_dates)
 
 
+@pytest.mark.slow
 def test_rerun_changes_nothing(derived, rederived, tmp_path):
     params, built, _ = derived
     p, wh = fresh_copy(params, tmp_path)
@@ -85,6 +86,7 @@ def test_rerun_changes_nothing(derived, rederived, tmp_path):
         wh.close()
 
 
+@pytest.mark.slow
 def test_chunk_days_1_and_400_give_identical_tables(raw_complete, derived, tmp_path):
     params, built = raw_complete
     sums = {}

@@ -71,6 +71,7 @@ def _scenario(small_demo, root: Path, **extra):
                      stages=["load", "gate", "derive"], **extra)
 
 
+@pytest.mark.slow
 def test_resume_without_its_warehouse_exits_2_creates_nothing_and_resumes_later(small_demo, tmp_path):
     reference, _ = _scenario(small_demo, tmp_path / "reference")
     uninterrupted = run_runbook(reference, echo=None)
@@ -177,6 +178,7 @@ class DripWebhook:
         self.server.server_close()
 
 
+@pytest.mark.slow  # waits out the notification deadline
 def test_a_dripping_webhook_holds_neither_the_lock_nor_the_run(small_demo, tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_WEBHOOK, raising=False)
     params, _ = copy_demo(small_demo[0], tmp_path, start_date=FIRST_HOLE, end_date=FIRST_HOLE, stages=["gate"])

@@ -431,6 +431,7 @@ def _code(first: str, i: int) -> str:
     (3_000, ["3,165 games for season 2024-25, more than a season has (1,400",
              "games on 2024-10-22, more than 15 (30 teams, one game each a day)"]),
 ])
+@pytest.mark.slow
 def test_a_schedule_padded_with_junk_games_is_refused_and_the_advised_load_clears_the_gate(demo_copy, extra, words):
     from pathlib import Path
 

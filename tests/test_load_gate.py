@@ -105,6 +105,7 @@ def test_load_closes_every_hole_retries_the_transient_fault_and_the_gate_passes(
     assert gate_archive.stage_record("gate")["status"] == "passed"
 
 
+@pytest.mark.slow
 def test_loading_twice_leaves_identical_tables(demo_copy):
     params, _ = demo_copy
     run_load(params, progress=False)

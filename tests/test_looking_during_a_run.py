@@ -43,6 +43,7 @@ def _readers(params_file: Path, out_dir: Path, day: str) -> list[tuple[str, list
     ]
 
 
+@pytest.mark.slow
 def test_status_plan_why_and_validate_polled_during_a_run_never_fail_it(small_demo, tmp_path):
     src, built = small_demo
     params, params_file = copy_demo(src, tmp_path / "demo")

@@ -136,6 +136,7 @@ def before_state(small_demo, tmp_path):
     return copy_demo(small_demo[0], tmp_path / "demo")
 
 
+@pytest.mark.slow
 def test_failing_derive_fails_papermill_with_its_banner(before_state, tmp_path):
     params, params_file = before_state
     run_dir = tmp_path / "archive"
@@ -156,6 +157,7 @@ def test_failing_derive_fails_papermill_with_its_banner(before_state, tmp_path):
     assert record["dates_requested"] == 1
 
 
+@pytest.mark.slow
 def test_failing_derive_fails_nbval(before_state, tmp_path):
     params, params_file = before_state
     data = yaml.safe_load(params_file.read_text())

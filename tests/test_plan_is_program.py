@@ -1,14 +1,10 @@
 """The plan is the program (issue 20): stages execute the chunks of ``plan.json``, never targets of
-their own; a run killed mid-derive resumes exactly the chunks not yet succeeded; a waived date is
-reported as waived, never closed; an error raised inside a stage notebook keeps its exit code."""
+their own; a run killed mid-derive resumes exactly the chunks not yet succeeded (checked on the killed
+run of test_runbook_full); a waived date is reported as waived, never closed; an error raised inside a
+stage notebook keeps its exit code."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -27,10 +23,10 @@ from nbcore.sources import file_path
 from nbcore.warehouse import open_warehouse
 from nbcore.why import why
 
-from runbook_helpers import copy_demo, write_stage_notebook
+from conftest import copy_full_run
+from runbook_helpers import write_stage_notebook
 from test_runbook_driver import _params
 
-PROJECT = Path(__file__).resolve().parent.parent
 BOX = "bdl_player_boxscores"
 
 
@@ -61,50 +57,21 @@ def test_stages_execute_the_saved_plan_and_choose_no_targets(loaded, tmp_path, m
     assert len(done) == sum(len(c) for c in ran.values())
 
 
-# -- killed in the middle of derive, resumed ------------------------------------------------------
-def test_a_run_killed_mid_derive_resumes_exactly_the_chunks_not_yet_done(small_demo, tmp_path):
-    src, _ = small_demo
-    params, params_file = copy_demo(src, tmp_path / "demo", chunk_days=3)
-    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
-    proc = subprocess.Popen([sys.executable, "-m", "nbcore.cli", "run", "--params", str(params_file), "--run-id", "killed"],
-                            cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    run_dir = Path(params.archive_dir) / "killed"
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(o["status"] == "succeeded" for o in program.outcomes(run_dir, "derive")):
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before derive committed a chunk"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its kernel, mid-derive
-        proc.wait()
-    first = program.outcomes(run_dir, "derive")
-    planned = json.loads((run_dir / "plan.json").read_text())["program"]["derive"]["chunks"]
-    assert 0 < len([o for o in first if o["status"] == "succeeded"]) < len(planned)
-
-    out = resume_run("killed", archive_dir=params.archive_dir, echo=None)
-    assert (out.status, out.exit_code) == ("succeeded", 0), out.describe()
-    assert json.loads((run_dir / "plan.json").read_text())["program"]["derive"]["chunks"] == planned  # not re-planned
-    by_attempt: dict[str, set] = {}
-    for o in program.outcomes(run_dir, "derive"):
-        assert o["status"] == "succeeded"
-        by_attempt.setdefault(o["attempt"], set()).add(tuple(d.isoformat() for d in o["dates"]))
-    assert len(by_attempt) == 2
-    a, b = by_attempt.values()
-    assert not a & b  # no chunk executed twice
-    assert a | b == {tuple(c) for c in planned}  # together, exactly the plan's chunks
+# -- killed in the middle of derive, resumed: test_runbook_full.test_kill_mid_derive_then_resume_equals_uninterrupted
+# (one killed run checks both that the resume equals an uninterrupted run and that it executes
+# exactly the plan's chunks not yet done, none twice)
 
 
 # -- a waived date is waived, never closed ----------------------------------------------------------
-def test_a_date_waived_during_the_run_is_reported_waived_not_closed(small_demo, tmp_path):
+@pytest.mark.slow
+def test_a_date_waived_during_the_run_is_reported_waived_not_closed(small_demo, full_run, tmp_path):
     """The issue's scenario: a backfilled warehouse loses one date of box scores and its file; the
     run blocks at the gate; a waiver is added and the run resumed. The report says 0 closed and
     1 waived, and ``why`` gives no fill command."""
     src, _ = small_demo
-    params, params_file = copy_demo(src, tmp_path / "demo")
-    assert run_runbook(params, echo=None).exit_code == 0
+    # a backfilled warehouse: a copy of the shared uninterrupted run (conftest.full_run)
+    params, params_file = copy_full_run(full_run, tmp_path / "demo", chunk_days=30, notify_webhook=None)
+    assert full_run[2].exit_code == 0, full_run[2].describe()
     with open_warehouse(params) as wh:
         day = pd.Timestamp(wh.query(f"SELECT MAX(game_date) AS d FROM nba_raw.{BOX}").d.iloc[0]).date()
         wh.execute(f"DELETE FROM nba_raw.{BOX} WHERE game_date = @d", {"d": day})

@@ -63,6 +63,7 @@ def test_regression_beats_the_moving_average_here(league):
     assert err["regression"] < err["moving_average"]
 
 
+@pytest.mark.slow
 def test_no_look_ahead(league, tmp_path):
     """Predictions for D are unchanged when every input on and after D (but D's own pre-game
     feature rows) is altered: actual points, later features, later games."""
@@ -86,6 +87,7 @@ def test_no_look_ahead(league, tmp_path):
         before[before.system_id == "regression"].predicted_points)
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_predictions(league, tmp_path):
     params, wh, dates = league
     some = dates[20:42]  # three refit intervals, fitted models throughout

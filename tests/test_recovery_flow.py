@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -19,6 +20,7 @@ from runbook_helpers import copy_demo
 EXAMPLE_WAIVERS = Path(__file__).resolve().parent.parent / "params" / "waivers.example.yaml"
 
 
+@pytest.mark.slow
 def test_first_run_from_an_empty_warehouse(small_demo, tmp_path):
     src, built = small_demo
     root = tmp_path / "first"
@@ -42,6 +44,7 @@ def test_first_run_from_an_empty_warehouse(small_demo, tmp_path):
     assert set(waived.table) >= {PROPS} and waived.reason.str.contains("approved by jane.doe").all()
 
 
+@pytest.mark.slow
 def test_recovery_flow_ends_with_nothing_open_and_every_waiver_shown(small_demo, tmp_path):
     src, built = small_demo
     root = tmp_path / "recovery"

@@ -22,6 +22,8 @@ from browser import Browser
 from runbook_helpers import copy_demo, write_stage_notebook
 from test_report_docs import notebook_sections
 
+pytestmark = pytest.mark.browser  # headless chromium (make test only)
+
 WIDTHS = (1400, 420)
 RAW_VALUE = re.compile(r"\b(None|NaN|nan|NaT|False|True)\b|\d+ item\(s\)|\b1 failed attempts\b")
 ABS_PATH = re.compile(r"(?<![\w.:/])/(?:tmp|work|home|root|Users|var|opt|srv|mnt)/")

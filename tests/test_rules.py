@@ -194,6 +194,7 @@ def test_the_schema_windows_are_the_windows_the_sql_computes(tmp_path):
 
 # -- BigQuery takes a parameter as a window frame offset -----------------------------------------
 
+@pytest.mark.zetasql
 def test_bigquery_analyzes_every_derive_statement_with_its_window_parameters():
     """Google's analyzer (ZetaSQL, as the loopback server uses it) accepts each derive SQL with the
     parameters derive sends: a bare ``@lookback_games_preceding`` is a valid frame offset (an

@@ -17,6 +17,8 @@ from nbcore.warehouse import open_warehouse
 
 from runbook_helpers import write_stage_notebook
 
+pytestmark = pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL (make test only)
+
 SECRET = "/secrets/bq-sa-S3CR3T-c0ffee.json"
 
 

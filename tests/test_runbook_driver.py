@@ -202,6 +202,7 @@ def test_stale_lock_is_detected_taken_over_and_releasable(tmp_path, nbdir):
     assert r.exit_code == 0 and "remote-run" in r.output and not path.exists()
 
 
+@pytest.mark.zetasql  # the driver's lease on the loopback BigQuery
 def test_secret_env_reaches_kernel_but_not_the_archive(tmp_path, nbdir):
     secret = "/vault/sa-TOPSECRET-91c7.json"
     write_stage_notebook(nbdir / "01_load.ipynb", "import os\n"

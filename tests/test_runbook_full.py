@@ -13,18 +13,19 @@ import pytest
 from bs4 import BeautifulSoup
 from click.testing import CliRunner
 
-from nbcore import report
+from nbcore import program, report
 from nbcore.cli import main
 from nbcore.demo.build import load_holes
 from nbcore.lock import lock_path
 from nbcore.runbook import NOTEBOOKS_DIR, STEPS, list_runs, resume_run, run_runbook
 from nbcore.warehouse import open_warehouse
 
+from conftest import FULL_RUN_CHUNK_DAYS
 from runbook_helpers import children, copy_demo, kill_tree
 
-SECRET = "https://hooks.example.com/services/T0/B0/S3CR3T-5d1e?token=S3CR3T-5d1e"  # a webhook URL's token
-CHUNK_DAYS = 5  # small chunks: derive commits often, so a kill lands between commits
+CHUNK_DAYS = FULL_RUN_CHUNK_DAYS  # small chunks: derive commits often, so a kill lands between commits
 ALL_STAGES_PRESENT = all((NOTEBOOKS_DIR / s.notebook).exists() for s in STEPS)
+pytestmark = pytest.mark.slow  # real runs of the stage notebooks
 
 
 def _derive_cell(nb_path: Path) -> dict:
@@ -40,16 +41,6 @@ def _derive_cell(nb_path: Path) -> dict:
 def _checksums(params):
     with open_warehouse(params, read_only=True) as wh:
         return wh.checksums()
-
-
-@pytest.fixture(scope="module")
-def full_run(small_demo, tmp_path_factory):
-    """One uninterrupted run of every stage that exists, with a webhook token in the params."""
-    src, _ = small_demo
-    params, params_file = copy_demo(src, tmp_path_factory.mktemp("full_run"), chunk_days=CHUNK_DAYS,
-                                    notify_webhook=SECRET)
-    outcome = run_runbook(params, echo=None)
-    return params, params_file, outcome, _checksums(params)
 
 
 def test_run_archive_and_manifest(full_run):
@@ -134,40 +125,16 @@ def test_runs_and_open_commands(full_run):
     assert r.exit_code == 0 and r.output.strip() == str(out.run_dir / "report.html")
 
 
-# Loaded into every process of the killed run (PYTHONPATH): after each committed DuckDB
-# transaction, the process writes its commit count to <dir>/commits-<pid>, so the test can kill
-# derive's kernel right after its second chunk commit, in the middle of the third.
-COMMIT_COUNTER = """
-import os
-from contextlib import contextmanager
-from nbcore.warehouse.duckdb import DuckDBWarehouse
-
-_orig, _n = DuckDBWarehouse.transaction, [0]
-
-@contextmanager
-def _counted(self):
-    with _orig(self):
-        yield
-    if self._in_tx == 0:
-        _n[0] += 1
-        with open(os.path.join(os.environ["RUNBOOK_TEST_COMMITS"], f"commits-{os.getpid()}"), "w") as f:
-            f.write(str(_n[0]))
-
-DuckDBWarehouse.transaction = _counted
-"""
-
-
 @pytest.mark.skipif(not (NOTEBOOKS_DIR / "03_derive.ipynb").exists(), reason="derive stage not written yet")
 def test_kill_mid_derive_then_resume_equals_uninterrupted(full_run, small_demo, tmp_path):
+    """A real crash (SIGKILL to the driver and its kernel) after derive has committed two chunks; the
+    resume runs exactly the plan's chunks not yet done (none twice, the plan not re-made: this test
+    took over test_plan_is_program's own killed run) and ends with tables equal to an uninterrupted run."""
     _, _, ref, ref_checksums = full_run
     # only the writing stages (validate and report are read-only): the tables must match the full run's
     params, params_file = copy_demo(small_demo[0], tmp_path, chunk_days=CHUNK_DAYS,
                                     stages=["load", "gate", "derive", "predict", "grade"])
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(COMMIT_COUNTER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
-           "RUNBOOK_TEST_COMMITS": str(hook)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     run_id = "crash-test"
     proc = subprocess.Popen([sys.executable, "-m", "nbcore.cli", "run", "--params", str(params_file), "--run-id", run_id],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
@@ -180,12 +147,11 @@ def test_kill_mid_derive_then_resume_equals_uninterrupted(full_run, small_demo, 
             assert proc.poll() is None, "the run ended before derive started"
             assert time.time() < deadline, "derive never started"
             time.sleep(0.05)
-        # ... and derive's kernel has committed two chunks
+        # ... and derive has committed (and recorded) two chunks: the kill lands in the middle of the third
         kernel = children(proc.pid)
         assert len(kernel) == 1
-        counter = hook / f"commits-{kernel[0]}"
-        while not (counter.exists() and counter.read_text().strip() and int(counter.read_text()) >= 2):
-            assert proc.poll() is None and time.time() < deadline, "derive ended before its second commit"
+        while sum(o["status"] == "succeeded" for o in program.outcomes(run_dir, "derive")) < 2:
+            assert proc.poll() is None and time.time() < deadline, "derive ended before its second chunk"
             time.sleep(0.01)
         victims = kill_tree(proc.pid)  # the driver and its kernel, SIGKILL: a crash, not an exception
         at_kill = {s["name"]: s for s in json.loads(manifest.read_text())["stages"]}
@@ -207,6 +173,8 @@ def test_kill_mid_derive_then_resume_equals_uninterrupted(full_run, small_demo, 
         committed = int(wh.query("SELECT COUNT(*) AS n FROM nba_reference.processor_run_history "
                                  "WHERE run_id = @r AND stage = 'derive'", {"r": run_id}).n.iloc[0])
     assert committed > 0  # derive had written part of its dates when it died
+    planned = json.loads((run_dir / "plan.json").read_text())["program"]["derive"]["chunks"]
+    assert 2 <= len([o for o in program.outcomes(run_dir, "derive") if o["status"] == "succeeded"]) < len(planned)
 
     out = resume_run(run_id, archive_dir=params.archive_dir, echo=None)
     assert (out.status, out.exit_code) == ("succeeded", 0), out.describe()
@@ -218,6 +186,16 @@ def test_kill_mid_derive_then_resume_equals_uninterrupted(full_run, small_demo, 
         assert steps[name]["started_at"] == at_kill[name]["started_at"], name
     assert not lock_path(params).exists()
     assert _checksums(params) == ref_checksums
+    # the resume executed exactly the chunks of the saved plan not yet succeeded
+    assert json.loads((run_dir / "plan.json").read_text())["program"]["derive"]["chunks"] == planned  # not re-planned
+    by_attempt: dict[str, set] = {}
+    for o in program.outcomes(run_dir, "derive"):
+        assert o["status"] == "succeeded"
+        by_attempt.setdefault(o["attempt"], set()).add(tuple(d.isoformat() for d in o["dates"]))
+    assert len(by_attempt) == 2
+    a, b = by_attempt.values()
+    assert not a & b  # no chunk executed twice
+    assert a | b == {tuple(c) for c in planned}  # together, exactly the plan's chunks
 
 
 def test_two_runs_on_one_warehouse_second_is_refused(small_demo, tmp_path):
