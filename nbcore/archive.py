@@ -259,6 +259,15 @@ def _disk_full(code: int | None) -> bool:
     return code in (errno.ENOSPC, errno.EDQUOT)
 
 
+def _created_ns(run_dir: Path) -> int:
+    """When an archive was made, to the nanosecond (its ``params.yaml`` is written once, at creation):
+    orders two runs that started in the same second."""
+    try:
+        return (run_dir / "params.yaml").stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -342,9 +351,9 @@ def list_runs(archive_dir: str | Path, records: bool = False):
         if not isinstance(m, dict):
             continue
         row = _run_row(d, m)
-        rows.append((_started_key(row, d), d.name, row))
-    rows.sort(key=lambda x: (x[0], x[1]), reverse=True)
-    out = [r for _, _, r in rows]
+        rows.append((_started_key(row, d), _created_ns(d), d.name, row))
+    rows.sort(key=lambda x: (x[0], x[1], x[2]), reverse=True)  # same second: the later archive first
+    out = [r for *_, r in rows]
     if records:
         return out
     import pandas as pd

@@ -45,6 +45,13 @@ import pytest
 from nbcore.demo.build import build_demo
 from nbcore.params import RunParams, build_params
 
+# fitted walk-forward models are kept in a folder of this test process's own, never in the user's
+# ~/.cache: a test's figures (models fitted, seconds) never depend on what earlier runs left there
+if "RUNBOOK_MODEL_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["RUNBOOK_MODEL_CACHE"] = tempfile.mkdtemp(prefix="runbook-test-models-")
+
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 WAIVERS = ROOT / "params" / "waivers.example.yaml"

@@ -288,4 +288,4 @@ def test_cli_derive_exit_codes(raw_complete, small_demo, tmp_path):
     bypassed = runner.invoke(main, ["derive", "--params", params_file(small_demo[0], "bypass"), "--backfill-mode",
                                     "--dates", "2024-04-20"])
     assert bypassed.exit_code == 0, bypassed.output
-    assert "1/1 dates" in bypassed.output
+    assert "1/1 date " in bypassed.output  # one date: singular

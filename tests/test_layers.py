@@ -37,6 +37,8 @@ CORE = {
     "nbcore.state", "nbcore.targets", "nbcore.program", "nbcore.walkforward",
     # the run log and the stop request every stage reads between chunks (issue 22)
     "nbcore.runlog",
+    # where a run's time goes: every backend times its statements into it (issue 21)
+    "nbcore.profiling",
     # the single chunk runner and the typed stage record (issue 10), when they land
     "nbcore.stage_run", "nbcore.record",
 }
@@ -48,7 +50,7 @@ STAGE_PACKAGES = {
                "nbcore.derive.run"},
     "predict": {"nbcore.predict", "nbcore.predict.stage", "nbcore.predict.baseline", "nbcore.predict.calls",
                 "nbcore.predict.ensemble", "nbcore.predict.matchup", "nbcore.predict.regression",
-                "nbcore.predict.inputs", "nbcore.predict.changes"},
+                "nbcore.predict.inputs", "nbcore.predict.changes", "nbcore.predict.model_cache"},
     "grade": {"nbcore.grade"},
 }
 STAGE_MODULES = set().union(*STAGE_PACKAGES.values())

@@ -125,7 +125,7 @@ CASES = [
     ("tables_not_a_list", _set(tables="player_game_summary"), None, ["tables", "give a list of bare table names"]),
     ("end_before_start", _set(start_date="2024-03-01", end_date="2024-02-01"), None, ["end_date", "swap them"]),
     ("impossible_date", _set(start_date="2024-13-01"), None, ["start_date", "YYYY-MM-DD"]),
-    ("chunk_days_zero", _set(chunk_days=0), None, ["chunk_days", "greater than or equal to 1", "e.g. 30"]),
+    ("chunk_days_zero", _set(chunk_days=0), None, ["chunk_days", "greater than or equal to 1", "e.g. 366"]),
     ("chunk_days_true", _set(chunk_days=True), None, ["chunk_days", "yes/no value", "number of days per chunk"]),
     ("chunk_days_words", _set(chunk_days="thirty"), None, ["chunk_days", "number of days per chunk"]),
     ("backend_unknown", _set(backend="postgres"), None, ["backend", "give duckdb or bigquery"]),

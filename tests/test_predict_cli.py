@@ -34,7 +34,7 @@ def test_predict_then_grade_from_the_cli(tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["predict", "--params", path, "--no-progress", "--run-dir", str(run_dir)])
     assert r.exit_code == 0, r.output
-    assert "predicted 2 player-games on 1 dates" in r.output
+    assert "predicted 2 player-games on 1 date " in r.output
     record = json.loads((run_dir / "stages" / "predict.json").read_text())
     assert record["status"] == "succeeded" and record["rows_written"] == {predict_stage.TABLE: 8}
     r = runner.invoke(main, ["grade", "--params", path, "--no-progress", "--json", "--run-dir", str(run_dir)])
