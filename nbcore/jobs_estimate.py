@@ -38,7 +38,7 @@ BATCH_DATES = 400             # BigQueryWarehouse.load_batch_dates (tests/test_b
 STAGING_ROWS = 2_000          # rows of a load batch above which it goes through a staging table (~2 MB)
 # reads each stage makes once per run, whatever its dates (counted on the demo's from-empty backfill);
 # derive, predict and grade read no targets of their own: they execute the plan's chunks
-FIXED = {"load": 12, "gate": 20, "derive": 3, "predict": 1, "grade": 2}
+FIXED = {"load": 12, "gate": 15, "derive": 3, "predict": 1, "grade": 2}
 PREDICT_PREFETCH = 5          # targets, moving_average, matchup_adjusted, training rows, current rows
 # a chunked stage that runs any chunk: its last COMMIT, and (derive, grade: a chunk reads in its
 # transaction, so the stage opens a session) the lease update recording that session
@@ -81,5 +81,5 @@ def estimate_jobs(*, stages: Iterable[str], chunk_days: int, raw_dates: Mapping[
 RULE = ("jobs: load 1 per 400-date batch of a source (+1 staging load for a big batch), 1 per season (+1 when its "
         "schedule is missing); derive 1 per chunk (+1 read for all the defensive checks); predict 1 per chunk (its "
         "staging load) after 5 reads of all its inputs; grade 1 per chunk; each chunk's COMMIT rides with the next "
-        "job (+1 for the last, +1 lease update per stage); plus each stage's fixed reads (load 12, gate 20, derive 3, "
+        "job (+1 for the last, +1 lease update per stage); plus each stage's fixed reads (load 12, gate 15, derive 3, "
         "predict 1, grade 2)")
