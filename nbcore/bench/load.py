@@ -28,21 +28,29 @@ BIG_FILE_MB = 150
 
 # The child: load one file as the load stage does, print its RSS before and its peak (MB).
 _CHILD = r"""
-import json, resource, sys
+import json, sys
 from datetime import date
+
+
+def hwm_mb():
+    # this process's own peak (VmHWM): getrusage's ru_maxrss keeps the parent's peak across fork+exec
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
 from nbcore.load import check_file, schedule_index
 from nbcore.bucket import Bucket
 from nbcore.sources.checks import FileProblem
 bucket, source, day, season = sys.argv[1], sys.argv[2], date.fromisoformat(sys.argv[3]), int(sys.argv[4])
 b = Bucket(bucket)
 schedule, season_of = schedule_index(b, [season])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base = hwm_mb()
 try:
     rows = check_file(b, source, day, schedule, season_of)
     outcome = f"loaded {len(rows)} rows"
 except FileProblem as e:
     outcome = f"{type(e).__name__} ({e.stage}): {e.reason[:160]}"
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = hwm_mb()
 print(json.dumps({"base_mb": round(base, 1), "peak_mb": round(peak, 1), "outcome": outcome}))
 """
 
