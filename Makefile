@@ -30,7 +30,7 @@ test: $(STAMP)
 	RUNBOOK_PARAMS=params/nbval.yaml $(BIN)/python -m pytest -q --nbval-lax notebooks/
 
 ## make test-fast: the inner loop, every module's unit tests (the tests marked neither slow, browser
-## nor zetasql: see tests/conftest.py) in about a minute; make test before pushing
+## nor zetasql: see tests/conftest.py) in a few minutes; make test before pushing
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -p no:nbval -m fast tests
 
