@@ -12,7 +12,9 @@ started from one folder could pick the same socket files and talk to each other'
 """
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import tempfile
 import uuid
 import weakref
@@ -79,9 +81,6 @@ class WarmKernels:
     WARM_CODE = "import nbcore.notebook, pandas, matplotlib.pyplot"
 
     def __init__(self, kernel_name: str, delay_s: float = 1.0):
-        import asyncio
-        import threading
-
         self.kernel_name = kernel_name
         self.delay_s = delay_s
         self._loop = asyncio.new_event_loop()
@@ -92,15 +91,11 @@ class WarmKernels:
 
     def prepare(self, key: str, env: dict, cwd: str, imports: str = "") -> None:
         """Start the kernel for step ``key`` (after ``delay_s``, so the current step's own start goes first)."""
-        import asyncio
-
         self._discard()
         code = self.WARM_CODE + (f"; import {imports}" if imports else "")
         self._next = (key, asyncio.run_coroutine_threadsafe(self._start(dict(env), cwd, code), self._loop))
 
     async def _start(self, env: dict, cwd: str, code: str) -> "LocalKernelManager":
-        import asyncio
-
         await asyncio.sleep(self.delay_s)
         km = LocalKernelManager(kernel_name=self.kernel_name)
         await km.start_kernel(env=env, cwd=cwd)
@@ -129,8 +124,6 @@ class WarmKernels:
 
     def release(self, km: "LocalKernelManager") -> None:
         """Shut down a kernel papermill used (it shuts down only the kernels it started)."""
-        import asyncio
-
         try:
             asyncio.run_coroutine_threadsafe(km.shutdown_kernel(now=False), self._loop).result(timeout=30)
         except Exception:  # noqa: BLE001 - then kill it: nothing of a finished step is lost
@@ -140,8 +133,6 @@ class WarmKernels:
 
     def _discard(self) -> None:
         """Drop the prepared kernel (another step comes next): shut it down once it has started."""
-        import asyncio
-
         if self._next is None:
             return
         _, fut = self._next

@@ -264,16 +264,16 @@ def change_statements(t: schema.Table, start: date, end: date, sql: str, params:
     rows the table does not hold yet (run in this order, in one transaction). ``staged`` names a
     table that already holds the new rows (``new_rows_select`` of ``sql``), read instead of ``sql``.
     ``image`` is the row comparison expression (default ``row_image``; DuckDB uses ``row_hash``)."""
-    row_image = image or _row_image
+    image = image or row_image
     p = dict(params or {})
     p.update(_rr_start=start, _rr_end=end)
     cond = f"{t.date_column} BETWEEN @_rr_start AND @_rr_end" + (f" AND ({where})" if where else "")
     cols = ", ".join(t.columns)
     new_rows = f"SELECT {cols} FROM {staged}" if staged else new_rows_select(t, sql)
-    delete = (f"DELETE FROM {t.fqn} WHERE {cond} AND {row_image(t)} NOT IN "
-              f"(SELECT {row_image(t, '_n')} FROM ({new_rows}) AS _n)")
+    delete = (f"DELETE FROM {t.fqn} WHERE {cond} AND {image(t)} NOT IN "
+              f"(SELECT {image(t, '_n')} FROM ({new_rows}) AS _n)")
     insert = (f"INSERT INTO {t.fqn} ({cols}) SELECT {cols} FROM ({new_rows}) AS _n "
-              f"WHERE {row_image(t, '_n')} NOT IN (SELECT {row_image(t)} FROM {t.fqn} WHERE {cond})")
+              f"WHERE {image(t, '_n')} NOT IN (SELECT {image(t)} FROM {t.fqn} WHERE {cond})")
     return delete, insert, p
 
 
@@ -347,5 +347,3 @@ def conform_frame(table: schema.Table, frame: pd.DataFrame) -> pd.DataFrame:
             out[col] = None
     return out[list(table.columns)]
 
-
-_row_image = row_image
