@@ -123,9 +123,18 @@ class WarmKernels:
             return None
 
     def release(self, km: "LocalKernelManager") -> None:
-        """Shut down a kernel papermill used (it shuts down only the kernels it started)."""
+        """Shut down a kernel papermill used (it shuts down only the kernels it started), without
+        waiting: an ipykernel takes about a second to answer a shutdown request and exit, which the
+        run used to spend idle after every step. The step's work is committed and its connection
+        closed by then (a DuckDB connection closes when its stage returns; one still held only
+        makes the next opener wait, as any other holder would), and ``close`` waits for every
+        kernel to be gone before the run ends and its lock is released."""
+        self._stopping.append(asyncio.run_coroutine_threadsafe(self._shutdown(km), self._loop))
+
+    @staticmethod
+    async def _shutdown(km: "LocalKernelManager") -> None:
         try:
-            asyncio.run_coroutine_threadsafe(km.shutdown_kernel(now=False), self._loop).result(timeout=30)
+            await asyncio.wait_for(km.shutdown_kernel(now=False), timeout=30)
         except Exception:  # noqa: BLE001 - then kill it: nothing of a finished step is lost
             proc = getattr(getattr(km, "provisioner", None), "process", None)
             if proc is not None and proc.poll() is None:
