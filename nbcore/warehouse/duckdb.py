@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from .. import profiling, schema
@@ -240,9 +241,8 @@ class DuckDBWarehouse(Warehouse):
                     new = self._run(insert + returning, p, label).fetchnumpy()[t.date_column]
             finally:
                 self._run(f"DROP TABLE IF EXISTS {staged}", None, label)
-        days = frozenset(pd.to_datetime(pd.Series(list(gone) + list(new), dtype="object")).dt.date) \
-            if len(gone) or len(new) else frozenset()
-        return WriteCount(inserted=len(new), deleted=len(gone), changed_dates=days, dates_known=True)
+        return WriteCount(inserted=len(new), deleted=len(gone), changed_dates=_distinct_dates(gone, new),
+                          dates_known=True)
 
     def dml(self, sql, params=None, *, label=""):
         with self._using():
@@ -265,6 +265,16 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 self.con.unregister("_incoming")
         return len(data)
+
+
+def _distinct_dates(*columns) -> frozenset:
+    """The distinct dates of DATE columns fetched as numpy arrays: ``np.unique`` first, so only the
+    few distinct values become Python dates (a season-sized write returns ~10^5 rows; converting
+    each row to a date cost more than the write itself)."""
+    values = [np.asarray(c).astype("datetime64[D]") for c in columns if len(c)]
+    if not values:
+        return frozenset()
+    return frozenset(pd.DatetimeIndex(np.unique(np.concatenate(values))).date)
 
 
 def _py(value: Any) -> Any:
