@@ -26,6 +26,10 @@ games AS (
     SUM(points * points) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points_sum_sq
   FROM nba_analytics.player_game_summary
   WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_season_days DAY) AND DATE_SUB(@end_date, INTERVAL 1 DAY)
+    -- only the windows some spine row reads (windows are per player and season: dropping whole
+    -- partitions changes no value; a date-by-date chunk reads a few hundred players, not every one)
+    AND player_lookup IN (SELECT player_lookup FROM spine)
+    AND season_year IN (SELECT season_year FROM spine)
   WINDOW w AS (PARTITION BY player_lookup, season_year ORDER BY game_date, game_id)
 ),
 stream AS (
