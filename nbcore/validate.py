@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Optional
 
 import pandas as pd
 
-from .record import typed_record
 from . import sanity, schema
 from .errors import StageFailed
 from .expected import expected_games
@@ -335,6 +334,8 @@ def run_validate(
         record = result.summary()
         if reason:
             record.update(status="failed", reason=reason)
+        from .record import typed_record  # the stage contract's pydantic models: only a run archiving needs them
+
         archive.record_stage(name, typed_record("validate", record))
     if reason:
         raise FindingsFailed(reason, stage=f"validate_{snapshot}" if snapshot else "validate",
