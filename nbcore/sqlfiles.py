@@ -13,6 +13,7 @@ from .errors import RunbookError
 import hashlib
 import os
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class SqlCache:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.folder / f".{key}.{os.getpid()}.tmp"
+            tmp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"  # one writer per temp file
             tmp.write_text(text)
             os.replace(tmp, self.folder / key)
         except OSError:
