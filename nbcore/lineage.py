@@ -33,8 +33,6 @@ from functools import lru_cache
 from typing import Callable, Iterable, Mapping, Optional
 
 import pandas as pd
-import sqlglot
-from sqlglot import exp
 
 from . import profiling, schema
 from .sqlfiles import read_sql
@@ -88,6 +86,9 @@ _TABLE_REF = re.compile(r"(?<![\w.`])`?([A-Za-z_]\w*)`?\.`?([A-Za-z_]\w*)`?(?![\
 
 def tables_read(table: str) -> tuple[str, ...]:
     """``upstreams`` by parsing the SQL with sqlglot (the slow, certain reading; tests compare)."""
+    import sqlglot  # here, not at the top: the read-only commands import this module and never parse
+    from sqlglot import exp
+
     t = schema.table(table)
     refs: set[str] = set()
     for name in sql_files(t.fqn):

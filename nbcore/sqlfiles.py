@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from .errors import RunbookError
 
+import hashlib
+import os
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
-
-import sqlglot
-from sqlglot import exp
 
 SQL_DIR = Path(__file__).parent / "sql"
 _PARAM = re.compile(r"(?<![@\w])@(\w+)")
@@ -44,12 +44,93 @@ def _generated() -> dict:
 GENERATED = ("validate/present_games", "derive/present_games")
 
 
+#: where a generated statement comes from: its text changes only when one of these does
+_GENERATOR_FILES = ("schema/*.yaml", "schema/__init__.py", "schema/coverage.py")
+
+
+class SqlCache:
+    """Texts kept on disk between processes, one file per key (written whole, then renamed into
+    place, so a reader never sees half a text; a folder that cannot be written is skipped)."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+
+    @classmethod
+    def default(cls) -> "SqlCache":
+        where = os.environ.get("RUNBOOK_SQL_CACHE", "")
+        if where.lower() in ("off", "0", "none"):
+            return cls(None)
+        if where:
+            return cls(Path(where))
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return cls(Path(base) / "backfill-runbook" / "sql")
+
+    def get(self, key: str) -> str | None:
+        if self.folder is None:
+            return None
+        try:
+            return (self.folder / key).read_text()
+        except OSError:
+            return None
+
+    def put(self, key: str, text: str) -> None:
+        if self.folder is None:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"  # one writer per temp file
+            tmp.write_text(text)
+            os.replace(tmp, self.folder / key)
+        except OSError:
+            pass
+
+
+@lru_cache(maxsize=1)
+def _cache() -> SqlCache:
+    return SqlCache.default()
+
+
+def _sha(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _sqlglot_version() -> str:
+    """The installed sqlglot's version, read from its ``_version.py`` without importing sqlglot
+    (a translation is only reused by the sqlglot that made it)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("sqlglot")
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
+    try:
+        return (origin.parent / "_version.py").read_text() if origin else "unknown"
+    except OSError:
+        return f"{origin}:{origin.stat().st_mtime_ns}" if origin else "unknown"
+
+
+@lru_cache(maxsize=1)
+def _generator_hash() -> str:
+    base = Path(__file__).parent
+    files = sorted(f for pattern in _GENERATOR_FILES for f in base.glob(pattern))
+    return _sha(*(f"{f.relative_to(base)}\n{f.read_text()}" for f in files))
+
+
 @lru_cache(maxsize=None)
 def read_sql(name: str) -> str:
-    """The BigQuery text of a SQL file (or of a statement generated from the schema)."""
+    """The BigQuery text of a SQL file (or of a statement generated from the schema; kept in the
+    on-disk cache under the hash of the files that generate it, so reading it needs no sqlglot)."""
     key = name[:-4] if name.endswith(".sql") else name
     if key in GENERATED:
-        return _generated()[key]()
+        ckey = "gen-" + _sha(key, _generator_hash(), _sqlglot_version())
+        text = _cache().get(ckey)
+        if text is None:
+            text = _generated()[key]()
+            _cache().put(ckey, text)
+        return text
     return sql_path(name).read_text()
 
 
@@ -61,7 +142,19 @@ def parameter_names(bigquery_sql: str) -> set[str]:
 
 @lru_cache(maxsize=512)
 def to_duckdb(bigquery_sql: str) -> str:
-    """Translate BigQuery Standard SQL to DuckDB with sqlglot (``@p`` becomes ``$p``)."""
+    """Translate BigQuery Standard SQL to DuckDB with sqlglot (``@p`` becomes ``$p``); a text
+    translated before, by this sqlglot, is read from the on-disk cache instead (``SqlCache``)."""
+    key = "duckdb-" + _sha(bigquery_sql, _sqlglot_version())
+    text = _cache().get(key)
+    if text is None:
+        text = _translate(bigquery_sql)
+        _cache().put(key, text)
+    return text
+
+
+def _translate(bigquery_sql: str) -> str:
+    import sqlglot
+
     try:
         statements = sqlglot.parse(bigquery_sql, read="bigquery")
     except sqlglot.errors.ParseError as e:
@@ -76,6 +169,9 @@ def to_duckdb(bigquery_sql: str) -> str:
 
 def qualify_tables(bigquery_sql: str, project: str | None, dataset_suffix: str = "") -> str:
     """Give every ``dataset.table`` a project and a dataset suffix, for BigQuery."""
+    import sqlglot
+    from sqlglot import exp
+
     from .schema import DATASET_ORDER
 
     def fix(node: exp.Expression) -> exp.Expression:

@@ -68,7 +68,7 @@ class PartitionStates:
     stale_causes: dict[str, dict[date, lineage.Cause]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._index = {(r.table, r.game_date): i for i, r in enumerate(self.frame.itertuples(index=False))}
+        self._index = {k: i for i, k in enumerate(zip(self.frame.table.tolist(), self.frame.game_date.tolist()))}
 
     def state(self, table: str, day: date) -> Optional[str]:
         """The state of one partition, None when ``day`` is not an expected date of ``table``."""
@@ -214,15 +214,24 @@ def _reads(wh: Warehouse, params: RunParams, lo: date, hi: date):
         return present, _unpredicted(wh, lo, hi, params), _latest_attempts(wh, lo, hi), _stale_causes(wh, lo, hi)
     part = f.part
     present = f[part == "present"].rename(columns={"n": "row_count"})[["table_name", "game_date", "game_id", "row_count"]]
-    unpredicted = {pd.Timestamp(r.game_date).date(): int(r.n) for r in f[part == "unpredicted"].itertuples(index=False)}
-    attempts = {(r.table_name, pd.Timestamp(r.game_date).date()): (bool(r.ok), str(r.detail or "unknown error"), int(r.n))
-                for r in f[part == "attempt"].itertuples(index=False)}
+    # columns as Python lists, then zip: row tuples of pandas' arrow-backed columns cost more than the read
+    u = f[part == "unpredicted"]
+    unpredicted = {d: int(n) for d, n in zip(_days(u.game_date), u.n.tolist())}
+    a = f[part == "attempt"]
+    attempts = {(t, d): (bool(ok), str(detail or "unknown error"), int(n))
+                for t, d, ok, detail, n in zip(a.table_name.tolist(), _days(a.game_date), a.ok.tolist(),
+                                               a.detail.tolist(), a.n.tolist())}
     stale = f[part == "stale"].rename(columns={
         "game_date": "data_date", "detail": "upstream_table", "first_date": "upstream_first_date",
         "last_date": "upstream_last_date", "n": "upstream_dates", "changed_at": "upstream_changed_at"})
     for c in ("data_date", "upstream_first_date", "upstream_last_date"):
         stale[c] = pd.to_datetime(stale[c]).dt.date
     return present, unpredicted, attempts, lineage.stale_seeds(stale)
+
+
+def _days(column: pd.Series) -> list[date]:
+    """A column of dates or timestamps as ``datetime.date`` values (what ``pd.Timestamp(v).date()`` gives)."""
+    return pd.to_datetime(column).dt.date.tolist()
 
 
 def _blocking_upstreams(t: schema.Table, required: set[str]) -> list[str]:
@@ -269,7 +278,7 @@ def _coverage(games: pd.DataFrame, present: pd.DataFrame) -> dict[str, dict[tupl
         short = grid[~grid.has].merge(partly, on=keys)
         lacking = {k: sorted(ids) for k, ids in short.groupby(keys).game_id}
     out: dict[str, dict] = {}
-    for table, day, season, n, got, rows in agg[keys + ["n", "got", "rows"]].itertuples(index=False):
+    for table, day, season, n, got, rows in zip(*(agg[c].tolist() for c in keys + ["n", "got", "rows"])):
         out.setdefault(table, {})[(day, int(season))] = (int(n), int(got), int(rows),
                                                           lacking.get((table, day, season), []))
     return out

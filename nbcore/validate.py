@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Optional
 
 import pandas as pd
 
-from .record import typed_record
 from . import sanity, schema
 from .errors import StageFailed
 from .expected import expected_games
@@ -335,6 +334,8 @@ def run_validate(
         record = result.summary()
         if reason:
             record.update(status="failed", reason=reason)
+        from .record import typed_record  # the stage contract's pydantic models: only a run archiving needs them
+
         archive.record_stage(name, typed_record("validate", record))
     if reason:
         raise FindingsFailed(reason, stage=f"validate_{snapshot}" if snapshot else "validate",
@@ -396,29 +397,32 @@ def table_statuses(states: "PartitionStates", apply_waivers: bool = True) -> lis
     Waived dates leave ``expected`` and ``missing`` for ``waived``, unless ``apply_waivers`` is
     False (load: every absent date is a candidate, waivers are applied file by file)."""
     by_key: dict[tuple[str, int], TableStatus] = {}
-    for r in states.frame.itertuples(index=False):  # one pass: a frame op per group costs more than the loop
-        t = by_key.get((r.table, r.season_year))
+    f = states.frame  # one pass: a frame op per group costs more than the loop (over column lists: row tuples cost more)
+    cols = ["table", "phase", "season_year", "game_date", "state", "cause", "rows", "games_expected", "games_present",
+            "complete", "missing_games"]
+    for table, phase, season, day, state, cause, rows, n_exp, n_got, complete, lacking in zip(*(f[c].tolist() for c in cols)):
+        t = by_key.get((table, season))
         if t is None:
-            t = by_key[(r.table, r.season_year)] = TableStatus(
-                phase=str(r.phase), table=r.table, season_year=int(r.season_year), expected=[], present=[], missing=[],
+            t = by_key[(table, season)] = TableStatus(
+                phase=str(phase), table=table, season_year=int(season), expected=[], present=[], missing=[],
                 partial={}, games_expected=0, games_present=0, rows=0)
-        t.rows += int(r.rows)
-        if r.state != "present":
-            t.states[r.game_date], t.causes[r.game_date] = r.state, r.cause
-        if apply_waivers and r.state == "waived":
-            t.waived[r.game_date] = r.cause
+        t.rows += int(rows)
+        if state != "present":
+            t.states[day], t.causes[day] = state, cause
+        if apply_waivers and state == "waived":
+            t.waived[day] = cause
             continue
-        t.expected.append(r.game_date)
-        t.games_expected += int(r.games_expected)
-        t.games_present += int(r.games_present)
-        if r.complete:
-            t.present.append(r.game_date)
-            if r.state == "stale":
-                t.stale.append(r.game_date)
+        t.expected.append(day)
+        t.games_expected += int(n_exp)
+        t.games_present += int(n_got)
+        if complete:
+            t.present.append(day)
+            if state == "stale":
+                t.stale.append(day)
         else:
-            t.missing.append(r.game_date)
-            if r.games_present and r.missing_games:
-                t.partial[r.game_date] = r.missing_games.split(", ")
+            t.missing.append(day)
+            if n_got and lacking:
+                t.partial[day] = lacking.split(", ")
     out = list(by_key.values())
     for t in out:
         t.expected.sort(), t.present.sort(), t.missing.sort(), t.stale.sort()
