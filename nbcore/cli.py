@@ -168,7 +168,7 @@ def main() -> None:
 
 @main.command(help=f"""Completeness matrix: season x table, present / expected game dates (expected = the
 schedule's completed games), each cell marked with its waived, stale, failed and blocked dates, then
-the missing dates and the sanity checks. Read-only: the warehouse is opened read-only.
+the missing dates (the sanity checks with --checks). Read-only: the warehouse is opened read-only.
 
 {_exits(0, 2, 4, 5)}""")
 @params_option
@@ -176,18 +176,22 @@ the missing dates and the sanity checks. Read-only: the warehouse is opened read
 @click.option("--check", is_flag=True,
               help="exit 5 when any expected date is missing, stale, failed or blocked (waived is fine): "
                    "for a scheduled job that must notice holes")
-def status(params_file: str, as_json: bool, check: bool) -> None:
+@click.option("--checks", "run_checks", is_flag=True,
+              help="also run the sanity checks (keys, values, reconciliations; always in --json and in a "
+                   "run's validate steps): about half of the command's time on a full warehouse")
+def status(params_file: str, as_json: bool, check: bool, run_checks: bool) -> None:
     from .validate import print_status, run_validate
     from .warehouse import open_for_reading
 
     params = _params(params_file, "read", "status")
     with open_for_reading(params) as wh:  # read-only: status never takes the DuckDB file from a running backfill
-        # grading completeness is in the JSON only: the terminal view does not show it
-        result = run_validate(params, wh, progress=False, grading=as_json)
+        # the terminal view is the state (what a person polls mid-backfill); the sanity checks are
+        # validate's, run here on request; grading completeness is in the JSON only
+        result = run_validate(params, wh, progress=False, checks=as_json or run_checks, grading=as_json)
     if as_json:
         _echo_json(result.to_status_json())
     else:
-        print_status(result)
+        print_status(result, checks=run_checks)
     from .state import OPEN_STATES
 
     if check and result.states is not None and result.states.frame.state.isin(list(OPEN_STATES)).any():

@@ -445,8 +445,9 @@ def _status_cell(t: TableStatus) -> str:
     return f"[{color}]{len(t.present)}/{len(t.expected)}{marks}[/{color}]"
 
 
-def print_status(result: ValidateResult) -> None:
-    """The completeness matrix as a terminal table (``runbook status``)."""
+def print_status(result: ValidateResult, checks: bool = True) -> None:
+    """The completeness matrix as a terminal table (``runbook status``); ``checks=False``: the sanity
+    checks were not run (the line says how to run them)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -476,6 +477,9 @@ def print_status(result: ValidateResult) -> None:
         for r in missing.itertuples(index=False):
             extra = f"  (partial: {getattr(r, '_5')})" if getattr(r, "_5") else ""
             console.print(f"  {r.table} {r.season}: {r.missing}{extra}")
+    if not checks:
+        console.print("[bold]Sanity checks[/bold]: not run (add --checks; a run's validate steps always run them)")
+        return
     failed, warned = result.failed_checks, result.warnings
     console.print(f"[bold]Sanity checks[/bold]: {len(result.checks) - len(failed) - len(warned)} passed, "
                   f"{len(failed)} failed, {len(warned)} warned, {int(result.checks.waived.sum()) if len(result.checks) else 0} "
