@@ -373,6 +373,7 @@ class _Loader:
         self.loaded_at = now_utc()
         self.games = pd.DataFrame()
         self.season_of: dict[str, int] = {}
+        self._root: Optional[Path] = None
 
     def refresh_schedule(self) -> None:
         g = self.wh.query_file("load/schedule_games")
@@ -396,12 +397,18 @@ class _Loader:
         self._refuse_escape(rel)
         return read_document(self.bucket, rel)
 
+    def _bucket_root(self) -> Path:
+        """The bucket folder's real path, resolved once per load (not once per file)."""
+        if self._root is None:
+            self._root = Path(self.bucket.root).resolve()
+        return self._root
+
     def _refuse_escape(self, rel: str) -> None:
         """A local bucket's file must really be in the bucket: a symbolic link pointing elsewhere is not
         loaded (it would make any file on the machine look like phase 1 data)."""
         if not self.bucket.is_local:
             return
-        root = Path(self.bucket.root).resolve()
+        root = self._bucket_root()
         full = Path(self.bucket.full_path(rel))
         try:
             real = full.resolve()

@@ -472,6 +472,11 @@ def dated_rules_hold(source: str, doc: dict, cols: dict[str, list], day: date, s
         return False
 
 
+def _only(kind: type, values: list) -> bool:
+    """Every value is exactly of type ``kind`` (not a subclass: a bool is no count)."""
+    return not values or set(map(type, values)) == {kind}
+
+
 def _dated_rules_hold(source: str, doc: dict, cols: dict[str, list], day: date, schedule: ScheduleIndex) -> bool:
     if doc.get("game_date") != day.isoformat():
         return False
@@ -491,10 +496,10 @@ def _dated_rules_hold(source: str, doc: dict, cols: dict[str, list], day: date, 
     if not n:
         return True
     # each row's team plays in its game; players per team within the bound; one row per key
+    if not _only(str, game_ids) or not _only(str, teams) or not _only(str, players):
+        return False
     roster: dict[tuple, set] = {}
     for gid, team, player in zip(game_ids, teams, players):
-        if type(gid) is not str or type(team) is not str or type(player) is not str:
-            return False
         s = games[gid]
         if team != s[2] and team != s[3]:
             return False
@@ -503,7 +508,7 @@ def _dated_rules_hold(source: str, doc: dict, cols: dict[str, list], day: date, 
         return False
     if source == PROPS:
         books = cols["bookmaker"]
-        if any(type(b) is not str for b in books):
+        if not _only(str, books):
             return False
         per_game: dict[str, set] = {}
         for gid, book in zip(game_ids, books):
@@ -524,9 +529,9 @@ def _dated_rules_hold(source: str, doc: dict, cols: dict[str, list], day: date, 
     num = {}
     for c in counts:
         values = cols[c]
-        if any(type(v) is not int for v in values):  # 3.0, 10**30, a string: the explaining rules say
+        if not _only(int, values):  # 3.0, True, a string: the explaining rules say
             return False
-        num[c] = np.array(values, dtype=np.int64)
+        num[c] = np.array(values, dtype=np.int64)  # 10**30 raises OverflowError: a "no"
     stacked = np.stack([num[c] for c in counts])
     if (stacked < 0).any():
         return False

@@ -20,6 +20,7 @@ from functools import lru_cache
 from datetime import date, datetime, timezone
 from typing import Mapping, Optional
 
+import numpy as np
 import pandas as pd
 
 from .. import schema
@@ -76,8 +77,30 @@ def _with_file(table: str, data: dict[str, list], source_file: str, loaded_at, p
 def frame_of(table: str, columns: dict[str, list]) -> pd.DataFrame:
     """The DataFrame of ``columns`` (name -> values, as ``parse_columns`` gives them). The load builds
     one per batch of dates from the concatenated columns of its files, not one per file: a frame
-    costs about as much to build for 200 rows as for 8,000."""
-    return pd.DataFrame(columns, columns=list(columns))
+    costs about as much to build for 200 rows as for 8,000.
+
+    A column of the table's INT64 or FLOAT64 type holding only Python ints (floats) becomes a numpy
+    array directly, and a column of one and the same timestamp (``loaded_at``) is filled from it:
+    the dtypes pandas would infer, without inferring them value by value (two thirds of the
+    frame's cost). Anything else (NULLs, mixed types, a column not in the table) is left to pandas."""
+    types = schema.table(table).columns
+    return pd.DataFrame({c: _typed(types.get(c), v) for c, v in columns.items()}, columns=list(columns))
+
+
+def _typed(bq_type: Optional[str], values: list):
+    if not values or not isinstance(values, list):
+        return values
+    kinds = set(map(type, values))
+    if bq_type == "INT64" and kinds == {int}:
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:  # past 64 bits: pandas keeps it as an object column
+            return values
+    if bq_type == "FLOAT64" and kinds == {float}:
+        return np.array(values, dtype=np.float64)
+    if bq_type == "TIMESTAMP" and kinds == {pd.Timestamp} and len(set(map(id, values))) == 1 and values[0].tzinfo is None:
+        return np.full(len(values), values[0].to_datetime64())
+    return values
 
 
 def parse_schedule(doc: dict, source_file: str, loaded_at=None, *, positions: bool = False) -> pd.DataFrame:
