@@ -23,7 +23,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Optional
 
-import jsonschema_rs
 import numpy as np
 import pandas as pd
 
@@ -95,6 +94,8 @@ def _fast(source: str):
     fastjsonschema's generated Python took 1-4 ms and was a fifth of a load's time). It is at least
     as strict as ``jsonschema`` on these schemas (its regexes match ``$`` only at the very end and
     ``\\d`` only ASCII digits), so whatever it refuses is decided and explained by ``_precise``."""
+    import jsonschema_rs  # on first use: its library adds 8 MB to a process that never validates a file
+
     return jsonschema_rs.validator_for(json_schema(source))
 
 
