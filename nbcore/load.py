@@ -39,10 +39,10 @@ from .bucket import Bucket, FileMissing, TransientReadError, parse_dated_path
 from .history import RunRecord, record_runs
 from .params import ParamsError, RunParams
 from .sources import DATED_SOURCES, SCHEDULE, file_path
-from .sources.checks import (FileProblem, ScheduleIndex, check_dated_rules, check_schedule_rules, check_schema, decode, load_json,
+from .sources.checks import (FileProblem, ScheduleIndex, check_dated_rules, dated_rules_hold, check_schedule_rules, check_schema, decode, load_json,
                              refuse_oversized)
 from .sources.checks import join_reasons
-from .sources.parse import POSITION_COLUMNS, now_utc, parse_document
+from .sources.parse import POSITION_COLUMNS, frame_of, now_utc, parse_columns, parse_document
 from .warehouse import Warehouse, WarehouseError, open_warehouse
 from .waivers import Waiver, waived
 from .shell import runbook as runbook_command
@@ -80,14 +80,41 @@ def check_file(bucket: Bucket, source: str, day: date, schedule: ScheduleIndex, 
                loaded_at=None) -> pd.DataFrame:
     """The phase 2 rows of one dated source's file, once it passed every check (size, decoding,
     JSON, JSON Schema, the rules a person would check); raises ``FileProblem`` saying why not."""
+    return frame_of(source, check_file_columns(bucket, source, day, schedule, season_of, loaded_at))
+
+
+def check_file_columns(bucket: Bucket, source: str, day: date, schedule: ScheduleIndex, season_of: dict,
+                       loaded_at=None) -> dict[str, list]:
+    """``check_file``'s rows as columns (name -> list of values, in the table's order). The stage
+    keeps each file's rows this way and builds one DataFrame per batch of dates (``_Loader.write``):
+    a DataFrame per file cost more than reading, parsing and checking the file together."""
     rel = file_path(source, day)
     doc = read_document(bucket, rel)
     check_schema(source, doc)
-    parsed = parse_document(source, doc, rel, loaded_at, season_of=season_of, positions=True)
-    check_dated_rules(source, doc, parsed, day, schedule)
-    for c in POSITION_COLUMNS:  # in place: ``drop`` copies every column of the frame
-        del parsed[c]
-    return parsed
+    cols = parse_columns(source, doc, rel, loaded_at, season_of=season_of, positions=True)
+    if not dated_rules_hold(source, doc, cols, day, schedule):
+        # a doubted file: the rules that say why run on a DataFrame; the columns are let go meanwhile,
+        # so a junk file of 16 MB costs the document and one copy of its rows, as it did before
+        frame = frame_of(source, cols)
+        del cols
+        check_dated_rules(source, doc, frame, day, schedule)  # raises FileProblem saying why
+        del frame
+        cols = parse_columns(source, doc, rel, loaded_at, season_of=season_of, positions=True)  # they all held
+    del doc
+    for c in POSITION_COLUMNS:
+        del cols[c]
+    return cols
+
+
+def _row_count(cols: dict[str, list]) -> int:
+    return len(next(iter(cols.values()))) if cols else 0
+
+
+def _batch_frame(source: str, parts: list[dict[str, list]]) -> pd.DataFrame:
+    """One DataFrame of the batch's files (each a dict of columns): the lists joined column by column."""
+    columns = list(schema.table(source).columns)
+    parts = [p for p in parts if _row_count(p)]
+    return frame_of(source, {c: [v for p in parts for v in p[c]] for c in columns})
 
 
 def schedule_index(bucket: Bucket, seasons: Iterable[int]) -> tuple[ScheduleIndex, dict]:
@@ -353,6 +380,7 @@ class _Loader:
         self.loaded_at = now_utc()
         self.games = pd.DataFrame()
         self.season_of: dict[str, int] = {}
+        self._root: Optional[Path] = None
 
     def refresh_schedule(self) -> None:
         g = self.wh.query_file("load/schedule_games")
@@ -376,12 +404,18 @@ class _Loader:
         self._refuse_escape(rel)
         return read_document(self.bucket, rel)
 
+    def _bucket_root(self) -> Path:
+        """The bucket folder's real path, resolved once per load (not once per file)."""
+        if self._root is None:
+            self._root = Path(self.bucket.root).resolve()
+        return self._root
+
     def _refuse_escape(self, rel: str) -> None:
         """A local bucket's file must really be in the bucket: a symbolic link pointing elsewhere is not
         loaded (it would make any file on the machine look like phase 1 data)."""
         if not self.bucket.is_local:
             return
-        root = Path(self.bucket.root).resolve()
+        root = self._bucket_root()
         full = Path(self.bucket.full_path(rel))
         try:
             real = full.resolve()
@@ -438,8 +472,8 @@ class _Loader:
         return out
 
     # -- one dated source, one date -----------------------------------------------------
-    def prepare(self, source: str, day: date, waiver: Optional[Waiver]) -> tuple[Outcome, Optional[pd.DataFrame]]:
-        """Read and check one date's file (retrying once); the rows to write, or a failed outcome."""
+    def prepare(self, source: str, day: date, waiver: Optional[Waiver]) -> tuple[Outcome, Optional[dict[str, list]]]:
+        """Read and check one date's file (retrying once); the rows to write (as columns), or a failed outcome."""
         rel = file_path(source, day)
         out = Outcome(source, day, rel, "failed")
         if waiver is not None:
@@ -457,10 +491,10 @@ class _Loader:
                         raise FileProblem("unexpected", f"unexpected file {rel}: the schedule has no completed games on {day}; "
                                                         f"remove the file from the bucket, or fix the schedule")
                     out.state, out.note = "loaded", f"no completed games on {day}: nothing to load"
-                    rows = pd.DataFrame(columns=list(schema.table(source).columns))
+                    rows = {c: [] for c in schema.table(source).columns}
                     break
                 self._refuse_escape(rel)
-                rows = check_file(self.bucket, source, day, self.schedule, self.season_of, self.loaded_at)
+                rows = check_file_columns(self.bucket, source, day, self.schedule, self.season_of, self.loaded_at)
                 out.state = "loaded"
                 break
             except FileProblem as e:
@@ -472,11 +506,12 @@ class _Loader:
         out.seconds = time.perf_counter() - t_start
         return out, rows
 
-    def write(self, batch: list[tuple[Outcome, pd.DataFrame]]) -> None:
+    def write(self, batch: list[tuple[Outcome, dict[str, list]]]) -> None:
         """Replace the batch's dates (one source) in one transaction; date by date if that fails.
 
         Every date of the batch passed its checks, so writing them together keeps the
-        "never a partial date" promise and saves a transaction per date.
+        "never a partial date" promise and saves a transaction per date. The batch's rows become
+        one DataFrame here (its files' columns joined), not one per file.
         """
         if not batch:
             return
@@ -485,8 +520,7 @@ class _Loader:
         days = [o.date for o, _ in batch]
         t0 = time.perf_counter()
         try:
-            frames = [f for _, f in batch if len(f)]
-            frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(schema.table(source).columns))
+            frame = _batch_frame(source, [cols for _, cols in batch])
             with self.wh.transaction():
                 self.wh.replace_range(table, min(days), max(days), frame=frame, where="game_date IN UNNEST(@_days)",
                                       params={"_days": days})
@@ -504,19 +538,20 @@ class _Loader:
             t0 = time.perf_counter()
             try:
                 with self.wh.transaction():
-                    self.wh.replace_range(table, out.date, out.date, frame=rows)
+                    self.wh.replace_range(table, out.date, out.date, frame=_batch_frame(source, [rows]))
                     self._mark_loaded(batch, t0, attempt_offset=attempt)
                 return
             except WarehouseError as e:
                 out.state, out.stage, out.reason = "failed", "write", f"writing the rows failed: {e}"
                 self._fail(source, out.date, out.file, "write", out.reason, out.attempts + attempt, t0)
 
-    def _mark_loaded(self, batch: list[tuple[Outcome, pd.DataFrame]], t0: float, attempt_offset: int = 0) -> None:
+    def _mark_loaded(self, batch: list[tuple[Outcome, dict[str, list]]], t0: float, attempt_offset: int = 0) -> None:
         records = []
         for out, rows in batch:
-            out.state, out.rows, out.stage, out.reason = "loaded", len(rows), None, None
+            n = _row_count(rows)
+            out.state, out.rows, out.stage, out.reason = "loaded", n, None, None
             out.attempts += attempt_offset
-            records.append(self._history(out.source, out.date, out.attempts, True, len(rows), None, t0))
+            records.append(self._history(out.source, out.date, out.attempts, True, n, None, t0))
             for a in self.failures:
                 if a.source == out.source and a.date == out.date and a.file == out.file:
                     a.resolved = True
@@ -562,7 +597,7 @@ def _run_load(params: RunParams, wh: Warehouse | None, archive: RunArchive | Non
         loader.refresh_schedule()
         plan = _plan(params, wh, bucket, loader.games, mode)
         bar = tqdm(plan.tasks, desc="load", unit="date", disable=not progress)
-        batch: list[tuple[Outcome, pd.DataFrame]] = []
+        batch: list[tuple[Outcome, dict[str, list]]] = []
         stage_log(STAGE, f"{len(plan.tasks)} file(s) to load")
         for i, (source, day) in enumerate(bar):
             bar.set_postfix_str(f"{source} {day}", refresh=False)

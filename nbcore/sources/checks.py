@@ -6,8 +6,11 @@ or ``game 0022301141, row 3 (Khris Beal): minutes is negative (-12:00)``.
 Stages, in order: ``decode``, ``json``, ``schema``, ``rules``.
 
 The JSON Schemas live in ``nbcore/schemas/<source>.schema.json`` (copies of ``docs/schemas``).
-A compiled fastjsonschema validator answers "valid?" quickly for the thousands of good files;
-only a failing document goes through ``jsonschema`` to explain every problem precisely.
+A compiled validator (``jsonschema-rs``, in Rust) answers "valid?" quickly for the thousands of good
+files; only a failing document goes through ``jsonschema`` to explain every problem precisely. The
+rules follow the same pattern: ``dated_rules_hold`` answers "does every rule hold?" on the file's
+columns (plain lists, numpy), and only a file it doubts goes through the rules that say why, on a
+DataFrame (``check_dated_rules``).
 """
 from __future__ import annotations
 
@@ -20,11 +23,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Optional
 
-import fastjsonschema
 import numpy as np
 import pandas as pd
 
 from . import BOXSCORES, GAMEBOOK, PROPS, SCHEDULE
+from .parse import frame_of
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 MAX_PROBLEMS = 3  # reasons list the first few problems and count the rest
@@ -87,7 +90,13 @@ def json_schema(source: str) -> dict:
 
 @lru_cache(maxsize=None)
 def _fast(source: str):
-    return fastjsonschema.compile(json_schema(source))
+    """The compiled validator that says only "valid?" (jsonschema-rs: about 0.2 ms a file, where
+    fastjsonschema's generated Python took 1-4 ms and was a fifth of a load's time). It is at least
+    as strict as ``jsonschema`` on these schemas (its regexes match ``$`` only at the very end and
+    ``\\d`` only ASCII digits), so whatever it refuses is decided and explained by ``_precise``."""
+    import jsonschema_rs  # on first use: its library adds 8 MB to a process that never validates a file
+
+    return jsonschema_rs.validator_for(json_schema(source))
 
 
 @lru_cache(maxsize=None)
@@ -320,9 +329,9 @@ def _short(v: Any) -> str:
 def check_schema(source: str, doc: Any) -> None:
     """Raise FileProblem("schema", ...) listing the first few schema violations."""
     try:
-        _fast(source)(doc)
-        return
-    except fastjsonschema.JsonSchemaException:
+        if _fast(source).is_valid(doc):
+            return
+    except (ValueError, TypeError, OverflowError):  # a value it cannot take in: let the precise validator judge
         pass
     errors = sorted(_precise(source).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     if not errors:  # the two validators disagree: trust the precise one
@@ -392,16 +401,25 @@ class ScheduleIndex:
                 self.final_by_day.setdefault(d, []).append((gid, home, away))
 
 
-def check_dated_rules(source: str, doc: dict, rows: pd.DataFrame, day: date, schedule: "ScheduleIndex | pd.DataFrame") -> None:
-    """Rules for one date's file of a dated source (``rows`` parsed with positions=True).
+def check_dated_rules(source: str, doc: dict, rows: "pd.DataFrame | dict[str, list]", day: date,
+                      schedule: "ScheduleIndex | pd.DataFrame") -> None:
+    """Rules for one date's file of a dated source (``rows`` parsed with positions=True: a DataFrame,
+    or the columns ``parse.parse_columns`` gives).
 
     ``schedule`` holds every game known to the warehouse (game_id, game_date, game_status,
     home_team, away_team). A file must match its path's date, hold only scheduled games of
     that date with their teams, hold every completed game of that date (a partial date is
     never loaded), and hold consistent, unique player rows.
+
+    Given columns, ``dated_rules_hold`` decides first; only a file it doubts is put in a DataFrame
+    and checked below, which says why (the same reasons, whichever form the rows came in).
     """
     if not isinstance(schedule, ScheduleIndex):
         schedule = ScheduleIndex(schedule)
+    if isinstance(rows, dict):
+        if dated_rules_hold(source, doc, rows, day, schedule):
+            return
+        rows = frame_of(source, rows)
     problems: list[str] = []
     if doc.get("game_date") != day.isoformat():
         problems.append(f"the file is for {doc.get('game_date')} but its path says {day.isoformat()}: "
@@ -438,6 +456,111 @@ def check_dated_rules(source: str, doc: dict, rows: pd.DataFrame, day: date, sch
         problems += _row_rules(source, rows, schedule)
     if problems:
         raise FileProblem("rules", _join(problems))
+
+
+def dated_rules_hold(source: str, doc: dict, cols: dict[str, list], day: date, schedule: ScheduleIndex) -> bool:
+    """True when every rule of ``check_dated_rules`` holds for the file (``cols``: its columns from
+    ``parse.parse_columns`` with positions), computed on plain lists and numpy arrays.
+
+    It only answers yes or no, the way a compiled schema validator does: the rules there are written
+    for explaining (a DataFrame, rows picked out by masks, one reason each), which costs a few
+    milliseconds a file even when nothing is wrong, the common case. It errs towards "no": anything
+    it does not expect (a value of another type, an error) is a "no", and the explaining rules decide.
+    """
+    try:
+        return _dated_rules_hold(source, doc, cols, day, schedule)
+    except Exception:  # the explaining rules raise or report it, as they did before this shortcut
+        return False
+
+
+def _only(kind: type, values: list) -> bool:
+    """Every value is exactly of type ``kind`` (not a subclass: a bool is no count)."""
+    return not values or set(map(type, values)) == {kind}
+
+
+def _dated_rules_hold(source: str, doc: dict, cols: dict[str, list], day: date, schedule: ScheduleIndex) -> bool:
+    if doc.get("game_date") != day.isoformat():
+        return False
+    games = schedule.games
+    seen: set = set()
+    for g in doc["events" if source == PROPS else "games"]:
+        gid = g["game_id"]
+        s = games.get(gid)
+        if gid in seen or s is None or s[0] != day or s[1] != "final" or (g["home_team"], g["away_team"]) != (s[2], s[3]):
+            return False
+        seen.add(gid)
+    game_ids, teams, players = cols["game_id"], cols["team_abbr"], cols["player_lookup"]
+    present = set(game_ids)
+    if any(gid not in present for gid, _, _ in schedule.final_by_day.get(day, [])):
+        return False
+    n = len(game_ids)
+    if not n:
+        return True
+    # each row's team plays in its game; players per team within the bound; one row per key
+    if not _only(str, game_ids) or not _only(str, teams) or not _only(str, players):
+        return False
+    roster: dict[tuple, set] = {}
+    for gid, team, player in zip(game_ids, teams, players):
+        s = games[gid]
+        if team != s[2] and team != s[3]:
+            return False
+        roster.setdefault((gid, team), set()).add(player)
+    if any(len(names) > MAX_PLAYERS_PER_TEAM for names in roster.values()):
+        return False
+    if source == PROPS:
+        books = cols["bookmaker"]
+        if not _only(str, books):
+            return False
+        per_game: dict[str, set] = {}
+        for gid, book in zip(game_ids, books):
+            per_game.setdefault(gid, set()).add(book)
+        if any(len(names) > MAX_BOOKMAKERS for names in per_game.values()):
+            return False
+        return len(set(zip(game_ids, players, books))) == n
+    if len(set(zip(game_ids, players))) != n:
+        return False
+    # box scores and gamebooks: both teams have rows, the counts add up, each team's points make its score
+    for gid in present:
+        s = games[gid]
+        if (gid, s[2]) not in roster or (gid, s[3]) not in roster:
+            return False
+    counts = ["points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "reb", "ast", "stl", "blk", "tov", "pf"]
+    if source == BOXSCORES:
+        counts += ["oreb", "dreb"]
+    num = {}
+    for c in counts:
+        values = cols[c]
+        if not _only(int, values):  # 3.0, True, a string: the explaining rules say
+            return False
+        num[c] = np.array(values, dtype=np.int64)  # 10**30 raises OverflowError: a "no"
+    stacked = np.stack([num[c] for c in counts])
+    if (stacked < 0).any():
+        return False
+    if (num["points"] != 2 * num["fgm"] + num["fg3m"] + num["ftm"]).any():
+        return False
+    for made, att in (("fgm", "fga"), ("fg3m", "fg3a"), ("ftm", "fta"), ("fg3m", "fgm")):
+        if (num[made] > num[att]).any():
+            return False
+    if source == BOXSCORES:
+        if (num["reb"] != num["oreb"] + num["dreb"]).any():
+            return False
+        if any(int(m.split(":", 1)[0]) > 70 for m in cols["minutes"]):
+            return False
+    else:
+        statuses, minutes = cols["player_status"], cols["minutes"]
+        any_stat = (stacked != 0).any(axis=0)
+        for status, m, stat in zip(statuses, minutes, any_stat.tolist()):
+            has_minutes = m is not None and m == m  # NaN: not given
+            if (has_minutes if status != "active" else not has_minutes) or (status != "active" and stat):
+                return False
+    totals: dict[tuple, int] = {}
+    for gid, team, pts in zip(game_ids, teams, num["points"].tolist()):
+        totals[(gid, team)] = totals.get((gid, team), 0) + pts
+    for (gid, team), pts in totals.items():
+        score = schedule.scores.get(gid)
+        if score is not None and pts != (score[0] if team == games[gid][2] else score[1]):
+            return False
+    return True
 
 
 def _volume_rules(source: str, rows: pd.DataFrame) -> list[str]:
