@@ -122,3 +122,19 @@ def test_describe_shows_the_resume_command_and_escapes_control_characters(tmp_pa
     text = out.describe()
     assert "\x1b" not in text and "stopped at gate: raw incomplete" in text
     assert "resume with: runbook resume r --archive-dir /a" in text and "report:" not in text
+
+
+@pytest.mark.parametrize("name, code", [("UsageError", 2), ("WarehouseLockedError", 4), ("StageFailed", 1),
+                                        ("GateBlocked", 3), ("FindingsFailed", 1), ("ValueError", 1), ("Nope", 1)])
+def test_an_error_known_by_its_class_name_keeps_its_exit_code(name, code):
+    """What the driver does with the class name papermill reports from a kernel (the notebook boundary;
+    through real kernels: test_plan_is_program.test_an_error_raised_inside_a_stage_exits_with_its_code)."""
+    from nbcore.errors import exit_code_for_name
+
+    assert exit_code_for_name(name) == code
+
+
+def test_a_signal_names_its_exit_code():
+    from nbcore.errors import exit_code_for_signal
+
+    assert [exit_code_for_signal(s) for s in ("SIGHUP", "SIGINT", "SIGTERM", "SIGUSR1")] == [129, 130, 143, 130]
