@@ -22,7 +22,8 @@ demo: $(STAMP)
 ## make test: the whole test suite, notebooks included (nbval); CI runs it (.ci/run). pytest-xdist runs
 ## the test files in parallel, one file per worker at a time (--dist loadfile), files with slow tests
 ## first (tests/conftest.py orders them; --no-loadscope-reorder keeps that order). The small demo, the
-## derive warehouses and one full run are built once for all workers (tests/conftest.py shared_build)
+## derive warehouses and one full run are built once per machine and code version, for all workers and
+## later runs (tests/conftest.py shared_build)
 test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -p no:nbval tests
@@ -30,7 +31,8 @@ test: $(STAMP)
 	RUNBOOK_PARAMS=params/nbval.yaml $(BIN)/python -m pytest -q --nbval-lax notebooks/
 
 ## make test-fast: the inner loop, every module's unit tests (the tests marked neither slow, browser
-## nor zetasql: see tests/conftest.py) in a few minutes; make test before pushing
+## nor zetasql: see tests/conftest.py) in about a minute on 2 cores once the shared builds are cached
+## (tests/conftest.py shared_build, /tmp/pytest-of-<user>); make test before pushing
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -p no:nbval -m fast tests
 

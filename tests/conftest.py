@@ -184,6 +184,20 @@ def _relocate(folder: Path, old: str, new: str) -> None:
                 path.write_text(text.replace(old, new), encoding="utf-8", errors="surrogateescape")
 
 
+def _cache_root(tmp_path_factory) -> Path:
+    """The folder every pytest process of the machine shares: pytest's ``/tmp/pytest-of-<user>``.
+    Not the base temp's parent: under pytest-xdist a worker's base temp is ``pytest-<N>/popen-gw0``,
+    whose parent is that one run's folder, and every run rebuilt the demo. ``RUNBOOK_TEST_CACHE_DIR``
+    puts the cache elsewhere (a CI cache directory)."""
+    if os.environ.get("RUNBOOK_TEST_CACHE_DIR"):
+        return Path(os.environ["RUNBOOK_TEST_CACHE_DIR"])
+    base = tmp_path_factory.getbasetemp()
+    for folder in (base, *base.parents):
+        if folder.name.startswith("pytest-of-"):
+            return folder
+    return base.parent  # --basetemp somewhere else: the folder around it
+
+
 def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any],
                  deps: tuple[str, ...] = (), relocate: bool = False) -> tuple[Path, Any]:
     """``build(folder)`` once per version of the code it depends on (``deps``: the nbcore modules it
@@ -195,7 +209,7 @@ def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any],
     mine = tmp_path_factory.mktemp(name)
     if os.environ.get("RUNBOOK_TEST_CACHE", "1") == "0":
         return mine, build(mine)
-    cache = tmp_path_factory.getbasetemp().parent / f"runbook-cache-{name}-{code_version(*deps)}"
+    cache = _cache_root(tmp_path_factory) / f"runbook-cache-{name}-{code_version(*deps)}"
     done = cache / "done.pickle"
     with _locked(cache.with_suffix(".lock")):
         if not done.is_file():

@@ -113,6 +113,7 @@ def _is_json(p: Path) -> bool:
     ("02_gate.ipynb", 1, "gate"),     # papermill saving the executed notebook
     ("manifest.json", 4, None),       # a manifest between two steps
 ])
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_a_full_disk_stops_the_run_and_leaves_only_whole_files(tmp_path, nbdir, monkeypatch, name, n, stopped_at):
     params = _params(tmp_path)
     disk = FullDisk(Path(params.archive_dir), name, n).install(monkeypatch)
@@ -142,6 +143,7 @@ def test_a_full_disk_stops_the_run_and_leaves_only_whole_files(tmp_path, nbdir, 
     assert _left_behind(run_dir) == {"temp": [], "empty": [], "reserve": False, "half_html": [], "half_notebooks": []}
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_the_cli_prints_the_path_and_what_to_do(tmp_path, nbdir, monkeypatch):
     params = _params(tmp_path)
     FullDisk(Path(params.archive_dir), "manifest.json", 4).install(monkeypatch)

@@ -57,6 +57,7 @@ def nbdir(tmp_path):
     return d
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_a_blocked_run_notifies_the_real_url_and_archives_no_token(tmp_path, nbdir, monkeypatch):
     monkeypatch.delenv("RUNBOOK_NOTIFY_WEBHOOK", raising=False)
     write_stage_notebook(nbdir / "02_gate.ipynb", SHOW_PARAMS + RECORD +
@@ -73,6 +74,7 @@ def test_a_blocked_run_notifies_the_real_url_and_archives_no_token(tmp_path, nbd
     assert _leaks(out.run_dir) == []
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_a_succeeded_run_archives_no_token(tmp_path, nbdir):
     with Webhook() as hook:
         out = run_runbook(_params(tmp_path, ["load"], notify_webhook=_secret_url(hook)), notebooks_dir=nbdir, echo=None)
@@ -81,6 +83,7 @@ def test_a_succeeded_run_archives_no_token(tmp_path, nbdir):
     assert _leaks(out.run_dir) == []
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_a_resumed_run_notifies_only_through_the_environment(tmp_path, nbdir, monkeypatch):
     """The archive holds the redacted URL; a resume reads the archive, so the token comes from $RUNBOOK_NOTIFY_WEBHOOK."""
     monkeypatch.delenv("RUNBOOK_NOTIFY_WEBHOOK", raising=False)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from nbcore.archive import list_runs
@@ -29,6 +30,7 @@ def test_the_before_state_leaves_no_archive_and_keeps_its_run_ids(small_demo):
     assert all(r.run_id.endswith(f"-demo-before-state-{r.stage}") for r in ids.itertuples())
 
 
+@pytest.mark.slow  # builds the demo and runs it through the `runbook` CLI
 def test_runbook_demo_lists_exactly_one_run_and_prints_no_error(tmp_path):
     params_file = tmp_path / "demo.yaml"
     params_file.write_text(yaml.safe_dump({

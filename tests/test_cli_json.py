@@ -169,6 +169,7 @@ HEAVY = {"papermill", "nbformat", "nbclient", "jupyter_client", "jupyter_core", 
          "matplotlib"}
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_read_only_commands_import_only_what_they_need(one_date):
     """``status``, ``plan`` and ``why`` (issue 21): no papermill, Jupyter or matplotlib at import time,
     read off ``python -X importtime`` of the real command."""

@@ -20,6 +20,7 @@ def test_same_seed_same_league():
     assert not generate_league(4, "small").boxscores.equals(a.boxscores)
 
 
+@pytest.mark.slow  # generates the full-scale league (the real league's sizes need it)
 def test_season_sizes_match_the_real_league(full_league):
     s = full_league.schedule
     final = s[s.game_status == "final"]
@@ -45,6 +46,7 @@ def test_season_sizes_match_the_real_league(full_league):
     assert 100_000 <= len(full_league.boxscores) <= 140_000
 
 
+@pytest.mark.slow  # generates the full-scale league (the real league's sizes need it)
 def test_box_scores_hang_together(full_league):
     b = full_league.boxscores
     assert (b.points == 2 * b.fgm + b.fg3m + b.ftm).all()
@@ -67,6 +69,7 @@ def test_box_scores_hang_together(full_league):
     assert (sched.home_score != sched.away_score).all()
 
 
+@pytest.mark.slow  # generates the full-scale league (the real league's sizes need it)
 def test_gamebook_has_dnp_and_inactive_players(full_league):
     gb = full_league.gamebook
     counts = gb.player_status.value_counts()
@@ -75,6 +78,7 @@ def test_gamebook_has_dnp_and_inactive_players(full_league):
     assert (gb[gb.player_status == "dnp"].dnp_reason.str.startswith("DNP")).all()
 
 
+@pytest.mark.slow  # generates the full-scale league (the real league's sizes need it)
 def test_traded_players_appear_for_several_teams(full_league):
     b = full_league.boxscores
     b = b.assign(season=b.game_id.str[3:5])
@@ -82,6 +86,7 @@ def test_traded_players_appear_for_several_teams(full_league):
     assert (teams >= 2).sum() >= 10
 
 
+@pytest.mark.slow  # generates the full-scale league (the real league's sizes need it)
 def test_postponed_games_are_played_later(full_league):
     s = full_league.schedule
     moved = s[s.original_game_date.notna()]
@@ -89,6 +94,7 @@ def test_postponed_games_are_played_later(full_league):
     assert (moved.game_date > moved.original_game_date).all()
 
 
+@pytest.mark.slow  # generates the full-scale league (the real league's sizes need it)
 def test_prop_lines_for_rotation_players(full_league):
     p = full_league.props
     assert set(p.bookmaker) == {"draftkings", "fanduel"}

@@ -134,6 +134,7 @@ def test_a_chunk_never_rewrites_a_date_it_was_not_asked_for(derived, tmp_path):
         wh.close()
 
 
+@pytest.mark.slow  # derives the small demo
 def test_check_blocks_a_date_whose_upstream_failed_and_stops_there(raw_complete, tmp_path):
     params, built = raw_complete
     p, wh = fresh_copy(params, tmp_path, chunk_days=1)
@@ -183,6 +184,7 @@ def test_bypasses_skip_the_checks_and_say_so(raw_complete, tmp_path, bypass, cap
         wh.close()
 
 
+@pytest.mark.slow  # derives the small demo
 def test_check_blocks_a_raw_gap_on_the_chunk(small_demo, tmp_path):
     """The before state: raw holes still open. Partitions blocked by them are not planned, but the
     first planned date whose chunk reads a raw gap is refused, naming the raw table and the load."""
@@ -232,6 +234,7 @@ def test_a_season_start_is_never_a_gap(small_demo, tmp_path):
         wh.close()
 
 
+@pytest.mark.slow  # derives the small demo
 def test_waived_dates_are_skipped_and_not_gaps(raw_complete, tmp_path):
     params, built = raw_complete
     p, wh = fresh_copy(params, tmp_path, end_date=date(2024, 4, 22))
@@ -245,6 +248,7 @@ def test_waived_dates_are_skipped_and_not_gaps(raw_complete, tmp_path):
         wh.close()
 
 
+@pytest.mark.slow  # derives the small demo
 def test_a_crash_mid_chunk_leaves_no_partial_chunk(raw_complete, tmp_path, monkeypatch):
     params, built = raw_complete
     p, wh = fresh_copy(params, tmp_path, chunk_days=10)
@@ -272,6 +276,7 @@ def test_a_crash_mid_chunk_leaves_no_partial_chunk(raw_complete, tmp_path, monke
         wh.close()
 
 
+@pytest.mark.slow  # derives the small demo through the CLI
 def test_cli_derive_exit_codes(raw_complete, small_demo, tmp_path):
     def params_file(src, sub, **extra):
         p, wh = fresh_copy(src, tmp_path / sub, **extra)

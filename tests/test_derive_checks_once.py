@@ -59,6 +59,7 @@ def _count_check_reads(wh, monkeypatch) -> list[str]:
     return reads
 
 
+@pytest.mark.slow  # derives the whole small demo
 def test_one_check_read_for_a_stage_of_many_chunks(raw_complete, tmp_path, monkeypatch):
     params, _ = raw_complete
     p, wh = fresh_copy(params, tmp_path, chunk_days=3)
@@ -72,6 +73,7 @@ def test_one_check_read_for_a_stage_of_many_chunks(raw_complete, tmp_path, monke
         wh.close()
 
 
+@pytest.mark.slow  # derives the whole small demo twice
 def test_later_chunks_reading_what_earlier_chunks_write_get_todays_verdicts(raw_complete, tmp_path, both_verdicts):
     """From the holes, date by date: each chunk's window holds dates the chunks before it derive
     (absent when the stage read), and a produced table's old failed run on such a date is
@@ -96,6 +98,7 @@ def test_later_chunks_reading_what_earlier_chunks_write_get_todays_verdicts(raw_
         wh.close()
 
 
+@pytest.mark.slow  # derives the small demo
 @pytest.mark.parametrize("case", ["failed raw load", "raw gap on the chunk", "gap the run does not fill"])
 def test_a_blocked_chunk_is_blocked_as_today(raw_complete, small_demo, derived, tmp_path, both_verdicts, case):
     dates = None

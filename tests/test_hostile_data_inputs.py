@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from runbook_helpers import copy_demo
@@ -21,6 +22,7 @@ def _tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_a_date_range_without_games_is_refused_before_validate(small_demo, tmp_path):
     params, params_file = copy_demo(small_demo[0], tmp_path, start_date="2019-01-01", end_date="2019-02-01")
     before = _tree(tmp_path)
@@ -51,6 +53,7 @@ def _with_waivers(params_file: Path, waivers: list[dict]) -> Path:
     return params_file
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_a_waiver_for_a_game_in_no_schedule_warns(small_demo, tmp_path):
     params, params_file = copy_demo(small_demo[0], tmp_path)
     _with_waivers(params_file, [{"source": "bdl_player_boxscores", "games": ["0029999999"], **WAIVER}])

@@ -127,6 +127,7 @@ def test_a_bad_webhook_url_in_the_environment_exits_2_before_any_archive(tmp_pat
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.slow  # runs the stage notebooks on the small demo
 def test_a_bad_webhook_url_found_only_at_the_end_keeps_the_runs_exit_code(small_demo, tmp_path, monkeypatch):
     """``run_runbook`` called from Python checks no environment up front: the bad URL is met when the blocked
     run notifies, is logged and recorded, and the run still exits 3."""
@@ -225,6 +226,7 @@ def test_a_run_name_outside_the_rule_exits_2(tmp_path, run_name):
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.slow  # runs the stage notebooks on the small demo
 def test_archive_names_and_paths_are_printed_with_control_characters_escaped(small_demo, tmp_path):
     params, params_file = copy_demo(small_demo[0], tmp_path, start_date=FIRST_HOLE, end_date=FIRST_HOLE,
                                     stages=["gate"])

@@ -306,6 +306,7 @@ def test_corpus_has_at_least_twenty_five_kinds():
     assert len({c[0] for c in CASES}) == len(CASES)
 
 
+@pytest.mark.slow  # one reload of the whole small demo (the corpus)
 @pytest.mark.parametrize("name,source,mutate,stage,words", CASES, ids=[c[0] for c in CASES])
 def test_bad_file_fails_with_a_clear_reason_and_leaves_no_partial_date(corpus, name, source, mutate, stage, words):
     placed_source, day = corpus["placed"][name]
@@ -330,6 +331,7 @@ def test_bad_file_fails_with_a_clear_reason_and_leaves_no_partial_date(corpus, n
     assert all(p.blocking == (source != PROPS) for p in found)
 
 
+@pytest.mark.slow  # one reload of the whole small demo (the corpus)
 def test_unexpected_extra_files_are_failures_the_gate_blocks_on(corpus):
     result, gate = corpus["result"], corpus["gate"]
     for name, words in (("extra_dated_file", "the schedule has no completed games"),
@@ -340,6 +342,7 @@ def test_unexpected_extra_files_are_failures_the_gate_blocks_on(corpus):
         assert any(p.check == "no unexpected files" and p.blocking and words in p.detail for p in gate.problems), name
 
 
+@pytest.mark.slow  # one reload of the whole small demo (the corpus)
 def test_every_other_date_loaded(corpus):
     result = corpus["result"]
     bad = set(corpus["placed"].values())
@@ -356,6 +359,7 @@ def test_every_other_date_loaded(corpus):
             assert corpus["after"].get((s, d), 0) > 0, (s, d)
 
 
+@pytest.mark.slow  # one reload of the whole small demo (the corpus)
 def test_gate_blocks_with_the_retry_command(corpus):
     gate, archive = corpus["gate"], corpus["archive"]
     record = corpus["gate_archive"].stage_record("gate")

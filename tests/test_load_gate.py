@@ -55,6 +55,7 @@ def truth_checksums(small_demo, tmp_path_factory):
     return sums
 
 
+@pytest.mark.slow  # loads the whole small demo
 def test_load_closes_every_hole_retries_the_transient_fault_and_the_gate_passes(demo_copy, truth_checksums):
     params, built = demo_copy
     before = _missing(params)
@@ -118,6 +119,7 @@ def test_loading_twice_leaves_identical_tables(demo_copy):
     assert _checksums(params) == first
 
 
+@pytest.mark.slow  # loads the whole small demo
 def test_retry_failed_reruns_only_the_failed_dates(demo_copy):
     params, built = demo_copy
     day = built.holes.raw_missing[GAMEBOOK][0]
@@ -148,6 +150,7 @@ def test_retry_failed_reruns_only_the_failed_dates(demo_copy):
         run_load(params.model_copy(update={"retry_failed": "no-such-run"}), progress=False)
 
 
+@pytest.mark.slow  # loads the whole small demo
 def test_waived_dates_pass_the_gate_and_are_exposed(demo_copy, tmp_path):
     params, built = demo_copy
     day = built.holes.raw_missing[BOXSCORES][-1]
@@ -190,6 +193,7 @@ def test_override_needs_a_reason_and_is_recorded(demo_copy):
     assert record["status"] == "overridden" and "re-scraped tonight" in record["override_reason"]
 
 
+@pytest.mark.slow  # loads the whole small demo
 def test_props_are_reported_but_only_block_when_required(demo_copy):
     params, built = demo_copy
     day = built.holes.raw_missing[PROPS][-1]
@@ -231,6 +235,7 @@ def test_gs_bucket_without_gcsfs_names_the_extra():
         Bucket("gs://some-bucket/phase1").exists("x")
 
 
+@pytest.mark.slow  # loads the whole small demo
 def test_cli_load_and_gate_exit_codes(demo_copy, tmp_path):
     from nbcore.cli import main
 

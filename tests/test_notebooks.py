@@ -80,6 +80,7 @@ def test_a_params_file_injects_no_unknown_parameter(params_file, tmp_path, caplo
     assert not [r.getMessage() for r in caplog.records if "unknown parameter" in r.getMessage()]
 
 
+@pytest.mark.slow  # a papermill subprocess
 def test_papermill_cli_with_the_demo_params_file_does_not_warn(tmp_path):
     out = subprocess.run([str(BIN / "papermill"), "--prepare-only", "notebooks/03_derive.ipynb", str(tmp_path / "o.ipynb"),
                           "-f", "params/demo.yaml", "-p", "start_date", "2023-04-15"],
@@ -88,6 +89,7 @@ def test_papermill_cli_with_the_demo_params_file_does_not_warn(tmp_path):
     assert "unknown parameter" not in out.stderr and "Passed unknown" not in out.stderr
 
 
+@pytest.mark.slow  # a papermill subprocess
 def test_help_notebook_lists_the_run_parameters():
     out = subprocess.run([str(BIN / "papermill"), "--help-notebook", "notebooks/05_grade.ipynb"],
                          cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True, timeout=120)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from nbcore.lock import lock_path
@@ -30,6 +31,7 @@ def _cli(*args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # `runbook run` and `gate` subprocesses on the small demo
 def test_a_symlink_or_hard_link_to_a_locked_warehouse_is_refused(small_demo, tmp_path):
     params, params_file = copy_demo(small_demo[0], tmp_path / "real", stages=["validate", "load", "gate"])
     other = tmp_path / "other"

@@ -31,6 +31,7 @@ BOX = "bdl_player_boxscores"
 
 
 # -- a stage never computes targets of its own --------------------------------------------------
+@pytest.mark.slow  # derives, predicts and grades the small demo
 def test_stages_execute_the_saved_plan_and_choose_no_targets(loaded, tmp_path, monkeypatch):
     """With ``plan.json`` in the archive, derive, predict and grade run its chunks even when every
     function that chooses targets raises: they execute the plan, they do not plan."""
@@ -99,6 +100,7 @@ def test_a_date_waived_during_the_run_is_reported_waived_not_closed(small_demo, 
 
 
 # -- errors keep their exit code through the notebook boundary ---------------------------------------
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 @pytest.mark.parametrize("error, code", [("UsageError", 2), ("WarehouseLockedError", 4), ("StageFailed", 1)])
 def test_an_error_raised_inside_a_stage_exits_with_its_code(tmp_path, error, code):
     nbdir = tmp_path / "notebooks"

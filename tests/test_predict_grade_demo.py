@@ -47,6 +47,7 @@ def backfilled(derived, tmp_path_factory):  # noqa: F811
     return p, built, before, predicted, graded
 
 
+@pytest.mark.slow  # predicts and grades the whole small demo (the module's fixture)
 def test_predict_and_grade_close_every_hole(backfilled):
     params, built, before, predicted, graded = backfilled
     assert predicted.status == "succeeded" and graded.status == "succeeded"
@@ -74,6 +75,7 @@ def test_predict_and_grade_close_every_hole(backfilled):
     assert s["graded"] > 0 and s["voided"] > 0 and set(s["metrics_by_system"]) == set(SYSTEM_IDS)
 
 
+@pytest.mark.slow  # predicts and grades the whole small demo (the module's fixture)
 def test_rerunning_changes_nothing(backfilled, tmp_path):
     params, *_ = backfilled
     p, wh = fresh_copy(params, tmp_path)
@@ -87,6 +89,7 @@ def test_rerunning_changes_nothing(backfilled, tmp_path):
         wh.close()
 
 
+@pytest.mark.slow  # predicts and grades the whole small demo (the module's fixture)
 def test_predictions_for_a_date_ignore_everything_on_and_after_it(backfilled, tmp_path):
     params, built, *_ = backfilled
     day = date(2024, 11, 5)
@@ -113,6 +116,7 @@ def test_predictions_for_a_date_ignore_everything_on_and_after_it(backfilled, tm
         wh.close()
 
 
+@pytest.mark.slow  # predicts and grades the whole small demo (the module's fixture)
 def test_matchup_and_regression_beat_the_moving_average(backfilled):
     params, *_ = backfilled
     wh = DuckDBWarehouse(params.duckdb_path, read_only=True)

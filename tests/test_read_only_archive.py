@@ -46,6 +46,7 @@ def mount(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
+@pytest.mark.slow  # papermill kernels
 def test_archive_remounted_read_only_mid_run_says_read_only(tmp_path, mount):
     archive_dir = mount("archive")
     nbdir = tmp_path / "notebooks"
@@ -64,6 +65,7 @@ def test_archive_remounted_read_only_mid_run_says_read_only(tmp_path, mount):
     assert not (tmp_path / "wh.duckdb.runbook-lock").exists()  # the lock went with the run
 
 
+@pytest.mark.slow  # runs the stage notebooks on the small demo
 def test_duckdb_disk_full_is_not_worded_as_the_archive(small_demo, tmp_path, mount):
     from runbook_helpers import copy_demo
 

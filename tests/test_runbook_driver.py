@@ -45,6 +45,7 @@ def nbdir(tmp_path):
     return d
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_failed_stage_keeps_marker_stops_run_and_notifies(tmp_path, nbdir):
     write_stage_notebook(nbdir / "01_load.ipynb", RECORD + "archive.record_stage('load', {'status': 'succeeded', 'rows_written': {'nba_raw.x': 5}, 'retries': 1})")
     write_stage_notebook(nbdir / "02_gate.ipynb", "raise RuntimeError('bucket unreachable: boom-42')")
@@ -75,6 +76,7 @@ def test_failed_stage_keeps_marker_stops_run_and_notifies(tmp_path, nbdir):
     assert str(hook.server.server_port) in m["notification"]["webhook"] and "hooks" not in m["notification"]["webhook"]
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_blocked_gate_stops_downstream_exit_3(tmp_path, nbdir):
     write_stage_notebook(nbdir / "02_gate.ipynb", RECORD + "archive.record_stage('gate', {'status': 'blocked', 'reason': '3 raw dates missing'})")
     write_stage_notebook(nbdir / "03_derive.ipynb", "open(run_dir + '/derive-ran', 'w').write('x')")
@@ -87,6 +89,7 @@ def test_blocked_gate_stops_downstream_exit_3(tmp_path, nbdir):
     assert (out.run_dir / "summary.md").read_text().startswith(f"# Backfill run `{out.run_id}` — blocked")
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_undeliverable_webhook_is_logged_never_fails(tmp_path, nbdir, caplog):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -99,6 +102,7 @@ def test_undeliverable_webhook_is_logged_never_fails(tmp_path, nbdir, caplog):
     assert any("not delivered" in r.message for r in caplog.records)
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_missing_notebooks_are_skipped(tmp_path, nbdir):
     write_stage_notebook(nbdir / "01_load.ipynb", "x = 1")
     out = run_runbook(_params(tmp_path, ["validate", "load", "report"]), notebooks_dir=nbdir, echo=None)
@@ -107,6 +111,7 @@ def test_missing_notebooks_are_skipped(tmp_path, nbdir):
     assert status == {"validate_before": "skipped", "load": "succeeded", "validate_after": "skipped", "report": "skipped"}
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_resume_continues_without_redoing_finished_stages(tmp_path, nbdir):
     write_stage_notebook(nbdir / "01_load.ipynb", "import pathlib; p = pathlib.Path(run_dir, 'load-count'); "
                                                   "p.write_text(str(int(p.read_text()) + 1) if p.exists() else '1')")
@@ -132,6 +137,7 @@ def test_resume_continues_without_redoing_finished_stages(tmp_path, nbdir):
     assert list(runs.run_id) == [first.run_id] and runs.status.iloc[0] == "succeeded"
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_record_is_read_by_step_name_and_an_earlier_attempts_record_is_set_aside(tmp_path, nbdir):
     flag = tmp_path / "raw-loaded"
     write_stage_notebook(nbdir / "02_gate.ipynb", RECORD + f"""
@@ -157,6 +163,7 @@ else:
     assert json.loads((first.run_dir / "stages" / "gate.json").read_text())["status"] == "passed"
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_resume_refuses_a_folder_that_is_not_a_run_archive(tmp_path, nbdir):
     params = _params(tmp_path, ["gate"])
     (tmp_path / "runs" / "holiday-photos").mkdir(parents=True)
@@ -166,6 +173,7 @@ def test_resume_refuses_a_folder_that_is_not_a_run_archive(tmp_path, nbdir):
         run_runbook(params, run_id="holiday-photos", notebooks_dir=nbdir, echo=None)
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_lock_refuses_second_run_naming_the_holder(tmp_path, nbdir):
     params = _params(tmp_path, ["load"])
     with locks.WarehouseLock(params, "holder-run-1"):
@@ -175,6 +183,7 @@ def test_lock_refuses_second_run_naming_the_holder(tmp_path, nbdir):
     assert not locks.lock_path(params).exists()
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 def test_stale_lock_is_detected_taken_over_and_releasable(tmp_path, nbdir):
     params = _params(tmp_path, ["load"])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -224,6 +233,7 @@ def test_secret_env_reaches_kernel_but_not_the_archive(tmp_path, nbdir):
             assert b"TOPSECRET" not in f.read_bytes(), f
 
 
+@pytest.mark.slow  # papermill kernels (stand-in notebooks)
 @pytest.mark.parametrize("code, status", [("x = 1", "succeeded"), ("raise ValueError('no')", "failed")])
 def test_a_run_prints_no_kernel_noise(tmp_path, nbdir, capfd, code, status):
     """No ipykernel ERROR line (a kernel interrupted at shutdown) and no TCP warning on the

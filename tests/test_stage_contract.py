@@ -43,6 +43,7 @@ def _archives(params: RunParams) -> list[Path]:
     return sorted(d for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
 
 
+@pytest.mark.slow  # loads, derives, predicts and grades a season of the small demo
 def test_stages_run_by_hand_leave_an_interactive_archive_with_typed_records(demo_copy):
     params, _ = demo_copy
     params = params.model_copy(update={"seasons": [2023], "chunk_days": 30, "backfill_mode": True})
@@ -145,6 +146,7 @@ def test_a_record_that_breaks_the_contract_is_a_failure_naming_the_field():
     assert parse_record("gate", {"status": "overridden", "override_reason": "known outage"}).ok
 
 
+@pytest.mark.slow  # loads and derives a season of the small demo, twice
 def test_after_a_failure_the_next_attempt_runs_exactly_what_remains_of_the_plan(demo_copy, monkeypatch):
     """A resume re-runs the stage; the stage's targets are what the warehouse still lacks, so the
     two attempts together rebuild the plan's dates, table for table, and nothing twice."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from nbcore import state
 from nbcore.expected import expected_games
 from nbcore.params import build_params
@@ -26,6 +28,7 @@ def test_one_statement_equals_the_four_reads(small_demo):
         assert stale == state._stale_causes(wh, lo, hi)
 
 
+@pytest.mark.zetasql  # the loopback BigQuery server: every statement analyzed by ZetaSQL
 def test_zetasql_accepts_the_one_statement():
     from bqserver import BigQueryLoopback
 
