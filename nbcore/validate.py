@@ -363,7 +363,7 @@ def _findings_failure(result: ValidateResult, params: RunParams, archive) -> str
     where = f" (details: {archive.file(f'validate_{result.snapshot}.json')})" if archive is not None else ""
     step = f"validate_{result.snapshot}" if result.snapshot else "validate"
     return (f"{step} found {n} {'finding' if n == 1 else 'findings'} that cannot be true and no waiver covers: "
-            f"{result.errors_reason()}. Look with `{runbook_command('status', '--params', params_file)}`{where}; fix the rows "
+            f"{result.errors_reason()}. Look with `{runbook_command('status', '--params', params_file, '--checks')}`{where}; fix the rows "
             f"(or waive a finding with a reason), then resume the run")
 
 

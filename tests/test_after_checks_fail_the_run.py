@@ -90,7 +90,7 @@ def test_duplicate_rows_found_after_the_run_fail_it_and_every_view_lists_them(fu
     assert manifest["status"] == "failed" and manifest["exit_code"] == 1
 
     # the way to look it printed works as printed
-    look = re.search(r"`(runbook status --params [^`]+)`", outcome.reason).group(1)
+    look = re.search(r"`(runbook status --params [^`]+ --checks)`", outcome.reason).group(1)
     res = CliRunner().invoke(main, shlex.split(look)[1:])
     assert res.exit_code == 0 and "duplicate keys" in res.output, res.output
 

@@ -50,7 +50,7 @@ STAGE_PACKAGES = {
                "nbcore.derive.run"},
     "predict": {"nbcore.predict", "nbcore.predict.stage", "nbcore.predict.baseline", "nbcore.predict.calls",
                 "nbcore.predict.ensemble", "nbcore.predict.matchup", "nbcore.predict.regression",
-                "nbcore.predict.inputs", "nbcore.predict.changes", "nbcore.predict.model_cache"},
+                "nbcore.predict.inputs", "nbcore.predict.changes", "nbcore.predict.model_cache", "nbcore.predict.blas"},
     "grade": {"nbcore.grade"},
 }
 STAGE_MODULES = set().union(*STAGE_PACKAGES.values())
