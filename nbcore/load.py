@@ -42,7 +42,7 @@ from .sources import DATED_SOURCES, SCHEDULE, file_path
 from .sources.checks import (FileProblem, ScheduleIndex, check_dated_rules, dated_rules_hold, check_schedule_rules, check_schema, decode, load_json,
                              refuse_oversized)
 from .sources.checks import join_reasons
-from .sources.parse import POSITION_COLUMNS, frame_of, now_utc, parse_columns, parse_document
+from .sources.parse import POSITION_COLUMNS, frame_of, now_utc, parse_columns, parse_document, row_count
 from .warehouse import Warehouse, WarehouseError, open_warehouse
 from .waivers import Waiver, waived
 from .shell import runbook as runbook_command
@@ -106,14 +106,10 @@ def check_file_columns(bucket: Bucket, source: str, day: date, schedule: Schedul
     return cols
 
 
-def _row_count(cols: dict[str, list]) -> int:
-    return len(next(iter(cols.values()))) if cols else 0
-
-
 def _batch_frame(source: str, parts: list[dict[str, list]]) -> pd.DataFrame:
     """One DataFrame of the batch's files (each a dict of columns): the lists joined column by column."""
     columns = list(schema.table(source).columns)
-    parts = [p for p in parts if _row_count(p)]
+    parts = [p for p in parts if row_count(p)]
     return frame_of(source, {c: [v for p in parts for v in p[c]] for c in columns})
 
 
@@ -548,7 +544,7 @@ class _Loader:
     def _mark_loaded(self, batch: list[tuple[Outcome, dict[str, list]]], t0: float, attempt_offset: int = 0) -> None:
         records = []
         for out, rows in batch:
-            n = _row_count(rows)
+            n = row_count(rows)
             out.state, out.rows, out.stage, out.reason = "loaded", n, None, None
             out.attempts += attempt_offset
             records.append(self._history(out.source, out.date, out.attempts, True, n, None, t0))

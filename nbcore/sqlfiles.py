@@ -8,12 +8,11 @@ from the schema instead of written by hand (``GENERATED``: one ``UNION ALL`` bra
 """
 from __future__ import annotations
 
+from . import cachedir
 from .errors import RunbookError
 
 import hashlib
-import os
 import re
-import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,46 +47,10 @@ GENERATED = ("validate/present_games", "derive/present_games")
 _GENERATOR_FILES = ("schema/*.yaml", "schema/__init__.py", "schema/coverage.py")
 
 
-class SqlCache:
-    """Texts kept on disk between processes, one file per key (written whole, then renamed into
-    place, so a reader never sees half a text; a folder that cannot be written is skipped)."""
-
-    def __init__(self, folder: Path | None):
-        self.folder = folder
-
-    @classmethod
-    def default(cls) -> "SqlCache":
-        where = os.environ.get("RUNBOOK_SQL_CACHE", "")
-        if where.lower() in ("off", "0", "none"):
-            return cls(None)
-        if where:
-            return cls(Path(where))
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return cls(Path(base) / "backfill-runbook" / "sql")
-
-    def get(self, key: str) -> str | None:
-        if self.folder is None:
-            return None
-        try:
-            return (self.folder / key).read_text()
-        except OSError:
-            return None
-
-    def put(self, key: str, text: str) -> None:
-        if self.folder is None:
-            return
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"  # one writer per temp file
-            tmp.write_text(text)
-            os.replace(tmp, self.folder / key)
-        except OSError:
-            pass
-
-
 @lru_cache(maxsize=1)
-def _cache() -> SqlCache:
-    return SqlCache.default()
+def _cache() -> Path | None:
+    """Where translations and generated statements are kept (``$RUNBOOK_SQL_CACHE``, ``off``: nowhere)."""
+    return cachedir.folder("RUNBOOK_SQL_CACHE", "sql")
 
 
 def _sha(*parts: str) -> str:
@@ -100,16 +63,11 @@ def _sha(*parts: str) -> str:
 
 @lru_cache(maxsize=1)
 def _sqlglot_version() -> str:
-    """The installed sqlglot's version, read from its ``_version.py`` without importing sqlglot
-    (a translation is only reused by the sqlglot that made it)."""
-    from importlib.util import find_spec
+    """The installed sqlglot's version, from its package metadata (no import of sqlglot): a
+    translation is only reused by the sqlglot that made it."""
+    from importlib.metadata import version
 
-    spec = find_spec("sqlglot")
-    origin = Path(spec.origin) if spec is not None and spec.origin else None
-    try:
-        return (origin.parent / "_version.py").read_text() if origin else "unknown"
-    except OSError:
-        return f"{origin}:{origin.stat().st_mtime_ns}" if origin else "unknown"
+    return version("sqlglot")
 
 
 @lru_cache(maxsize=1)
@@ -126,10 +84,10 @@ def read_sql(name: str) -> str:
     key = name[:-4] if name.endswith(".sql") else name
     if key in GENERATED:
         ckey = "gen-" + _sha(key, _generator_hash(), _sqlglot_version())
-        text = _cache().get(ckey)
+        text = cachedir.read(_cache(), ckey)
         if text is None:
             text = _generated()[key]()
-            _cache().put(ckey, text)
+            cachedir.write(_cache(), ckey, text)
         return text
     return sql_path(name).read_text()
 
@@ -143,12 +101,12 @@ def parameter_names(bigquery_sql: str) -> set[str]:
 @lru_cache(maxsize=512)
 def to_duckdb(bigquery_sql: str) -> str:
     """Translate BigQuery Standard SQL to DuckDB with sqlglot (``@p`` becomes ``$p``); a text
-    translated before, by this sqlglot, is read from the on-disk cache instead (``SqlCache``)."""
+    translated before, by this sqlglot, is read from the on-disk cache instead (``nbcore.cachedir``)."""
     key = "duckdb-" + _sha(bigquery_sql, _sqlglot_version())
-    text = _cache().get(key)
+    text = cachedir.read(_cache(), key)
     if text is None:
         text = _translate(bigquery_sql)
-        _cache().put(key, text)
+        cachedir.write(_cache(), key, text)
     return text
 
 

@@ -32,7 +32,7 @@ CORE = {
     # shared by several stages, no stage logic of their own
     "nbcore.progress", "nbcore.waivers", "nbcore.bucket", "nbcore.sources", "nbcore.sources.checks",
     "nbcore.sources.parse", "nbcore.sources.render", "nbcore.expected", "nbcore.sanity", "nbcore.lock",
-    "nbcore.resolutions", "nbcore.lockfile", "nbcore.shell",
+    "nbcore.resolutions", "nbcore.lockfile", "nbcore.shell", "nbcore.cachedir",
     # one partition state, the targets chosen from it, and the program a stage executes (issue 20)
     "nbcore.state", "nbcore.targets", "nbcore.program", "nbcore.walkforward",
     # the run log and the stop request every stage reads between chunks (issue 22)

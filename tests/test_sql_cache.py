@@ -1,4 +1,4 @@
-"""The on-disk cache of translated and generated SQL (``nbcore.sqlfiles.SqlCache``).
+"""The on-disk cache of translated and generated SQL (``nbcore.sqlfiles``, kept by ``nbcore.cachedir``).
 
 A read-only command (``runbook status``) should not import sqlglot to translate text it translated
 before; the cache must give back exactly what sqlglot gives, and a changed text must never be

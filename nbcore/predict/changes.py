@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import schema
 from ..warehouse import Warehouse
-from ..warehouse.base import WriteCount, conform_frame, value_columns
+from ..warehouse.base import WriteCount, conform_frame, key_strings, replace_rows, value_columns
 
 CURRENT_SQL = "predict/current_rows"
 
@@ -42,7 +42,7 @@ class CurrentRows:
         # the key column stays object dtype: pandas' default string dtype would copy ~800 k keys
         # into Arrow for nothing (only ``np.isin`` and the delete's parameter read them)
         rows = pd.DataFrame({"day": day[order], "sig": signatures(t, old)[order],
-                             "key": pd.Series(_keys(t, old)[order], dtype=object)})
+                             "key": pd.Series(key_strings(t, old)[order], dtype=object)})
         return cls(t.fqn, rows)
 
     @classmethod
@@ -72,29 +72,9 @@ def write_changes(wh: Warehouse, table: str, dates: list[date], frame: pd.DataFr
     new = conform_frame(t, frame)
     new_sig = signatures(t, new)
     old_sig = old["sig"].to_numpy(dtype=np.uint64)
-    is_changed = ~np.isin(new_sig, old_sig)
-    changed = new[is_changed]
+    changed = new[~np.isin(new_sig, old_sig)]
     gone = old[~np.isin(old_sig, new_sig)]
-    return _replace_rows(wh, t, dates, changed, gone["key"].to_numpy(dtype=object), gone["day"].to_numpy())
-
-
-def _replace_rows(wh: Warehouse, t: schema.Table, dates: list[date], changed: pd.DataFrame, gone_keys: np.ndarray,
-                  gone_days: np.ndarray) -> WriteCount:
-    """``base.replace_rows`` (the same statements, the same counts) with the keys and the dates
-    that changed computed on arrays: the generic version spells every changed row's key through a
-    Python list and converts every row's date one by one (seconds when a restatement rewrites
-    ~300 k predictions)."""
-    keys = np.unique(np.concatenate([gone_keys.astype(object), _keys(t, changed)]))
-    if not len(keys):
-        return WriteCount(dates_known=True)
-    key_expr = "CONCAT(" + ", '|', ".join(f"CAST({k} AS STRING)" for k in t.key) + ")"
-    with wh.transaction():
-        wh.replace_range(t.fqn, dates[0], dates[-1], frame=changed, params={"_dates": dates, "_keys": list(keys)},
-                         where=f"{t.date_column} IN UNNEST(@_dates) AND {key_expr} IN UNNEST(@_keys)")
-    days = np.unique(np.concatenate([pd.to_datetime(changed[t.date_column]).to_numpy(dtype="datetime64[ns]"),
-                                     np.asarray(gone_days, dtype="datetime64[ns]")]))
-    return WriteCount(inserted=len(changed), deleted=len(gone_keys),
-                      changed_dates=frozenset(pd.Timestamp(d).date() for d in days), dates_known=True)
+    return replace_rows(wh, t, dates, changed, gone["key"].to_numpy(dtype=object), gone["day"].to_numpy())
 
 
 def rows_on(sorted_days: np.ndarray, dates) -> np.ndarray:
@@ -106,21 +86,6 @@ def rows_on(sorted_days: np.ndarray, dates) -> np.ndarray:
     if not len(want):
         return np.empty(0, dtype=np.intp)
     return np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)])
-
-
-def _keys(t: schema.Table, frame: pd.DataFrame) -> np.ndarray:
-    """``key_strings`` as an object array, built in one vectorised pass (``key_strings`` returns a
-    list, iterating a string column element by element: seconds for a stage's ~800 k rows)."""
-    if frame.empty:
-        return np.empty(0, dtype=object)
-    out = None
-    for k in t.key:
-        col = frame[k]
-        if t.columns[k] == "DATE":
-            col = pd.to_datetime(col).dt.strftime("%Y-%m-%d")
-        col = col.astype(str)
-        out = col if out is None else out + "|" + col
-    return out.to_numpy(dtype=object)
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)

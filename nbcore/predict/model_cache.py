@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -27,18 +26,15 @@ from typing import Optional
 
 import numpy as np
 
+from .. import cachedir
 from . import regression
 
 ENV = "RUNBOOK_MODEL_CACHE"
-DEFAULT_DIR = Path.home() / ".cache" / "backfill-runbook" / "walkforward"
 
 
 def cache_dir() -> Optional[Path]:
     """The cache folder, or None when ``$RUNBOOK_MODEL_CACHE`` is ``off``."""
-    value = os.environ.get(ENV, "").strip()
-    if value.lower() in ("off", "0", "false", "none"):
-        return None
-    return Path(value).expanduser() if value else DEFAULT_DIR
+    return cachedir.folder(ENV, "walkforward")
 
 
 @lru_cache(maxsize=None)
@@ -64,17 +60,17 @@ def digest(refit: date, X: np.ndarray, y: np.ndarray, days: np.ndarray) -> str:
 
 def load(key: str) -> Optional[regression.Model]:
     """The model stored under ``key``, or None (not stored, unreadable, or the cache is off)."""
-    folder = cache_dir()
-    if folder is None:
+    text = cachedir.read(cache_dir(), f"{key}.json")
+    if text is None:
         return None
     try:
-        d = json.loads((folder / f"{key}.json").read_text())
+        d = json.loads(text)
         return regression.Model(
             refit_date=date.fromisoformat(d["refit_date"]), window_start=date.fromisoformat(d["window_start"]),
             window_end=date.fromisoformat(d["window_end"]), n_train=int(d["n_train"]),
             coef=np.array(d["coef"], dtype=float), sigma_coef=np.array(d["sigma_coef"], dtype=float),
             mae_train=float(d["mae_train"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -87,10 +83,4 @@ def store(key: str, model: regression.Model) -> None:
             "window_end": model.window_end.isoformat(), "n_train": model.n_train,
             "coef": [float(v) for v in model.coef], "sigma_coef": [float(v) for v in model.sigma_coef],
             "mae_train": float(model.mae_train)}
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, folder / f"{key}.json")
-    except OSError:
-        return
+    cachedir.write(folder, f"{key}.json", json.dumps(data))

@@ -63,7 +63,7 @@ def _with_file(table: str, data: dict[str, list], source_file: str, loaded_at, p
     """``data`` plus ``source_file`` and ``loaded_at``, as columns in the table's order (and the two
     position columns last when ``positions``)."""
     t = schema.table(table)
-    n = len(next(iter(data.values()))) if data else 0
+    n = row_count(data)
     data = dict(data)
     data["source_file"] = [source_file] * n
     data["loaded_at"] = [loaded_at] * n
@@ -72,6 +72,11 @@ def _with_file(table: str, data: dict[str, list], source_file: str, loaded_at, p
         raise AssertionError(f"parser for {table} does not fill {sorted(missing)}")
     cols = list(t.columns) + (list(POSITION_COLUMNS) if positions else [])
     return {c: data.get(c, [None] * n) for c in cols}
+
+
+def row_count(columns: dict[str, list]) -> int:
+    """How many rows a dict of columns holds."""
+    return len(next(iter(columns.values()))) if columns else 0
 
 
 def frame_of(table: str, columns: dict[str, list]) -> pd.DataFrame:

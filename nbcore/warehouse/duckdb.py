@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from .. import profiling, schema
 from ..sqlfiles import parameter_names, to_duckdb
 from . import duckdb_access
 from .base import (Warehouse, WarehouseError, WriteCount, change_statements, conform_frame, new_rows_select,
-                   row_hash)
+                   distinct_dates, row_hash)
 
 
 class DuckDBWarehouse(Warehouse):
@@ -241,7 +240,7 @@ class DuckDBWarehouse(Warehouse):
                     new = self._run(insert + returning, p, label).fetchnumpy()[t.date_column]
             finally:
                 self._run(f"DROP TABLE IF EXISTS {staged}", None, label)
-        return WriteCount(inserted=len(new), deleted=len(gone), changed_dates=_distinct_dates(gone, new),
+        return WriteCount(inserted=len(new), deleted=len(gone), changed_dates=distinct_dates(gone, new),
                           dates_known=True)
 
     def dml(self, sql, params=None, *, label=""):
@@ -265,16 +264,6 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 self.con.unregister("_incoming")
         return len(data)
-
-
-def _distinct_dates(*columns) -> frozenset:
-    """The distinct dates of DATE columns fetched as numpy arrays: ``np.unique`` first, so only the
-    few distinct values become Python dates (a season-sized write returns ~10^5 rows; converting
-    each row to a date cost more than the write itself)."""
-    values = [np.asarray(c).astype("datetime64[D]") for c in columns if len(c)]
-    if not values:
-        return frozenset()
-    return frozenset(pd.DatetimeIndex(np.unique(np.concatenate(values))).date)
 
 
 def _py(value: Any) -> Any:
